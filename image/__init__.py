@@ -1,0 +1,1 @@
+"""The agent image: Dockerfile, entrypoint and install scripts, shipped as package data."""

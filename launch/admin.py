@@ -1,0 +1,63 @@
+"""The `llm-docker` admin command (argparse): `config`, and more subcommands over time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from launch import __version__
+from launch.argv import Tool
+from launch.config import DEFAULT_SOURCE, ConfigError, default_home, describe_value, load_config, settings
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-docker", description="Admin commands of llm-docker.")
+    parser.add_argument("--version", action="version", version=f"llm-docker {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config = commands.add_parser("config", help="print the effective config and where each value came from")
+    config.add_argument("--json", action="store_true", help="machine-readable output")
+    config.set_defaults(handler=command_config)
+    return parser
+
+
+def command_config(arguments: argparse.Namespace) -> int:
+    home = default_home(os.environ, Path.home())
+    try:
+        loaded = load_config(home, os.environ, Path.home())
+    except ConfigError as error:
+        print(f"llm-docker: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    for warning in loaded.warnings:
+        print(f"llm-docker: warning: {warning}", file=sys.stderr)
+    config = loaded.config
+    rows = []
+    for info in settings():
+        value = describe_value(config, info)
+        if info.key == "LLM_DOCKER_IMAGE" and not value:
+            value = ", ".join(f"{tool.value}: {config.image_for(tool)}" for tool in Tool)
+        rows.append((info.key, value, config.sources.get(info.key, DEFAULT_SOURCE)))
+    rows += [(key, "(set, masked)" if "KEY" in key or "TOKEN" in key or "SECRET" in key else value,
+              config.sources[key]) for key, value in sorted(config.extra.items())]
+    if arguments.json:
+        json.dump({"home": str(home), "settings": [
+            {"key": key, "value": value, "source": source} for key, value, source in rows
+        ]}, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"# LLM_DOCKER_HOME={home}")
+    width = max(len(f"{key}={value}") for key, value, _ in rows)
+    for key, value, source in rows:
+        print(f"{key}={value}".ljust(width) + f"  # {source}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    sys.exit(arguments.handler(arguments))

@@ -1,0 +1,68 @@
+"""The `cld` and `ocd` commands: parse, plan, then print (`--dry-run`) or run.
+
+Exit codes: 0 success (or the tool's own code once running), 2 bad input (flags,
+config, paths) with a one-line message on stderr, 125 Docker failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from launch import __version__
+from launch.argv import HelpRequest, Tool, UsageError, VersionRequest, parse_argv
+from launch.config import ConfigError
+from launch.guards import PathRefused
+from launch.help import help_text
+from launch.plan import LaunchPlan, plan_launch
+
+EXIT_USAGE = 2
+
+
+def run_launcher(tool: Tool, argv: Sequence[str], *, environ: Mapping[str, str] | None = None,
+                 stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        parsed = parse_argv(tool, argv)
+    except UsageError as error:
+        print(f"{tool.launcher}: {error}", file=stderr)
+        return EXIT_USAGE
+    if isinstance(parsed, HelpRequest):
+        stdout.write(help_text(tool))
+        return 0
+    if isinstance(parsed, VersionRequest):
+        print(f"{tool.launcher} (llm-docker) {__version__}", file=stdout)
+        return 0
+    try:
+        plan = plan_launch(parsed, environ=environ, cwd=Path.cwd(), user_home=Path.home())
+    except (ConfigError, PathRefused, ValueError) as error:
+        print(f"{tool.launcher}: {error}", file=stderr)
+        return EXIT_USAGE
+    for warning in plan.warnings:
+        print(f"{tool.launcher}: warning: {warning}", file=stderr)
+    if parsed.dry_run:
+        _print_dry_run(plan, stdout)
+        return 0
+    from supervisor.launcher import run_plan  # imported late: -h and --dry-run stay light
+
+    return run_plan(plan)
+
+
+def _print_dry_run(plan: LaunchPlan, stdout: TextIO) -> None:
+    objects = [spec.as_json_object() for spec in plan.specs]
+    json.dump(objects[0] if len(objects) == 1 else objects, stdout, indent=2)
+    stdout.write("\n")
+
+
+def cld_main() -> None:
+    sys.exit(run_launcher(Tool.CLAUDE, sys.argv[1:]))
+
+
+def ocd_main() -> None:
+    sys.exit(run_launcher(Tool.OPENCODE, sys.argv[1:]))

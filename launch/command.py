@@ -1,0 +1,104 @@
+"""The container's `Cmd`: the tool, its session flags, the boot prompt and the passthrough.
+
+All launch logic lives on the host; the image's entrypoint only prepares the environment
+and `exec`s this command, so any image with the tool on PATH can run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from launch.argv import LaunchRequest, TmuxMode, Tool
+
+CLAUDE_MD_PROMPT = "Read ./CLAUDE.md in full and follow its BOOT steps before anything else."
+TMUX_SESSION = "llm-docker"
+TMUX_HELPER = "llm-docker-tmux"
+CODEMAN_PORT = 3000
+DEFAULT_TEAM_SIZE = 4
+
+#: Passthrough flags that choose a session or a one-shot mode: with them the launcher adds
+#: no session flag and no boot prompt of its own.
+_SESSION_FLAGS = {
+    Tool.CLAUDE: {"-c", "--continue", "-r", "--resume", "--session-id", "-p", "--print", "--fork-session"},
+    Tool.OPENCODE: {"-c", "--continue", "-s", "--session", "--prompt"},
+}
+
+
+class SessionKind(enum.Enum):
+    FRESH = "fresh"
+    CONTINUE = "continue"
+    RESUME = "resume"
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionChoice:
+    """Which conversation the tool opens; `session_id` is set for RESUME (and for a fresh
+    Claude session, whose UUID the host mints so the slot can record it up front)."""
+
+    kind: SessionKind
+    session_id: str | None = None
+
+
+def session_from_request(request: LaunchRequest, new_session_id: str) -> SessionChoice:
+    """The session a request asks for, before any slot lookup."""
+    if request.resume_id is not None:
+        return SessionChoice(SessionKind.RESUME, request.resume_id)
+    if request.continue_session:
+        return SessionChoice(SessionKind.CONTINUE)
+    return SessionChoice(SessionKind.FRESH, new_session_id if request.tool is Tool.CLAUDE else None)
+
+
+def tool_command(request: LaunchRequest, session: SessionChoice, *, danger: bool,
+                 boot_prompt: str | None) -> list[str]:
+    """The argv of the tool itself (`claude ...` / `opencode ...`)."""
+    tool = request.tool
+    user_chooses_session = any(arg.split("=", 1)[0] in _SESSION_FLAGS[tool] for arg in request.passthrough)
+    argv = [tool.value]
+    if tool is Tool.CLAUDE and danger:
+        argv.append("--dangerously-skip-permissions")
+    if not user_chooses_session:
+        argv += _session_flags(tool, session)
+        if session.kind is SessionKind.FRESH and boot_prompt:
+            argv += [boot_prompt] if tool is Tool.CLAUDE else ["--prompt", boot_prompt]
+    argv += request.passthrough
+    return argv
+
+
+def _session_flags(tool: Tool, session: SessionChoice) -> list[str]:
+    if session.kind is SessionKind.RESUME:
+        assert session.session_id is not None
+        return ["--resume" if tool is Tool.CLAUDE else "--session", session.session_id]
+    if session.kind is SessionKind.CONTINUE:
+        return ["--continue"]
+    if tool is Tool.CLAUDE and session.session_id is not None:
+        return ["--session-id", session.session_id]
+    return []
+
+
+def boot_prompt_for(boot_file_text: str | None, has_claude_md: bool) -> str | None:
+    """BOOT.md verbatim, else a pointer to CLAUDE.md, else nothing."""
+    if boot_file_text:
+        return boot_file_text
+    return CLAUDE_MD_PROMPT if has_claude_md else None
+
+
+def container_command(request: LaunchRequest, tool_argv: list[str]) -> list[str]:
+    """Wrap the tool argv for the requested tmux mode.
+
+    Recon and Codeman are dashboards that start agents themselves, so they get no tool
+    argv (upstream handed them Claude's flags, bug B22).
+    """
+    mode = request.tmux
+    if mode is TmuxMode.NONE:
+        return tool_argv
+    if mode is TmuxMode.PLAIN:
+        return ["tmux", "new-session", "-A", "-s", TMUX_SESSION, *tool_argv]
+    if mode is TmuxMode.TEAM:
+        size = request.team_size or DEFAULT_TEAM_SIZE
+        return [TMUX_HELPER, "team", "--size", str(size), "--", *tool_argv]
+    if mode is TmuxMode.CLAUDE_TMUX:
+        return [TMUX_HELPER, "claude-tmux", "--", *tool_argv]
+    if mode is TmuxMode.RECON:
+        return [TMUX_HELPER, "recon"]
+    return [TMUX_HELPER, "codeman", "--port", str(CODEMAN_PORT)]

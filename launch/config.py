@@ -1,0 +1,251 @@
+"""The typed configuration: every setting, its default, and where its value came from.
+
+Settings and secrets live in `$LLM_DOCKER_HOME` (default `~/.llm-docker`):
+`llm-docker.conf` for settings and `.env` for secrets, both in the format of
+`launch.envfile`. Precedence, highest first: the process environment, `.env`,
+`llm-docker.conf`, the built-in defaults below (the upstream defaults).
+
+Every setting is one field of `Config`; its metadata says whether it is a secret (masked
+by `llm-docker config`) and whether it is meant for the container (forwarded as an
+environment variable). Keys in the files that look like agent/provider settings
+(`ANTHROPIC_*`, `CLAUDE_CODE_*`, ...) are kept in `Config.extra` and forwarded too; any
+other unknown key is a warning, never silently used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from launch.argv import Tool
+from launch.envfile import EnvFileError, parse_env_text
+
+CONF_FILE = "llm-docker.conf"
+SECRETS_FILE = ".env"
+DEFAULT_SOURCE = "default"
+ENVIRONMENT_SOURCE = "environment"
+
+#: Keys of this shape are agent/provider settings: accepted in the files and forwarded.
+PROVIDER_KEY = re.compile(r"^(ANTHROPIC_|OPENAI_|ZAI_|CLAUDE_CODE_|OPENCODE_|OPENROUTER_|GEMINI_|GROQ_|MISTRAL_|DEEPSEEK_|XAI_)[A-Z0-9_]*$")
+
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}
+
+
+class ConfigError(ValueError):
+    """An invalid setting; the message names file, line and key."""
+
+
+def _setting(default: object, *, secret: bool = False, container: bool = False,
+             choices: tuple[str, ...] = (), minimum: int | None = None,
+             maximum: int | None = None, doc: str = "") -> typing.Any:
+    return dataclasses.field(default=default, metadata={
+        "secret": secret, "container": container, "choices": choices,
+        "minimum": minimum, "maximum": maximum, "doc": doc,
+    })
+
+
+def _port(default: int, **kwargs: typing.Any) -> typing.Any:
+    return _setting(default, minimum=1, maximum=65535, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Effective settings. Attribute `x_y` is the key `X_Y` in the files and environment."""
+
+    # -- mounts ------------------------------------------------------------------------
+    docker_dir: str = _setting("/root/Projects", doc="Container-side parent for every project mount")
+    workspace_dir: Path | None = _setting(None, doc="Host folder mirrored read-only for all projects; empty = off")
+    # -- sandbox and network -----------------------------------------------------------
+    sandbox_enabled: bool = _setting(True, container=True, doc="Drop all capabilities + no-new-privileges")
+    internet_access: bool = _setting(True, container=True, doc="false = no route out of the container")
+    danger_mode: bool = _setting(True, doc="cld default for --danger/--safe (skip Claude's permission prompts)")
+    forward_env: str = _setting("", doc="Comma-separated extra host variables to forward to the container")
+    # -- container behaviour -----------------------------------------------------------
+    node_env: str = _setting("production", container=True, choices=("production", "development"),
+                             doc="development = verbose, readable logs")
+    exit_to_docker: bool = _setting(False, container=True, doc="Drop to a shell after the tool exits")
+    update_on_start: bool = _setting(False, container=True, doc="Update the agent CLI when the container starts")
+    log_max_kilobytes: int = _setting(1024, minimum=0, doc="Rotate logs/llm-docker.log past this size; 0 = no file log")
+    debug: bool = _setting(False, doc="Stream full build output")
+    llm_docker_image: str = _setting("", doc="Image to run; empty = the tag the image build makes")
+    # -- builder-api -------------------------------------------------------------------
+    builder_api_host: str = _setting("host.docker.internal", container=True, doc="Host name of builder-api as seen from the container")
+    builder_api_port: int = _port(6666, container=True, doc="builder-api port")
+    builder_api_autostart: bool = _setting(False, doc="Start builder-api with every launch (like -a)")
+    # -- ssh ---------------------------------------------------------------------------
+    llm_docker_ssh_enabled: bool = _setting(False, container=True, doc="Run sshd in the container (key-only)")
+    llm_docker_ssh_port: int = _port(22, container=True, doc="Container-side sshd port")
+    llm_docker_ssh_host_port: int = _port(8884, doc="Host port for slot 1 (slot N uses +N-1), bound to 127.0.0.1")
+    # -- Claude Code tuning (forwarded) ------------------------------------------------
+    is_sandbox: str = _setting("1", container=True, doc="Tells Claude Code it runs in a sandbox")
+    claude_code_bubblewrap: str = _setting("1", container=True, doc="Second sandbox hint for Claude Code")
+    claude_code_max_output_tokens: int = _setting(48000, container=True, minimum=1, doc="Upper bound on Claude's output")
+    # -- build-time groups -------------------------------------------------------------
+    install_security: bool = _setting(False, doc="Build: pen-test toolkit")
+    install_ruby: bool = _setting(False, doc="Build: Ruby")
+    install_cpp: bool = _setting(False, doc="Build: make + cmake + gcc")
+    install_llvm_clang: bool = _setting(False, doc="Build: LLVM/Clang toolchain")
+    install_ns: bool = _setting(False, doc="Build: NativeScript CLI")
+    install_media: bool = _setting(False, doc="Build: ffmpeg + sox + yt-dlp")
+    install_quake: bool = _setting(False, doc="Build: SDL2 toolchain for the Quake port")
+    install_browsing: bool = _setting(True, doc="Build: headless Chromium")
+    install_tmux_vanilla: bool = _setting(True, doc="Build: tmux (needed by every -t* flag)")
+    install_tmux_team: bool = _setting(True, doc="Build: team-mode helpers (-tt)")
+    install_tmux_recon: bool = _setting(False, doc="Build: recon dashboard (-tr)")
+    install_tmux_codeman: bool = _setting(False, doc="Build: Codeman web UI (-tc)")
+    install_tmux_claude: bool = _setting(False, doc="Build: claude-tmux popup (-tcl)")
+    # -- secrets (.env) ----------------------------------------------------------------
+    anthropic_api_key: str = _setting("", secret=True, container=True, doc="Anthropic API key (skip if you use /login)")
+    openai_api_key: str = _setting("", secret=True, container=True, doc="OpenAI API key")
+    zai_api_key: str = _setting("", secret=True, container=True, doc="Z.AI API key")
+    builder_api_password: str = _setting("", secret=True, container=True, doc="Shared builder-api password")
+    codeman_username: str = _setting("", container=True, doc="Codeman web UI user name")
+    codeman_password: str = _setting("", secret=True, container=True, doc="Codeman web UI password")
+    llm_docker_ssh_authorized_keys: str = _setting("", secret=True, container=True, doc="SSH public keys, one per line")
+
+    extra: Mapping[str, str] = dataclasses.field(default_factory=dict, metadata={"internal": True})
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, metadata={"internal": True})
+
+    def image_for(self, tool: Tool) -> str:
+        """The image a launch of `tool` runs: `LLM_DOCKER_IMAGE`, else the build's tag."""
+        return self.llm_docker_image or default_image_tag(tool)
+
+    def forwarded_host_variables(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.forward_env.split(",") if name.strip())
+
+
+def default_image_tag(tool: Tool) -> str:
+    """The one image name scheme: `llm-docker-claude:latest` / `llm-docker-opencode:latest`."""
+    return f"llm-docker-{tool.value}:latest"
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingInfo:
+    key: str
+    attribute: str
+    kind: type
+    default: object
+    secret: bool
+    container: bool
+    choices: tuple[str, ...]
+    minimum: int | None
+    maximum: int | None
+    doc: str
+
+
+def settings() -> Iterator[SettingInfo]:
+    """Every setting in declaration order, with its metadata."""
+    hints = typing.get_type_hints(Config)
+    for field in dataclasses.fields(Config):
+        if field.metadata.get("internal"):
+            continue
+        kind = hints[field.name]
+        if kind == Path | None:
+            kind = Path
+        yield SettingInfo(
+            key=field.name.upper(), attribute=field.name, kind=kind, default=field.default,
+            secret=field.metadata["secret"], container=field.metadata["container"],
+            choices=field.metadata["choices"], minimum=field.metadata["minimum"],
+            maximum=field.metadata["maximum"], doc=field.metadata["doc"],
+        )
+
+
+_SETTINGS_BY_KEY = {info.key: info for info in settings()}
+
+
+def default_home(environ: Mapping[str, str], user_home: Path) -> Path:
+    """`$LLM_DOCKER_HOME`, else `~/.llm-docker`."""
+    configured = environ.get("LLM_DOCKER_HOME", "").strip()
+    if configured:
+        return Path(os.path.expanduser(configured)).absolute()
+    return user_home / ".llm-docker"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    warnings: tuple[str, ...]
+
+
+def load_config(home: Path, environ: Mapping[str, str], user_home: Path) -> LoadedConfig:
+    """Read `llm-docker.conf`, then `.env`, then the environment; validate every value.
+
+    Missing files are fine (defaults apply). Raises `ConfigError` on the first invalid
+    value or malformed line; unknown keys become warnings.
+    """
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    warnings: list[str] = []
+    for filename in (CONF_FILE, SECRETS_FILE):
+        path = home / filename
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot read: {error}") from None
+        try:
+            entries = parse_env_text(text, origin=str(path), home=user_home)
+        except EnvFileError as error:
+            raise ConfigError(str(error)) from None
+        for entry in entries:
+            where = f"{path}:{entry.line}"
+            info = _SETTINGS_BY_KEY.get(entry.key)
+            if info is None:
+                if PROVIDER_KEY.match(entry.key):
+                    extra[entry.key] = entry.value
+                    sources[entry.key] = where
+                else:
+                    warnings.append(f"{where}: unknown key {entry.key} (ignored){_suggestion(entry.key)}")
+                continue
+            values[info.attribute] = _convert(info, entry.value, where=f"{where}: {info.key}")
+            sources[info.key] = where
+        if filename == SECRETS_FILE and path.stat().st_mode & 0o077:
+            warnings.append(f"{path} is readable by other users — run: chmod 600 {path}")
+    for key, info in _SETTINGS_BY_KEY.items():
+        if key in environ:
+            values[info.attribute] = _convert(info, environ[key], where=f"environment variable {key}")
+            sources[key] = ENVIRONMENT_SOURCE
+    return LoadedConfig(Config(**values, extra=extra, sources=sources), tuple(warnings))  # type: ignore[arg-type]
+
+
+def _convert(info: SettingInfo, raw: str, *, where: str) -> object:
+    text = raw.strip()
+    if info.kind is bool:
+        if text.lower() not in _BOOLEANS:
+            raise ConfigError(f"{where}: expected true/false/yes/no/on/off/1/0, got '{raw}'")
+        return _BOOLEANS[text.lower()]
+    if info.kind is int:
+        if not re.fullmatch(r"[0-9]+", text):
+            raise ConfigError(f"{where}: expected a whole number, got '{raw}'")
+        number = int(text)
+        if info.minimum is not None and number < info.minimum or info.maximum is not None and number > info.maximum:
+            raise ConfigError(f"{where}: must be between {info.minimum} and {info.maximum}, got {number}")
+        return number
+    if info.kind is Path:
+        return Path(text) if text else None
+    if info.choices and text not in info.choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(info.choices)}, got '{raw}'")
+    return raw
+
+
+def _suggestion(key: str) -> str:
+    close = difflib.get_close_matches(key, _SETTINGS_BY_KEY, n=1, cutoff=0.75)
+    return f" — did you mean {close[0]}?" if close else ""
+
+
+def describe_value(config: Config, info: SettingInfo) -> str:
+    """The value as the files would spell it, secrets masked."""
+    value = getattr(config, info.attribute)
+    if info.secret:
+        return "(set, masked)" if value else ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

@@ -1,0 +1,69 @@
+"""Help text of `cld` and `ocd` (printed without touching Docker or any file)."""
+
+from __future__ import annotations
+
+from launch.argv import MAX_SLOT, Tool
+
+_COMMON = """\
+Usage: {launcher} [DIRECTORY] [N] [FLAGS...] [-- {upper}_ARGS...]
+
+Run {name} in a hardened Docker container, in DIRECTORY (default: the current folder).
+
+Positional:
+  DIRECTORY              project folder to mount (an existing directory)
+  N                      open N slots at once (1..N), each in its own container
+
+Sessions:
+  -c, --continue [ID]    continue the last session here, or resume session ID
+                         (a following existing directory or number is not taken as ID)
+  --slot N               slot 1..{max_slot}: a tagged session that -c --slot N resumes
+
+Windows:
+  -d, --delay SEC        seconds between opening windows (default 0.5)
+
+tmux (mutually exclusive):
+  -t,  --tmux            wrap {name} in tmux inside the container
+  -tt, --tmux-team [N]   team layout: 2, 3 or 4 panes (default 1 lead + 3)
+{tmux_extra}  -tc, --tmux-codeman    Codeman web UI on 127.0.0.1:3000
+
+builder-api:
+  -a, --api [BOOL]       run builder-api with this launch (true/false/yes/no/on/off/1/0)
+  -ab, --api-bg          run builder-api in the background
+{safety}
+Maintenance:
+  --clean                remove containers left behind by dead launchers (never live ones)
+  --build                rebuild the image where its inputs changed (layer cache)
+  --rebuild-force        rebuild the image from scratch (no cache)
+  --dry-run              print the container spec as JSON and exit; touches nothing
+  -h, --help             this help
+  --version              print the version
+
+Everything after -- goes to {name} unchanged, e.g.
+  {launcher} -- {example}
+
+Config: $LLM_DOCKER_HOME/llm-docker.conf and .env (default ~/.llm-docker); see `llm-docker config`.
+"""
+
+_CLD_TMUX = """\
+  -tr, --tmux-recon      recon session dashboard
+  -tcl, --tmux-claude    claude-tmux popup session manager
+"""
+
+_CLD_SAFETY = """
+Permissions:
+  --danger, --dg         skip Claude's permission prompts (default: DANGER_MODE=true)
+  --safe, --no-danger    keep Claude's permission prompts
+"""
+
+
+def help_text(tool: Tool) -> str:
+    claude = tool is Tool.CLAUDE
+    return _COMMON.format(
+        launcher=tool.launcher,
+        upper=tool.value.upper(),
+        name="Claude Code" if claude else "OpenCode",
+        max_slot=MAX_SLOT,
+        tmux_extra=_CLD_TMUX if claude else "",
+        safety=_CLD_SAFETY if claude else "",
+        example="--permission-mode plan" if claude else "--model anthropic/claude-sonnet-4",
+    )

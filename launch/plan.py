@@ -1,0 +1,58 @@
+"""From a parsed request to the container specs of a launch, refusing bad input first.
+
+This is the whole planning stage in order: load the config, guard the folders, gather
+the host facts, build one spec per container. It raises `ConfigError` or `PathRefused`
+before anything has been written or Docker contacted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from launch.argv import LaunchRequest
+from launch.command import session_from_request
+from launch.config import Config, default_home, load_config
+from launch.guards import check_docker_dir, check_host_folder
+from launch.hostfacts import HostFacts, find_git_toplevel, gather_host_facts
+from launch.identity import project_root
+from launch.spec import ContainerSpec, container_spec
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchPlan:
+    request: LaunchRequest
+    config: Config
+    facts: HostFacts
+    specs: tuple[ContainerSpec, ...]
+    warnings: tuple[str, ...]
+
+
+def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path,
+                user_home: Path) -> LaunchPlan:
+    """Plan every container of a launch (one, or one per window/slot)."""
+    state_home = default_home(environ, user_home)
+    loaded = load_config(state_home, environ, user_home)
+    config = loaded.config
+    workspace = None
+    if config.workspace_dir is not None:
+        workspace = check_host_folder(config.workspace_dir, role="WORKSPACE_DIR",
+                                      user_home=user_home, state_home=state_home)
+    check_docker_dir(config.docker_dir)
+    launch_dir = (cwd / (request.directory or ".")).resolve()
+    root = project_root(launch_dir, workspace, find_git_toplevel(launch_dir))
+    check_host_folder(root, role="project folder", user_home=user_home, state_home=state_home)
+    facts = gather_host_facts(launch_dir, user_home=user_home, state_home=state_home,
+                              workspace=workspace, environ=environ)
+    if request.windows == 1:
+        specs = (container_spec(request, config, facts),)
+    else:
+        specs = tuple(
+            # Each window is its own slot, with its own freshly minted session id.
+            container_spec(request, config, facts, slot=slot,
+                           session=session_from_request(request, str(uuid.uuid4())))
+            for slot in request.window_slots()
+        )
+    return LaunchPlan(request, config, facts, specs, loaded.warnings)

@@ -1,0 +1,186 @@
+"""The container spec: (request, config, host facts) -> the body of `POST /containers/create`.
+
+A pure function, so `--dry-run` can print exactly what a launch would create and tests
+can check every property of it without Docker. The executor (the supervisor) only adds
+effects: creating the persistence folders, creating and starting the container.
+
+Security properties encoded here:
+
+* the tool runs in the foreground under Docker's init (`Init: true`);
+* sandbox on: every capability dropped, only what an enabled feature needs added back,
+  `no-new-privileges`, a PID limit; never the Docker socket;
+* an explicit environment allow-list (`launch.environment`);
+* read-only binds over the project's protected paths;
+* on Linux the agent runs as the invoking user, so files it creates belong to the user
+  and it can edit the user's files with no capabilities at all;
+* published ports bind to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from launch.argv import LaunchRequest, TmuxMode, Tool
+from launch.command import (
+    CODEMAN_PORT,
+    SessionChoice,
+    boot_prompt_for,
+    container_command,
+    session_from_request,
+    tool_command,
+)
+from launch.config import Config
+from launch.environment import container_environment
+from launch.guards import check_docker_dir
+from launch.hostfacts import HostFacts
+from launch.identity import (
+    CONTAINER_HOME,
+    Mount,
+    ProjectLayout,
+    dotfile_mounts,
+    persistence_mounts,
+    project_layout,
+    protected_mounts,
+)
+
+HOSTNAME = "llm-docker"
+LABEL_PREFIX = "io.llm-docker."
+PIDS_LIMIT = 4096
+OFFLINE_NETWORK = "llm-docker-offline"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    create: dict[str, Any]
+    layout: ProjectLayout
+    mounts: tuple[Mount, ...]
+    session: SessionChoice
+
+    def as_json_object(self) -> dict[str, Any]:
+        """What `--dry-run` prints."""
+        return {"name": self.name, "create": self.create}
+
+
+def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
+                   slot: int | None = None, session: SessionChoice | None = None) -> ContainerSpec:
+    """Build the create body for one container of this launch.
+
+    `slot` overrides the request's slot (the multi-window fan-out gives each container
+    its own); `session` overrides the session the request asks for (the slot store's
+    choice). The folders in `facts` must already have passed the path guards.
+    """
+    tool = request.tool
+    slot = request.slot if slot is None else slot
+    docker_dir = check_docker_dir(config.docker_dir)
+    layout = project_layout(facts.launch_dir, facts.workspace, docker_dir, facts.git_toplevel)
+    mounts = (
+        layout.mounts
+        + protected_mounts(layout, facts.protected)
+        + persistence_mounts(tool, facts.state_home, ssh=config.llm_docker_ssh_enabled)
+        + dotfile_mounts(facts.user_home, facts.dotfiles)
+    )
+    session = session or session_from_request(request, facts.new_session_id)
+    danger = config.danger_mode if request.danger is None else request.danger
+    tool_argv = tool_command(request, session, danger=danger,
+                             boot_prompt=boot_prompt_for(facts.boot_prompt, facts.has_claude_md))
+    ports = _published_ports(request, config, slot)
+    name = container_name(tool, layout.token, slot, facts.launch_id)
+    labels = {
+        LABEL_PREFIX + "tool": tool.value,
+        LABEL_PREFIX + "project": layout.token,
+        LABEL_PREFIX + "project-root": str(layout.root),
+        LABEL_PREFIX + "slot": "" if slot is None else str(slot),
+        LABEL_PREFIX + "launcher-pid": str(facts.launcher_pid),
+        LABEL_PREFIX + "launch-id": facts.launch_id,
+    }
+    own_env = {
+        "HOME": CONTAINER_HOME,
+        "TOOL": tool.value,
+        "LLM_DOCKER_TOOL": tool.value,
+        "LLM_DOCKER_PROJECT": layout.token,
+        "LLM_DOCKER_LAUNCH_ID": facts.launch_id,
+        **({"LLM_DOCKER_SLOT": str(slot)} if slot is not None else {}),
+    }
+    env = container_environment(config, facts.environ, own_env)
+    network_mode = _network_mode(config, ports)
+    host_config: dict[str, Any] = {
+        "Init": True,
+        "Mounts": [_engine_mount(m) for m in mounts],
+        "NetworkMode": network_mode,
+        "ExtraHosts": [f"host.docker.internal:{LOOPBACK if network_mode == 'host' else 'host-gateway'}"],
+        "PidsLimit": PIDS_LIMIT,
+        "AutoRemove": False,
+        **_privileges(config),
+    }
+    if ports:
+        host_config["PortBindings"] = {
+            f"{container}/tcp": [{"HostIp": LOOPBACK, "HostPort": str(host)}]
+            for container, host in ports.items()
+        }
+    body: dict[str, Any] = {
+        "Image": config.image_for(tool),
+        "Cmd": container_command(request, tool_argv),
+        "Hostname": HOSTNAME,
+        "WorkingDir": layout.workdir,
+        "User": f"{facts.uid}:{facts.gid}",
+        "Env": [f"{key}={value}" for key, value in sorted(env.items())],
+        "Labels": labels,
+        "Tty": facts.stdin_tty,
+        "OpenStdin": True,
+        "StdinOnce": True,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "HostConfig": host_config,
+    }
+    if ports:
+        body["ExposedPorts"] = {f"{container}/tcp": {} for container in ports}
+    return ContainerSpec(name=name, create=body, layout=layout, mounts=mounts, session=session)
+
+
+def container_name(tool: Tool, token: str, slot: int | None, launch_id: str) -> str:
+    """`llm-docker-<tool>-<token>[-s<slot>]-<short random>`: unique, readable, and never a
+    recycled PID (upstream's `claude-$$` collided with orphans)."""
+    slot_part = f"-s{slot}" if slot is not None else ""
+    return f"llm-docker-{tool.value}-{token}{slot_part}-{launch_id[:8]}"
+
+
+def _published_ports(request: LaunchRequest, config: Config, slot: int | None) -> dict[int, int]:
+    """Container port -> host port. SSH uses base + slot - 1, as upstream."""
+    ports: dict[int, int] = {}
+    if config.llm_docker_ssh_enabled:
+        host_port = config.llm_docker_ssh_host_port + (slot - 1 if slot else 0)
+        if host_port > 65535:
+            raise ValueError(f"SSH host port {host_port} for slot {slot} is above 65535 — lower LLM_DOCKER_SSH_HOST_PORT")
+        ports[config.llm_docker_ssh_port] = host_port
+    if request.tmux is TmuxMode.CODEMAN:
+        ports[CODEMAN_PORT] = CODEMAN_PORT
+    return ports
+
+
+def _network_mode(config: Config, ports: dict[int, int]) -> str:
+    """Host networking when the internet is allowed and nothing is published (as upstream);
+    bridge when ports are published; a network with no route out when offline."""
+    if not config.internet_access:
+        return OFFLINE_NETWORK
+    return "bridge" if ports else "host"
+
+
+def _privileges(config: Config) -> dict[str, Any]:
+    if not config.sandbox_enabled:
+        # Debugging mode: Docker's default capability set plus ptrace for gdb/strace.
+        return {"CapAdd": ["SYS_PTRACE"]}
+    needed = []
+    if config.llm_docker_ssh_enabled:
+        needed += ["SETUID", "SETGID", "SYS_CHROOT"]
+        if config.llm_docker_ssh_port < 1024:
+            needed.append("NET_BIND_SERVICE")
+    return {"CapDrop": ["ALL"], "CapAdd": needed, "SecurityOpt": ["no-new-privileges:true"]}
+
+
+def _engine_mount(mount: Mount) -> dict[str, Any]:
+    return {"Type": "bind", "Source": str(mount.source), "Target": mount.target,
+            "ReadOnly": mount.read_only}

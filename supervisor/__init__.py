@@ -1,0 +1,1 @@
+"""The async supervisor: runs a launch plan's containers and guarantees cleanup."""

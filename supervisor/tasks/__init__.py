@@ -1,0 +1,1 @@
+"""Cooperating tasks of one supervisor run, one module each."""

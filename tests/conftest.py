@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiodocker
+import pytest
+
+from tests.images import ensure_test_images
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Backend-neutral code is tested on both backends; Docker tests override this."""
+    return request.param
+
+
+@pytest.fixture
+def user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throw-away $HOME (and with it ~/.llm-docker) for tests that plan launches."""
+    home = tmp_path / "home" / "tester"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("LLM_DOCKER_HOME", raising=False)
+    return home
+
+
+@pytest.fixture
+def state_home(user_home: Path) -> Path:
+    return user_home / ".llm-docker"
+
+
+@pytest.fixture
+def project(user_home: Path) -> Path:
+    folder = user_home / "Projects" / "app"
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def in_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(project)
+    yield project
+
+
+@pytest.fixture
+async def docker() -> AsyncIterator[aiodocker.Docker]:
+    """The real Docker engine. Absent engine = loud failure, never a skip."""
+    client = aiodocker.Docker()
+    try:
+        await client.version()
+    except Exception as error:  # noqa: BLE001 - any failure to reach the engine is fatal here
+        await client.close()
+        pytest.fail(f"the Docker engine is not reachable ({error}); start dockerd — these tests never skip",
+                    pytrace=False)
+    await ensure_test_images(client)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """The process environment with llm-docker's own variables removed, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_DOCKER_")}
+    env.update(extra)
+    return env

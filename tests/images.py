@@ -1,0 +1,86 @@
+"""The small test images, built locally through the Engine API (there is no registry).
+
+`llm-docker-test-busybox:latest` is `FROM scratch` + Debian's `busybox-static`, with
+test doubles for `claude` and `opencode` that print their argv (one `ARG:` line each) and
+then run `./.llm-docker-probe.sh` from the workdir when the test put one there.
+
+Run `python -m tests.images` to build them ahead of the tests (CI does).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import aiodocker
+import anyio
+
+BUSYBOX_IMAGE = "llm-docker-test-busybox:latest"
+BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
+
+_DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY tool-double /usr/local/bin/claude
+COPY tool-double /usr/local/bin/opencode
+RUN mkdir -p /root /tmp && chmod 1777 /tmp && chmod 755 /root
+ENV PATH=/usr/local/bin:/bin
+"""
+
+_TOOL_DOUBLE = """\
+#!/bin/sh
+# Test double for claude/opencode: print argv, then run the test's probe if any.
+for arg in "$@"; do echo "ARG:$arg"; done
+if [ -f ./.llm-docker-probe.sh ]; then exec sh ./.llm-docker-probe.sh; fi
+"""
+
+
+def find_busybox() -> Path:
+    for candidate in BUSYBOX_CANDIDATES:
+        if candidate.is_file():
+            return candidate
+    found = shutil.which("busybox")
+    if found:
+        return Path(found)
+    raise RuntimeError("busybox not found — install Debian's busybox-static")
+
+
+def _context() -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        def add(name: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            archive.addfile(info, io.BytesIO(data))
+
+        add("Dockerfile", _DOCKERFILE.encode())
+        add("busybox", find_busybox().read_bytes(), 0o755)
+        add("tool-double", _TOOL_DOUBLE.encode(), 0o755)
+    buffer.seek(0)
+    return buffer
+
+
+async def ensure_test_images(docker: aiodocker.Docker, *, rebuild: bool = False) -> None:
+    """Build the test images unless they already exist."""
+    if not rebuild:
+        try:
+            await docker.images.inspect(BUSYBOX_IMAGE)
+            return
+        except aiodocker.DockerError:
+            pass
+    await docker.images.build(fileobj=_context(), encoding="identity", tag=BUSYBOX_IMAGE, rm=True, forcerm=True)
+    await docker.images.inspect(BUSYBOX_IMAGE)
+
+
+async def _main() -> None:
+    async with aiodocker.Docker() as docker:
+        await ensure_test_images(docker, rebuild=True)
+    print(f"built {BUSYBOX_IMAGE}")
+
+
+if __name__ == "__main__":
+    anyio.run(_main)
