@@ -24,6 +24,7 @@ from pathlib import Path
 
 from launch.argv import Tool
 from launch.envfile import EnvFileError, parse_env_text
+from launch.envnames import forwardable
 
 CONF_FILE = "llm-docker.conf"
 SECRETS_FILE = ".env"
@@ -213,6 +214,7 @@ def load_config(home: Path, environ: Mapping[str, str], user_home: Path) -> Load
         if key in environ:
             values[info.attribute] = _convert(info, environ[key], where=f"environment variable {key}")
             sources[key] = ENVIRONMENT_SOURCE
+    _check_forward_env(str(values.get("forward_env", "")), where=sources.get("FORWARD_ENV", ""))
     return LoadedConfig(Config(**values, extra=extra, sources=sources), tuple(warnings))  # type: ignore[arg-type]
 
 
@@ -234,6 +236,12 @@ def _convert(info: SettingInfo, raw: str, *, where: str) -> object:
     if info.choices and text not in info.choices:
         raise ConfigError(f"{where}: expected one of {', '.join(info.choices)}, got '{raw}'")
     return raw
+
+
+def _check_forward_env(names: str, *, where: str) -> None:
+    for name in (n.strip() for n in names.split(",")):
+        if name and not forwardable(name):
+            raise ConfigError(f"{where}: FORWARD_ENV: {name} may never be forwarded to the container")
 
 
 def _suggestion(key: str) -> str:

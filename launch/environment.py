@@ -14,29 +14,13 @@ bug B21). Here the container gets only:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from launch.config import PROVIDER_KEY, Config, describe_value, settings
+from launch.envnames import forwardable
 
 TERMINAL_VARIABLES = ("TERM", "COLORTERM", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "NO_COLOR", "FORCE_COLOR")
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
-_NEVER_FORWARDED = re.compile(
-    r"^(TMUX.*|PATH|HOME|USER|LOGNAME|SHELL|PWD|OLDPWD|SHLVL|HOSTNAME|TMPDIR|LD_.+|DYLD_.+|"
-    r"DOCKER_HOST|SSH_AUTH_SOCK|LLM_DOCKER_.+)$"
-)
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def never_forwarded(name: str) -> bool:
-    """True for variables that must never cross into the container."""
-    return bool(_NEVER_FORWARDED.match(name))
-
-
-def forwardable(name: str) -> bool:
-    return bool(_NAME.match(name)) and not never_forwarded(name)
-
-
 def host_variables_for_container(config: Config, host_environ: Mapping[str, str]) -> dict[str, str]:
     """The allow-listed subset of the host environment."""
     chosen = {}

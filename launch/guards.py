@@ -10,6 +10,7 @@ Each refusal is one line that says what is wrong and what to do instead.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,13 +52,13 @@ def check_host_folder(path: Path, *, role: str, user_home: Path, state_home: Pat
     resolved = path.resolve()
     home = user_home.resolve()
     hint = f"launch from (or set it to) a project folder such as {home}/Projects/app"
-    shown = f"'{path}'" if str(path).rstrip("/") == str(resolved) else f"'{path}' (= {resolved})"
+    shown = f"'{path}'" if Path(os.path.normpath(path)) == resolved else f"'{path}' (= {resolved})"
     if resolved == home:
         raise PathRefused(f"{role} {shown} is your home directory — {hint}")
-    if home.is_relative_to(resolved):
-        raise PathRefused(f"{role} {shown} contains your home directory — {hint}")
     if str(resolved) in _resolved_all(HOST_SYSTEM_ROOTS):
         raise PathRefused(f"{role} {shown} is a system folder — {hint}")
+    if home.is_relative_to(resolved):
+        raise PathRefused(f"{role} {shown} contains your home directory — {hint}")
     if len(resolved.parts) - 1 < MIN_SEGMENTS:
         raise PathRefused(
             f"{role} {shown} is too shallow (fewer than {MIN_SEGMENTS} path segments) — {hint}"
