@@ -188,3 +188,9 @@ def test_config_command_json_and_errors(tmp_path: Path) -> None:
     result = run_admin(tmp_path, "config")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "SANDBOX_ENABLED" in result.stderr
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [info.key for info in settings() if f"| `{info.key}` |" not in readme]
+    assert missing == []
