@@ -1,8 +1,9 @@
 """The small test images, built locally through the Engine API (there is no registry).
 
-`llm-docker-test-busybox:latest` is `FROM scratch` + Debian's `busybox-static`, with
-test doubles for `claude` and `opencode` that print their argv (one `ARG:` line each) and
-then run `./.llm-docker-probe.sh` from the workdir when the test put one there.
+`llm-docker-test-busybox:latest` is `FROM scratch` + Debian's `busybox-static`, with the
+fake agent of `tests/fake_agent.c` (compiled statically against Debian's libsqlite3) as
+`claude` and `opencode`: it writes Claude-style session files and an OpenCode-style
+SQLite database, so slot logic is tested against real files.
 
 Run `python -m tests.images` to build them ahead of the tests (CI does).
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import aiodocker
@@ -24,18 +27,13 @@ _DOCKERFILE = """\
 FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
-COPY tool-double /usr/local/bin/claude
-COPY tool-double /usr/local/bin/opencode
+COPY fake-agent /usr/local/bin/claude
+COPY fake-agent /usr/local/bin/opencode
 RUN mkdir -p /root /tmp && chmod 1777 /tmp && chmod 755 /root
 ENV PATH=/usr/local/bin:/bin
 """
 
-_TOOL_DOUBLE = """\
-#!/bin/sh
-# Test double for claude/opencode: print argv, then run the test's probe if any.
-for arg in "$@"; do echo "ARG:$arg"; done
-if [ -f ./.llm-docker-probe.sh ]; then exec sh ./.llm-docker-probe.sh; fi
-"""
+FAKE_AGENT_SOURCE = Path(__file__).with_name("fake_agent.c")
 
 
 def find_busybox() -> Path:
@@ -46,6 +44,15 @@ def find_busybox() -> Path:
     if found:
         return Path(found)
     raise RuntimeError("busybox not found — install Debian's busybox-static")
+
+
+def compile_fake_agent() -> bytes:
+    """Build the fake agent as a static binary (needs gcc and libsqlite3-dev)."""
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / "fake-agent"
+        subprocess.run(["gcc", "-O2", "-static", "-o", str(output), str(FAKE_AGENT_SOURCE),
+                        "-lsqlite3", "-lpthread", "-ldl", "-lm"], check=True, capture_output=True)
+        return output.read_bytes()
 
 
 def _context() -> io.BytesIO:
@@ -59,7 +66,7 @@ def _context() -> io.BytesIO:
 
         add("Dockerfile", _DOCKERFILE.encode())
         add("busybox", find_busybox().read_bytes(), 0o755)
-        add("tool-double", _TOOL_DOUBLE.encode(), 0o755)
+        add("fake-agent", compile_fake_agent(), 0o755)
     buffer.seek(0)
     return buffer
 

@@ -105,11 +105,11 @@ async def test_opencode_spec_runs(docker: aiodocker.Docker, project: Path, user_
     state = user_home / ".llm-docker"
     state.mkdir()
     (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
-    request = parse_argv(Tool.OPENCODE, ["--", "--model", "x"], cwd=project)
+    request = parse_argv(Tool.OPENCODE, ["--", "run", "--model", "x"], cwd=project)
     assert isinstance(request, LaunchRequest)
     spec = plan_launch(request, environ=clean_environ(), cwd=project, user_home=user_home).specs[0]
     prepare_state_folders(Tool.OPENCODE, state, ssh=False)
     status, lines = await run_to_completion(docker, spec.name, spec.create)
     assert status == 0
-    assert [line for line in lines if line.startswith("ARG:")] == ["ARG:--model", "ARG:x"]
+    assert [line for line in lines if line.startswith("ARG:")] == ["ARG:run", "ARG:--model", "ARG:x"]
     assert (state / "opencode/.local/share/opencode").stat().st_mode & 0o777 == 0o700
