@@ -37,6 +37,7 @@ class HostFacts:
     boot_prompt: str | None
     has_claude_md: bool
     launcher_pid: int
+    launcher_start: str
     launch_id: str
     new_session_id: str
 
@@ -62,9 +63,27 @@ def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path,
         boot_prompt=_read_boot_prompt(launch_dir / BOOT_FILE),
         has_claude_md=(launch_dir / CLAUDE_FILE).is_file(),
         launcher_pid=os.getpid(),
+        launcher_start=process_start_time(os.getpid()) or "",
         launch_id=launch_id,
         new_session_id=str(uuid.uuid4()),
     )
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot, from /proc), or None if
+    the process is gone. With the pid it identifies a process even after pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_alive(pid: int, start: str) -> bool:
+    """Whether the process that had `pid` and `start` is still running."""
+    current = process_start_time(pid)
+    return current is not None and (not start or current == start)
 
 
 def find_git_toplevel(start: Path) -> Path | None:

@@ -85,6 +85,15 @@ PERSISTENCE: dict[Tool, tuple[PersistencePath, ...]] = {
 }
 SSH_KEYS = PersistencePath("ssh", "/etc/ssh/keys")
 
+#: Per-container folder for the hooks' events file (`runs/<container name>` on the host).
+RUNS_FOLDER = "runs"
+RUN_TARGET = "/run/llm-docker"
+EVENTS_FILE = "events.jsonl"
+
+
+def run_folder(state_home: Path, container_name: str) -> Path:
+    return state_home / RUNS_FOLDER / container_name
+
 
 def project_root(cwd: Path, workspace: Path | None, git_toplevel: Path | None) -> Path:
     """The folder that is mounted read-write for a launch from `cwd` (all paths resolved)."""

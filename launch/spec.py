@@ -19,6 +19,7 @@ Security properties encoded here:
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 from typing import Any
 
 from launch.argv import LaunchRequest, TmuxMode, Tool
@@ -36,12 +37,15 @@ from launch.guards import check_docker_dir
 from launch.hostfacts import HostFacts
 from launch.identity import (
     CONTAINER_HOME,
+    EVENTS_FILE,
+    RUN_TARGET,
     Mount,
     ProjectLayout,
     dotfile_mounts,
     persistence_mounts,
     project_layout,
     protected_mounts,
+    run_folder,
 )
 
 HOSTNAME = "llm-docker"
@@ -88,12 +92,14 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
                              boot_prompt=boot_prompt_for(facts.boot_prompt, facts.has_claude_md))
     ports = _published_ports(request, config, slot)
     name = container_name(tool, layout.token, slot, facts.launch_id)
+    mounts += (Mount(run_folder(facts.state_home, name), RUN_TARGET),)
     labels = {
         LABEL_PREFIX + "tool": tool.value,
         LABEL_PREFIX + "project": layout.token,
         LABEL_PREFIX + "project-root": str(layout.root),
         LABEL_PREFIX + "slot": "" if slot is None else str(slot),
         LABEL_PREFIX + "launcher-pid": str(facts.launcher_pid),
+        LABEL_PREFIX + "launcher-start": facts.launcher_start,
         LABEL_PREFIX + "launch-id": facts.launch_id,
     }
     own_env = {
@@ -102,6 +108,7 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "LLM_DOCKER_TOOL": tool.value,
         "LLM_DOCKER_PROJECT": layout.token,
         "LLM_DOCKER_LAUNCH_ID": facts.launch_id,
+        "LLM_DOCKER_EVENTS": posixpath.join(RUN_TARGET, EVENTS_FILE),
         **({"LLM_DOCKER_SLOT": str(slot)} if slot is not None else {}),
     }
     env = container_environment(config, facts.environ, own_env)

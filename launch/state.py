@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from launch.argv import Tool
-from launch.identity import PERSISTENCE, SSH_KEYS
+from launch.identity import PERSISTENCE, SSH_KEYS, run_folder
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -40,3 +40,16 @@ def _write_new_file(path: Path, text: str) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def prepare_run_folder(state_home: Path, container_name: str) -> Path:
+    """The per-container folder the hooks write their events file into."""
+    folder = run_folder(state_home, container_name)
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    return folder
+
+
+def prepare_for_container(tool: Tool, state_home: Path, container_name: str, *, ssh: bool) -> Path:
+    """Everything under `$LLM_DOCKER_HOME` one container mounts; returns its run folder."""
+    prepare_state_folders(tool, state_home, ssh=ssh)
+    return prepare_run_folder(state_home, container_name)

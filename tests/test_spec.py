@@ -26,7 +26,7 @@ def facts(**changes: object) -> HostFacts:
                  "ANTHROPIC_BASE_URL": "http://127.0.0.1:8080", "LANG": "en_US.UTF-8", "MY_TOOL_VAR": "v",
                  "HTTPS_PROXY": "http://proxy:3128"},
         stdin_tty=True, git_toplevel=None, protected=(), dotfiles=(), boot_prompt=None,
-        has_claude_md=False, launcher_pid=4242, launch_id="abcdef0123456789" * 2, new_session_id=NEW,
+        has_claude_md=False, launcher_pid=4242, launcher_start="777", launch_id="abcdef0123456789" * 2, new_session_id=NEW,
     )
     return dataclasses.replace(base, **changes)
 

@@ -9,7 +9,7 @@ import pytest
 
 from launch.argv import LaunchRequest, Tool, parse_argv
 from launch.plan import plan_launch
-from launch.state import prepare_state_folders
+from launch.state import prepare_for_container
 from tests.conftest import clean_environ
 from tests.images import BUSYBOX_IMAGE
 
@@ -64,7 +64,7 @@ async def test_spec_hardening_from_inside(docker: aiodocker.Docker, project: Pat
     assert isinstance(request, LaunchRequest)
     plan = plan_launch(request, environ=clean_environ(TMUX="/tmp/x,1,0"), cwd=project, user_home=user_home)
     spec = plan.specs[0]
-    prepare_state_folders(Tool.CLAUDE, state, ssh=False)
+    prepare_for_container(Tool.CLAUDE, state, spec.name, ssh=False)
 
     status, lines = await run_to_completion(docker, spec.name, spec.create)
     assert status == 0, lines
@@ -85,6 +85,7 @@ async def test_spec_hardening_from_inside(docker: aiodocker.Docker, project: Pat
     docker_dir = "/root/Projects"
     under_project = {target for target in mounts if target == docker_dir or target.startswith(docker_dir + "/")}
     planned = {m.target for m in spec.mounts if m.target.startswith(docker_dir + "/")}
+    assert "/run/llm-docker" in mounts and "/root/.claude" in mounts
     assert under_project == planned
     assert planned >= {"/root/Projects/app", "/root/Projects/app/.git/hooks", "/root/Projects/app/.git/config"}
     for target in planned - {"/root/Projects/app"}:
@@ -108,7 +109,7 @@ async def test_opencode_spec_runs(docker: aiodocker.Docker, project: Path, user_
     request = parse_argv(Tool.OPENCODE, ["--", "run", "--model", "x"], cwd=project)
     assert isinstance(request, LaunchRequest)
     spec = plan_launch(request, environ=clean_environ(), cwd=project, user_home=user_home).specs[0]
-    prepare_state_folders(Tool.OPENCODE, state, ssh=False)
+    prepare_for_container(Tool.OPENCODE, state, spec.name, ssh=False)
     status, lines = await run_to_completion(docker, spec.name, spec.create)
     assert status == 0
     assert [line for line in lines if line.startswith("ARG:")] == ["ARG:run", "ARG:--model", "ARG:x"]

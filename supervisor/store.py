@@ -1,0 +1,175 @@
+"""The state store: slots, per-terminal sessions, the launch journal and session claims.
+
+One SQLite database (`$LLM_DOCKER_HOME/state.db`, WAL, every write a transaction) replaces
+upstream's global `slot_N.id` files and the lock-free TSV (bugs B13 and race §2.8.3):
+
+* `slots` is keyed by (tool, project, slot), so slots never leak across projects;
+* `terminal_sessions` is keyed by (tool, project, terminal) for `-c` without a slot;
+* `launches` is the journal: a row is written before the container starts and marked
+  finished after the slot is saved, so a launcher killed with SIGKILL leaves enough behind
+  for the guardian, or the next invocation, to finish the save;
+* `claims` gives every discovered session to exactly one launch, so two slots started at
+  once in one folder never take each other's session.
+
+`project` is the resolved host path of the project root (two folders of the same name are
+different projects).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+DATABASE = "state.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS slots (
+    tool TEXT NOT NULL, project TEXT NOT NULL, slot INTEGER NOT NULL,
+    session_id TEXT NOT NULL, workdir TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (tool, project, slot));
+CREATE TABLE IF NOT EXISTS terminal_sessions (
+    tool TEXT NOT NULL, project TEXT NOT NULL, terminal TEXT NOT NULL,
+    session_id TEXT NOT NULL, workdir TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (tool, project, terminal));
+CREATE TABLE IF NOT EXISTS launches (
+    run_id TEXT PRIMARY KEY, tool TEXT NOT NULL, project TEXT NOT NULL, workdir TEXT NOT NULL,
+    slot INTEGER, terminal TEXT NOT NULL, launcher_pid INTEGER NOT NULL, launcher_start TEXT NOT NULL,
+    container TEXT NOT NULL, session_kind TEXT NOT NULL, session_id TEXT,
+    started_at REAL NOT NULL, finished_at REAL);
+CREATE TABLE IF NOT EXISTS claims (
+    tool TEXT NOT NULL, session_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    PRIMARY KEY (tool, session_id));
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """A journal row: one container of one launch."""
+
+    run_id: str
+    tool: str
+    project: str
+    workdir: str
+    slot: int | None
+    terminal: str
+    launcher_pid: int
+    launcher_start: str
+    container: str
+    session_kind: str
+    session_id: str | None
+    started_at: float
+    finished_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedSlot:
+    tool: str
+    project: str
+    slot: int
+    session_id: str
+    workdir: str
+    updated_at: float
+
+
+class StateStore:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, state_home: Path) -> AsyncIterator[StateStore]:
+        state_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        async with aiosqlite.connect(state_home / DATABASE, timeout=30, isolation_level=None) as db:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA busy_timeout=30000")
+            await db.executescript(_SCHEMA)
+            yield cls(db)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        await self._db.execute("COMMIT")
+
+    # -- sessions --------------------------------------------------------------------
+
+    async def slot(self, tool: str, project: str, slot: int) -> SavedSlot | None:
+        async with self._db.execute(
+            "SELECT tool, project, slot, session_id, workdir, updated_at FROM slots "
+            "WHERE tool=? AND project=? AND slot=?", (tool, project, slot)) as cursor:
+            row = await cursor.fetchone()
+        return SavedSlot(*row) if row else None
+
+    async def terminal_session(self, tool: str, project: str, terminal: str) -> str | None:
+        async with self._db.execute(
+            "SELECT session_id FROM terminal_sessions WHERE tool=? AND project=? AND terminal=?",
+            (tool, project, terminal)) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def slots(self) -> list[SavedSlot]:
+        async with self._db.execute(
+            "SELECT tool, project, slot, session_id, workdir, updated_at FROM slots "
+            "ORDER BY tool, project, slot") as cursor:
+            return [SavedSlot(*row) async for row in cursor]
+
+    async def claimed_by_others(self, tool: str, run_id: str, since: float) -> set[str]:
+        """Sessions owned by launches that overlapped this one in time (alive at some point
+        after `since`): what they claimed and what they were started with."""
+        async with self._db.execute(
+            "SELECT c.session_id FROM claims c JOIN launches l ON l.run_id = c.run_id "
+            "WHERE c.tool=? AND c.run_id<>? AND (l.finished_at IS NULL OR l.finished_at >= ?) "
+            "UNION SELECT session_id FROM launches WHERE tool=? AND run_id<>? AND session_id IS NOT NULL "
+            "AND (finished_at IS NULL OR finished_at >= ?)",
+            (tool, run_id, since, tool, run_id, since)) as cursor:
+            return {row[0] async for row in cursor}
+
+    # -- the journal -----------------------------------------------------------------
+
+    async def record_launch(self, launch: Launch) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO launches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                dataclasses.astuple(launch))
+            if launch.session_id is not None and launch.session_kind == "fresh":
+                await db.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)",
+                                 (launch.tool, launch.session_id, launch.run_id))
+
+    async def unfinished_launches(self) -> list[Launch]:
+        async with self._db.execute(
+            "SELECT * FROM launches WHERE finished_at IS NULL ORDER BY started_at") as cursor:
+            return [Launch(*row) async for row in cursor]
+
+    async def launch(self, run_id: str) -> Launch | None:
+        async with self._db.execute("SELECT * FROM launches WHERE run_id=?", (run_id,)) as cursor:
+            row = await cursor.fetchone()
+        return Launch(*row) if row else None
+
+    async def finish_launch(self, launch: Launch, session_id: str | None) -> bool:
+        """Save the launch's session to its slot and terminal, claim it, close the journal
+        row — all in one transaction. Returns False if someone else finished it first."""
+        now = time.time()
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE launches SET finished_at=? WHERE run_id=? AND finished_at IS NULL",
+                (now, launch.run_id))
+            if cursor.rowcount == 0:
+                return False
+            if session_id is None:
+                return True
+            await db.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)",
+                             (launch.tool, session_id, launch.run_id))
+            if launch.slot is not None:
+                await db.execute("INSERT OR REPLACE INTO slots VALUES (?,?,?,?,?,?)",
+                                 (launch.tool, launch.project, launch.slot, session_id, launch.workdir, now))
+            await db.execute("INSERT OR REPLACE INTO terminal_sessions VALUES (?,?,?,?,?,?)",
+                             (launch.tool, launch.project, launch.terminal, session_id, launch.workdir, now))
+        return True
