@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the effective config and where each value came from")
     config.add_argument("--json", action="store_true", help="machine-readable output")
     config.set_defaults(handler=command_config)
+    slots = commands.add_parser("slots", help="list every saved slot (tool, project, slot, session, updated)")
+    slots.add_argument("--json", action="store_true", help="machine-readable output")
+    slots.set_defaults(handler=command_slots)
+    gc = commands.add_parser("gc", help="remove containers of dead launchers and finish their slot saves")
+    gc.set_defaults(handler=command_gc)
     return parser
 
 
@@ -57,7 +62,26 @@ def command_config(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _state_home() -> Path:
+    return default_home(os.environ, Path.home())
+
+
+def command_slots(arguments: argparse.Namespace) -> int:
+    from supervisor.admin import list_slots
+
+    return list_slots(_state_home(), as_json=arguments.json)
+
+
+def command_gc(arguments: argparse.Namespace) -> int:
+    from supervisor.admin import garbage_collect
+
+    return garbage_collect(_state_home())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    sys.exit(arguments.handler(arguments))
+    try:
+        sys.exit(arguments.handler(arguments))
+    except BrokenPipeError:
+        sys.exit(0)

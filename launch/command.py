@@ -17,11 +17,16 @@ TMUX_HELPER = "llm-docker-tmux"
 CODEMAN_PORT = 3000
 DEFAULT_TEAM_SIZE = 4
 
-#: Passthrough flags that choose a session or a one-shot mode: with them the launcher adds
-#: no session flag and no boot prompt of its own.
+#: Passthrough flags that choose a session themselves: the launcher then adds no session
+#: flag and no boot prompt of its own.
 _SESSION_FLAGS = {
-    Tool.CLAUDE: {"-c", "--continue", "-r", "--resume", "--session-id", "-p", "--print", "--fork-session"},
-    Tool.OPENCODE: {"-c", "--continue", "-s", "--session", "--prompt"},
+    Tool.CLAUDE: {"-c", "--continue", "-r", "--resume", "--session-id", "--fork-session"},
+    Tool.OPENCODE: {"-c", "--continue", "-s", "--session"},
+}
+#: Passthrough flags that bring their own prompt (one-shot modes): no boot prompt.
+_PROMPT_FLAGS = {
+    Tool.CLAUDE: {"-p", "--print"},
+    Tool.OPENCODE: {"--prompt"},
 }
 
 
@@ -53,13 +58,17 @@ def tool_command(request: LaunchRequest, session: SessionChoice, *, danger: bool
                  boot_prompt: str | None) -> list[str]:
     """The argv of the tool itself (`claude ...` / `opencode ...`)."""
     tool = request.tool
-    user_chooses_session = any(arg.split("=", 1)[0] in _SESSION_FLAGS[tool] for arg in request.passthrough)
+    given = {arg.split("=", 1)[0] for arg in request.passthrough}
+    user_chooses_session = bool(given & _SESSION_FLAGS[tool])
+    # a leading word is an OpenCode subcommand (`run "msg"`) and carries its own prompt
+    brings_prompt = bool(given & _PROMPT_FLAGS[tool]) or (
+        tool is Tool.OPENCODE and bool(request.passthrough) and not request.passthrough[0].startswith("-"))
     argv = [tool.value]
     if tool is Tool.CLAUDE and danger:
         argv.append("--dangerously-skip-permissions")
     if not user_chooses_session:
         argv += _session_flags(tool, session)
-        if session.kind is SessionKind.FRESH and boot_prompt:
+        if session.kind is SessionKind.FRESH and boot_prompt and not brings_prompt:
             argv += [boot_prompt] if tool is Tool.CLAUDE else ["--prompt", boot_prompt]
     argv += request.passthrough
     return argv

@@ -1,14 +1,13 @@
-"""Execute a launch plan (the supervisor proper arrives with issue #3)."""
+"""Run a launch plan: the synchronous entry point of `cld` / `ocd` into the supervisor."""
 
 from __future__ import annotations
 
-import sys
+import anyio
 
 from launch.plan import LaunchPlan
+from supervisor.supervise import supervise
 
 
 def run_plan(plan: LaunchPlan) -> int:
-    launcher = plan.request.tool.launcher
-    print(f"{launcher}: running containers is not available in this build yet — "
-          f"use {launcher} --dry-run to see the container spec", file=sys.stderr)
-    return 1
+    """Supervise the plan's containers on the asyncio backend (aiodocker needs it)."""
+    return anyio.run(supervise, plan, backend="asyncio")

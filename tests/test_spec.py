@@ -79,6 +79,8 @@ def test_opencode_cmd() -> None:
     assert spec(Tool.OPENCODE, "-c")["Cmd"] == ["opencode", "--continue"]
     assert spec(Tool.OPENCODE, "-c ses_1")["Cmd"] == ["opencode", "--session", "ses_1"]
     assert spec(Tool.OPENCODE, "", boot_prompt="boot!")["Cmd"] == ["opencode", "--prompt", "boot!"]
+    assert spec(Tool.OPENCODE, "-c -- run hi", boot_prompt="boot!")["Cmd"] == ["opencode", "--continue", "run", "hi"]
+    assert spec(Tool.OPENCODE, "-- run hi", boot_prompt="boot!")["Cmd"] == ["opencode", "run", "hi"]
 
 
 @pytest.mark.parametrize(("line", "changes", "cmd"), [
@@ -89,7 +91,8 @@ def test_opencode_cmd() -> None:
     ("", {"has_claude_md": True}, ["claude", "--dangerously-skip-permissions", "--session-id", NEW, CLAUDE_MD_PROMPT]),
     ("-c", {"boot_prompt": "Do X."}, ["claude", "--dangerously-skip-permissions", "--continue"]),
     (f"-- --resume {UUID}", {"boot_prompt": "B"}, ["claude", "--dangerously-skip-permissions", "--resume", UUID]),
-    ("-- -p hello", {"boot_prompt": "B"}, ["claude", "--dangerously-skip-permissions", "-p", "hello"]),
+    ("-- -p hello", {"boot_prompt": "B"}, ["claude", "--dangerously-skip-permissions", "--session-id", NEW, "-p", "hello"]),
+    ("-c -- -p hello", {"boot_prompt": "B"}, ["claude", "--dangerously-skip-permissions", "--continue", "-p", "hello"]),
 ])
 def test_claude_session_and_boot_prompt(line: str, changes: dict, cmd: list[str]) -> None:
     assert spec(Tool.CLAUDE, line, **changes)["Cmd"] == cmd

@@ -1,1 +1,30 @@
-"""Cooperating tasks of one supervisor run, one module each."""
+"""Cooperating tasks of one supervisor run, one module each.
+
+Every task has the same small shape — a module with a `NAME` and an
+`async def run(supervisor: Supervisor) -> None` — and runs in the supervisor's task group
+until its job is done or the group is cancelled. Adding a task (the SSH probe, the
+builder-api) is a new module appended to `TASKS`, not surgery on the others.
+
+* `container` creates, starts, attaches (terminal proxy), waits for and removes each
+  slot's container;
+* `signals` turns SIGINT/SIGTERM/SIGHUP/SIGQUIT into forwarded signals or graceful stops;
+* `watchdog` ends the run when the parent process, the container or the engine goes away;
+* `slots` saves each slot's session once its container is gone — also on a crash;
+* `logs` writes the structured log to `$LLM_DOCKER_HOME/logs/llm-docker.log`, rotated.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from supervisor.context import Supervisor
+from supervisor.tasks import container, logs, signals, slots, watchdog
+
+
+class Task(Protocol):
+    NAME: str
+
+    async def run(self, supervisor: Supervisor) -> None: ...
+
+
+TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots)  # type: ignore[assignment]

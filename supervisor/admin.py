@@ -1,0 +1,66 @@
+"""`llm-docker slots` and `llm-docker gc`: the state store seen from the admin command."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import anyio
+
+from supervisor.engine import EngineError, connect
+from supervisor.recovery import collect_garbage, recover_dead_launches
+from supervisor.store import StateStore
+
+
+def list_slots(state_home: Path, *, as_json: bool) -> int:
+    return anyio.run(_list_slots, state_home, as_json, backend="asyncio")
+
+
+async def _list_slots(state_home: Path, as_json: bool) -> int:
+    async with StateStore.open(state_home) as store:
+        try:  # finish saves of dead launchers first, so the list is current
+            docker = await connect()
+        except EngineError:
+            docker = None
+        if docker is not None:
+            try:
+                await recover_dead_launches(store, docker, state_home)
+            finally:
+                await docker.close()
+        saved = await store.slots()
+    rows = [{"tool": s.tool, "project": s.project, "slot": s.slot, "session_id": s.session_id,
+             "workdir": s.workdir,
+             "updated": datetime.datetime.fromtimestamp(s.updated_at, datetime.UTC).isoformat(timespec="seconds")}
+            for s in saved]
+    if as_json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("no saved slots")
+        return 0
+    for row in rows:
+        print(f"{row['tool']:<9} {row['project']}  slot {row['slot']:<3} {row['session_id']}  {row['updated']}")
+    return 0
+
+
+def garbage_collect(state_home: Path) -> int:
+    return anyio.run(_garbage_collect, state_home, backend="asyncio")
+
+
+async def _garbage_collect(state_home: Path) -> int:
+    try:
+        docker = await connect()
+    except EngineError as error:
+        print(f"llm-docker: {error}", file=sys.stderr)
+        return error.exit_code
+    try:
+        async with StateStore.open(state_home) as store:
+            removed = await collect_garbage(store, docker, state_home,
+                                            lambda message: print(f"llm-docker: {message}"))
+    finally:
+        await docker.close()
+    print(f"removed {removed} container(s) of dead launchers")
+    return 0

@@ -1,0 +1,80 @@
+"""The shared state of one supervisor run: the plan, the engine, the store, and its slots.
+
+Every supervisor task has the same small shape (see `supervisor.tasks`): it receives the
+`Supervisor` and runs until its job is done or it is cancelled. Tasks talk to each other
+only through the events and fields here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import aiodocker
+import anyio
+import structlog
+from anyio.abc import ObjectReceiveStream
+
+from launch.plan import LaunchPlan
+from launch.spec import ContainerSpec
+from supervisor.store import Launch, StateStore
+
+#: Seconds Docker waits after SIGTERM before it kills the tool, on a graceful stop.
+STOP_GRACE_SECONDS = 5.0
+#: Upper bound for removing a container during cleanup, whatever else happens.
+CLEANUP_SECONDS = 15.0
+
+
+@dataclasses.dataclass
+class SlotRun:
+    """One container of the launch, from creation to its saved slot."""
+
+    spec: ContainerSpec
+    launch: Launch
+    run_folder: Path
+    stop_requested: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    stop_reason: str | None = None
+    started: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    container_gone: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    saved: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    container_id: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_requested.is_set():
+            self.stop_reason = reason
+            self.stop_requested.set()
+
+    @property
+    def label(self) -> str:
+        slot = self.launch.slot
+        return f"{self.launch.tool}{f' slot {slot}' if slot is not None else ''}"
+
+
+@dataclasses.dataclass
+class Supervisor:
+    plan: LaunchPlan
+    docker: aiodocker.Docker
+    store: StateStore
+    slots: list[SlotRun]
+    log: structlog.typing.FilteringBoundLogger
+    interactive: bool
+    log_lines: ObjectReceiveStream[str] | None = None
+    raw_terminal: bool = False
+
+    @property
+    def state_home(self) -> Path:
+        return self.plan.facts.state_home
+
+    def stop_all(self, reason: str) -> None:
+        for slot in self.slots:
+            slot.request_stop(reason)
+
+    def notice(self, message: str) -> None:
+        """Tell the user something, in a way that survives a raw-mode terminal."""
+        ending = "\r\n" if self.raw_terminal else "\n"
+        sys.stderr.write(f"{self.plan.request.tool.launcher}: {message}{ending}")
+        sys.stderr.flush()
+        self.log.info("notice", message=message)

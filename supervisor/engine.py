@@ -1,0 +1,53 @@
+"""The Docker Engine API through aiodocker: connecting, images, and clear failures.
+
+Every engine failure becomes an `EngineError` whose message is the engine's own, and whose
+exit code is 125, like `docker run`'s.
+"""
+
+from __future__ import annotations
+
+import os
+
+import aiodocker
+
+from launch.argv import Tool
+
+EXIT_ENGINE = 125
+
+
+class EngineError(Exception):
+    """The engine is unreachable or refused a request; `str()` is one line for the user."""
+
+    exit_code = EXIT_ENGINE
+
+
+def engine_message(error: aiodocker.DockerError) -> str:
+    message = error.message if isinstance(error.message, str) else str(error.message)
+    return message.strip() or f"HTTP {error.status}"
+
+
+async def connect() -> aiodocker.Docker:
+    """A client whose engine answered `GET /version`."""
+    docker = aiodocker.Docker()
+    try:
+        await docker.version()
+    except Exception as error:  # noqa: BLE001 - any failure to reach the engine means the same
+        await docker.close()
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        raise EngineError(
+            f"cannot reach the Docker engine at {where} ({error}) — start it, e.g. "
+            "`sudo systemctl start docker` (or run scripts/ensure-docker-engine)"
+        ) from None
+    return docker
+
+
+async def require_image(docker: aiodocker.Docker, image: str, tool: Tool) -> None:
+    try:
+        await docker.images.inspect(image)
+    except aiodocker.DockerError as error:
+        if error.status == 404:
+            raise EngineError(
+                f"image {image} not found — build it with `llm-docker image build --tool {tool.value}`, "
+                "or set LLM_DOCKER_IMAGE to an image that has the tool on PATH"
+            ) from None
+        raise EngineError(engine_message(error)) from None

@@ -1,0 +1,70 @@
+"""The guardian: a lease that outlives a supervisor killed with SIGKILL.
+
+The supervisor starts it as a child in its own session (so a terminal hang-up or a
+process-group kill does not reach it) and keeps the write end of its stdin. On a normal
+exit the supervisor writes `done`. If the stdin pipe closes without `done`, the
+supervisor died: the guardian stops and removes the launch's containers within seconds
+and finishes their slot saves from the journal. It blocks in `read()` meanwhile — no
+polling, no CPU.
+
+Run as `python -m supervisor.guardian STATE_HOME RUN_ID...`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+
+DONE = b"done\n"
+
+
+@contextlib.asynccontextmanager
+async def guardian(state_home: Path, run_ids: list[str]) -> AsyncIterator[None]:
+    process = await anyio.open_process(
+        [sys.executable, "-m", "supervisor.guardian", str(state_home), *run_ids],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            assert process.stdin is not None
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await process.stdin.send(DONE)
+            await process.stdin.aclose()
+            await process.wait()
+
+
+async def _recover(state_home: Path, run_ids: set[str]) -> None:
+    from supervisor.engine import connect
+    from supervisor.recovery import recover_dead_launches
+    from supervisor.store import StateStore
+
+    docker = await connect()
+    try:
+        async with StateStore.open(state_home) as store:
+            await recover_dead_launches(store, docker, state_home, only=run_ids)
+    finally:
+        await docker.close()
+
+
+def main(argv: list[str]) -> int:
+    for name in ("SIGHUP", "SIGINT", "SIGTERM", "SIGQUIT", "SIGTSTP"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    state_home, run_ids = Path(argv[0]), set(argv[1:])
+    received = sys.stdin.buffer.read()
+    if received.startswith(DONE):
+        return 0
+    anyio.run(_recover, state_home, run_ids)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

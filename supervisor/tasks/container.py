@@ -1,0 +1,210 @@
+"""The container task: create, start, attach, wait, remove — for every slot.
+
+The slot that owns the launching terminal gets the terminal proxy over the attach stream:
+
+* with a TTY on stdin: raw mode, keystrokes to the container, output to the terminal,
+  SIGWINCH resizes the container's TTY, and the terminal is restored on every way out;
+* without one (pipes, CI): stdin is forwarded until EOF, then the container's stdin is
+  closed; stdout and stderr stay separate — `cld -- -p "q" > answer.txt` works.
+
+Removal runs in a shielded cancel scope with a time bound, so a crash of any other task
+still removes the container.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+
+import aiodocker
+import anyio
+from aiodocker.containers import DockerContainer
+from aiodocker.stream import Stream
+
+from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
+from supervisor.engine import EXIT_ENGINE, engine_message
+from supervisor.terminal import raw_mode, window_size
+
+NAME = "container"
+EXIT_KILLED = 137
+READ_SIZE = 65536
+
+
+async def run(supervisor: Supervisor) -> None:
+    async with anyio.create_task_group() as group:
+        for slot in supervisor.slots:
+            group.start_soon(run_slot, supervisor, slot)
+
+
+async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
+    container: DockerContainer | None = None
+    try:
+        container = await supervisor.docker.containers.create(config=slot.spec.create, name=slot.spec.name)
+        slot.container_id = container.id
+        supervisor.log.info("container-created", container=slot.spec.name, id=container.id[:12])
+        if supervisor.interactive and slot is supervisor.slots[0]:
+            await _attached(supervisor, slot, container)
+        else:
+            await _detached(supervisor, slot, container)
+    except aiodocker.DockerError as error:
+        slot.error = engine_message(error)
+        slot.exit_code = EXIT_ENGINE
+        supervisor.notice(f"{slot.label}: Docker: {slot.error}")
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_SECONDS):
+            if container is not None:
+                await _remove(supervisor, slot, container)
+        slot.container_gone.set()
+
+
+async def _detached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+    await container.start()
+    slot.started.set()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_stop_on_request, slot, container)
+        slot.exit_code = await _wait(container)
+        group.cancel_scope.cancel()
+
+
+async def _attached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+    tty = bool(slot.spec.create.get("Tty"))
+    async with container.attach(stdin=True, stdout=True, stderr=True, logs=False) as stream:
+        await container.start()
+        slot.started.set()
+        if tty and sys.stdin.isatty():
+            with raw_mode(sys.stdin.fileno()):
+                supervisor.raw_terminal = True
+                try:
+                    await _proxy(supervisor, slot, container, stream, tty=True)
+                finally:
+                    supervisor.raw_terminal = False
+        else:
+            await _proxy(supervisor, slot, container, stream, tty=False)
+
+
+async def _proxy(supervisor: Supervisor, slot: SlotRun, container: DockerContainer, stream: Stream,
+                 *, tty: bool) -> None:
+    async with anyio.create_task_group() as group:
+        group.start_soon(_stop_on_request, slot, container)
+        if tty:
+            group.start_soon(_pump_terminal_input, slot, stream)
+            group.start_soon(_follow_window_size, container)
+        else:
+            group.start_soon(_pump_piped_input, stream)
+        await _pump_output(stream)
+        slot.exit_code = await _wait(container)
+        group.cancel_scope.cancel()
+
+
+async def _pump_output(stream: Stream) -> None:
+    broken: set[int] = set()
+    while (message := await stream.read_out()) is not None:
+        fd = 2 if message.stream == 2 else 1
+        if fd not in broken and not _write_all(fd, message.data):
+            broken.add(fd)  # reader went away (`| head`): keep draining so the tool is not blocked
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BrokenPipeError:
+            return False
+        except BlockingIOError:
+            continue
+        view = view[written:]
+    return True
+
+
+async def _pump_terminal_input(slot: SlotRun, stream: Stream) -> None:
+    fd = sys.stdin.fileno()
+    while True:
+        await anyio.wait_readable(fd)
+        try:
+            data = os.read(fd, READ_SIZE)
+        except OSError as error:
+            if error.errno not in (errno.EIO, errno.EBADF):
+                raise
+            data = b""
+        if not data:
+            slot.request_stop("the terminal closed")
+            return
+        await stream.write_in(data)
+
+
+async def _pump_piped_input(stream: Stream) -> None:
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        fd = -1
+    while fd >= 0:
+        try:
+            data = await anyio.to_thread.run_sync(os.read, fd, READ_SIZE, abandon_on_cancel=True)
+        except OSError:
+            break
+        if not data:
+            break
+        await stream.write_in(data)
+    close_stdin(stream)
+
+
+def close_stdin(stream: Stream) -> None:
+    """Half-close the attach connection: the container's stdin sees EOF while its output
+    keeps flowing. aiodocker's `Stream.close()` closes both directions, so this reaches
+    for the transport the way the Docker CLI's `CloseWrite` does."""
+    response = stream._resp  # noqa: SLF001 - no public half-close in aiodocker
+    transport = response.connection.transport if response and response.connection else None
+    if transport is not None and transport.can_write_eof():
+        transport.write_eof()
+
+
+async def _follow_window_size(container: DockerContainer) -> None:
+    fd = sys.stdin.fileno()
+    with anyio.open_signal_receiver(signal.SIGWINCH) as changes:
+        await _resize(container, fd)
+        async for _ in changes:
+            await _resize(container, fd)
+
+
+async def _resize(container: DockerContainer, fd: int) -> None:
+    size = window_size(fd)
+    if size is not None:
+        try:
+            await container.resize(h=size[0], w=size[1])
+        except aiodocker.DockerError:
+            pass  # the container may be exiting
+
+
+async def _stop_on_request(slot: SlotRun, container: DockerContainer) -> None:
+    await slot.stop_requested.wait()
+    try:
+        await container.stop(t=int(STOP_GRACE_SECONDS))
+    except aiodocker.DockerError:
+        pass  # already gone
+
+
+async def _wait(container: DockerContainer) -> int:
+    try:
+        result = await container.wait(timeout=None)
+    except aiodocker.DockerError as error:
+        if error.status == 404:
+            return EXIT_KILLED  # removed from outside
+        raise
+    return int(result.get("StatusCode", 1))
+
+
+async def _remove(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+    try:
+        info = await container.show()
+        if info.get("State", {}).get("Running"):
+            await container.stop(t=int(STOP_GRACE_SECONDS))
+        await container.delete(force=True)
+        supervisor.log.info("container-removed", container=slot.spec.name)
+    except aiodocker.DockerError as error:
+        if error.status != 404:
+            supervisor.log.warning("container-remove-failed", container=slot.spec.name, error=str(error))
+    if slot.exit_code == EXIT_KILLED and not slot.stop_requested.is_set():
+        supervisor.notice(f"{slot.label}: the container was killed from outside")

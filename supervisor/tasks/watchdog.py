@@ -1,0 +1,82 @@
+"""The watchdog: end the run cleanly when what it depends on disappears.
+
+Nothing here polls. The parent process is watched through a pidfd (readable when it
+exits), the containers and the engine through the Engine API's event stream (an engine
+that drops the connection ends the stream). A terminal hang-up arrives as SIGHUP
+(`signals`) or as EOF on the terminal (`container`'s input pump).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import aiodocker
+import aiohttp
+import anyio
+from aiodocker.events import DockerEvents
+
+from launch.spec import LABEL_PREFIX
+from supervisor.context import Supervisor
+
+NAME = "watchdog"
+
+
+async def run(supervisor: Supervisor) -> None:
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch_parent, supervisor)
+        group.start_soon(watch_engine, supervisor)
+
+
+async def watch_parent(supervisor: Supervisor) -> None:
+    parent = os.getppid()
+    if parent <= 1:
+        return  # started by init (nohup, a service): there is no launching process to watch
+    try:
+        pidfd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        supervisor.stop_all("the launching process is gone")
+        return
+    except OSError:
+        return  # no pidfd support (old kernel): SIGHUP still covers terminal close
+    try:
+        await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+    supervisor.log.warning("parent-exited", parent=parent)
+    supervisor.stop_all("the launching terminal or process went away")
+
+
+async def watch_engine(supervisor: Supervisor) -> None:
+    """Report containers that die on their own or run out of memory; stop everything when
+    the engine connection drops."""
+    events = DockerEvents(supervisor.docker)
+    subscriber = events.subscribe(create_task=False)
+    launch_label = f"{LABEL_PREFIX}launch-id={supervisor.plan.facts.launch_id}"
+    filters = json.dumps({"type": ["container"], "label": [launch_label], "event": ["die", "oom"]})
+    async with anyio.create_task_group() as group:
+        group.start_soon(_run_events, events, filters)
+        while True:
+            event = await subscriber.get()
+            if event is None:
+                break
+            by_id = {slot.container_id: slot for slot in supervisor.slots}
+            slot = by_id.get(event.get("id"))
+            if slot is None:
+                continue
+            if event.get("Action") == "oom":
+                supervisor.notice(f"{slot.label}: the container ran out of memory")
+            elif not slot.stop_requested.is_set():
+                code = event.get("Actor", {}).get("Attributes", {}).get("exitCode", "?")
+                supervisor.log.info("container-died", container=slot.spec.name, exit_code=code)
+        group.cancel_scope.cancel()
+    if not all(slot.container_gone.is_set() for slot in supervisor.slots):
+        supervisor.notice("lost the connection to the Docker engine — stopping")
+        supervisor.stop_all("lost the connection to the Docker engine")
+
+
+async def _run_events(events: DockerEvents, filters: str) -> None:
+    try:
+        await events.run(filters=filters)
+    except (aiodocker.DockerError, aiohttp.ClientError, OSError):
+        pass  # the subscriber sees the end of the stream either way
