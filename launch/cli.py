@@ -60,9 +60,20 @@ def _print_dry_run(plan: LaunchPlan, stdout: TextIO) -> None:
     stdout.write("\n")
 
 
+def _exit(code: int) -> None:
+    """Exit with `code` even when the terminal is gone (Python would turn the failed
+    flush of stdout at shutdown into exit code 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    sys.exit(code)
+
+
 def cld_main() -> None:
-    sys.exit(run_launcher(Tool.CLAUDE, sys.argv[1:]))
+    _exit(run_launcher(Tool.CLAUDE, sys.argv[1:]))
 
 
 def ocd_main() -> None:
-    sys.exit(run_launcher(Tool.OPENCODE, sys.argv[1:]))
+    _exit(run_launcher(Tool.OPENCODE, sys.argv[1:]))

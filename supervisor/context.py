@@ -75,6 +75,14 @@ class Supervisor:
     def notice(self, message: str) -> None:
         """Tell the user something, in a way that survives a raw-mode terminal."""
         ending = "\r\n" if self.raw_terminal else "\n"
-        sys.stderr.write(f"{self.plan.request.tool.launcher}: {message}{ending}")
-        sys.stderr.flush()
         self.log.info("notice", message=message)
+        write_stderr(f"{self.plan.request.tool.launcher}: {message}{ending}")
+
+
+def write_stderr(text: str) -> None:
+    """Write to the terminal if it is still there; a closed terminal is not an error."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

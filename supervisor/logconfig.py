@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 from anyio.abc import ObjectSendStream
-from anyio import WouldBlock
 
 LOG_BUFFER_LINES = 4096
 
@@ -31,10 +30,13 @@ class LineSink:
         if self._send is not None:
             try:
                 self._send.send_nowait(line)
-            except (WouldBlock, Exception):  # noqa: BLE001 - a closed or full buffer must not break logging
+            except Exception:  # noqa: BLE001 - a full or closed buffer must not break logging
                 self.dropped += 1
         if self._console is not None:
-            sys.stderr.write(str(self._console(logger, method, dict(event))).replace("\n", "\r\n") + "\r\n")
+            try:
+                sys.stderr.write(str(self._console(logger, method, dict(event))).replace("\n", "\r\n") + "\r\n")
+            except (OSError, ValueError):
+                pass  # the terminal is gone
         return line
 
 

@@ -60,12 +60,15 @@ async def resolve_session(store: StateStore, request: LaunchRequest, *, project:
 
 async def save_launch(store: StateStore, launch: Launch, state_home: Path, notice: Notice | None) -> str | None:
     """Discover the session of a finished launch and save it; idempotent across processes."""
-    exclude = await store.claimed_by_others(launch.tool, launch.run_id, launch.started_at)
     folder = run_folder(state_home, launch.container)
-    session = await anyio.to_thread.run_sync(lambda: discover_session(
-        tool=launch.tool, state_home=state_home, workdir=launch.workdir, events=folder / EVENTS_FILE,
-        since=launch.started_at, started_with=launch.session_id, exclude=exclude))
-    if not await store.finish_launch(launch, session):
+
+    async def discover(exclude: set[str]) -> str | None:
+        return await anyio.to_thread.run_sync(lambda: discover_session(
+            tool=launch.tool, state_home=state_home, workdir=launch.workdir, events=folder / EVENTS_FILE,
+            since=launch.started_at, started_with=launch.session_id, exclude=exclude))
+
+    finished, session = await store.finish_launch(launch, discover)
+    if not finished:
         return None  # somebody (the guardian, another invocation) saved it already
     shutil.rmtree(folder, ignore_errors=True)
     if notice is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -153,18 +153,25 @@ class StateStore:
             row = await cursor.fetchone()
         return Launch(*row) if row else None
 
-    async def finish_launch(self, launch: Launch, session_id: str | None) -> bool:
-        """Save the launch's session to its slot and terminal, claim it, close the journal
-        row — all in one transaction. Returns False if someone else finished it first."""
+    async def finish_launch(self, launch: Launch,
+                            discover: Callable[[set[str]], Awaitable[str | None]]) -> tuple[bool, str | None]:
+        """Discover the launch's session and save it to its slot and terminal, claim it and
+        close the journal row, all in one write transaction: two launches finishing at the
+        same moment see each other's claims, so they never take the same session.
+
+        `discover` gets the sessions other overlapping launches own. Returns (False, None)
+        if someone else finished this launch first.
+        """
         now = time.time()
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE launches SET finished_at=? WHERE run_id=? AND finished_at IS NULL",
-                (now, launch.run_id))
-            if cursor.rowcount == 0:
-                return False
+            async with db.execute("SELECT finished_at FROM launches WHERE run_id=?", (launch.run_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None or row[0] is not None:
+                return False, None
+            session_id = await discover(await self.claimed_by_others(launch.tool, launch.run_id, launch.started_at))
+            await db.execute("UPDATE launches SET finished_at=? WHERE run_id=?", (now, launch.run_id))
             if session_id is None:
-                return True
+                return True, None
             await db.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)",
                              (launch.tool, session_id, launch.run_id))
             if launch.slot is not None:
@@ -172,4 +179,4 @@ class StateStore:
                                  (launch.tool, launch.project, launch.slot, session_id, launch.workdir, now))
             await db.execute("INSERT OR REPLACE INTO terminal_sessions VALUES (?,?,?,?,?,?)",
                              (launch.tool, launch.project, launch.terminal, session_id, launch.workdir, now))
-        return True
+        return True, session_id

@@ -13,7 +13,6 @@ Order of events:
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 
 import anyio
@@ -21,7 +20,7 @@ import anyio
 from launch.plan import LaunchPlan
 from launch.spec import container_spec
 from launch.state import prepare_for_container
-from supervisor.context import SlotRun, Supervisor
+from supervisor.context import SlotRun, Supervisor, write_stderr
 from supervisor.engine import EngineError, connect, require_image
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
@@ -41,8 +40,8 @@ async def supervise(plan: LaunchPlan) -> int:
     launcher = plan.request.tool.launcher
 
     def notice(message: str) -> None:
-        print(f"{launcher}: {message}", file=sys.stderr, flush=True)
         log.info("notice", message=message)
+        write_stderr(f"{launcher}: {message}\n")
 
     try:
         docker = await connect()

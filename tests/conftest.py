@@ -61,6 +61,25 @@ async def docker() -> AsyncIterator[aiodocker.Docker]:
         await client.close()
 
 
+@pytest.fixture(scope="session")
+def docker_engine_ready() -> None:
+    """Sync tests' gate: the engine answers and the test images exist (fails, never skips)."""
+    import anyio
+
+    async def check() -> None:
+        client = aiodocker.Docker()
+        try:
+            await client.version()
+            await ensure_test_images(client)
+        except Exception as error:  # noqa: BLE001
+            pytest.fail(f"the Docker engine is not reachable ({error}); start dockerd — these tests never skip",
+                        pytrace=False)
+        finally:
+            await client.close()
+
+    anyio.run(check, backend="asyncio")
+
+
 def clean_environ(**extra: str) -> dict[str, str]:
     """The process environment with llm-docker's own variables removed, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_DOCKER_")}

@@ -53,10 +53,12 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
         slot.exit_code = EXIT_ENGINE
         supervisor.notice(f"{slot.label}: Docker: {slot.error}")
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_SECONDS):
-            if container is not None:
-                await _remove(supervisor, slot, container)
-        slot.container_gone.set()
+        try:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_SECONDS):
+                if container is not None:
+                    await _remove(supervisor, slot, container)
+        finally:
+            slot.container_gone.set()
 
 
 async def _detached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
@@ -111,10 +113,10 @@ def _write_all(fd: int, data: bytes) -> bool:
     while view:
         try:
             written = os.write(fd, view)
-        except BrokenPipeError:
-            return False
         except BlockingIOError:
             continue
+        except OSError:  # EPIPE (reader gone), EIO (terminal hung up)
+            return False
         view = view[written:]
     return True
 

@@ -25,9 +25,11 @@ async def save_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
     try:
         await slot.container_gone.wait()
     finally:
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(CLEANUP_SECONDS + 5):
-                await slot.container_gone.wait()
-            with anyio.move_on_after(SAVE_SECONDS):
-                await save_launch(supervisor.store, slot.launch, supervisor.state_home, supervisor.notice)
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(CLEANUP_SECONDS + 5):
+                    await slot.container_gone.wait()
+                with anyio.move_on_after(SAVE_SECONDS):
+                    await save_launch(supervisor.store, slot.launch, supervisor.state_home, supervisor.notice)
+        finally:
             slot.saved.set()

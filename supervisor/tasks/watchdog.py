@@ -33,18 +33,26 @@ async def watch_parent(supervisor: Supervisor) -> None:
     if parent <= 1:
         return  # started by init (nohup, a service): there is no launching process to watch
     try:
-        pidfd = os.pidfd_open(parent)
-    except ProcessLookupError:
-        supervisor.stop_all("the launching process is gone")
-        return
+        await wait_for_exit(parent)
     except OSError:
         return  # no pidfd support (old kernel): SIGHUP still covers terminal close
+    supervisor.log.warning("parent-exited", parent=parent)
+    supervisor.stop_all("the launching terminal or process went away")
+
+
+async def wait_for_exit(pid: int) -> None:
+    """Return when process `pid` has exited (at once if it is already gone).
+
+    A pidfd becomes readable when its process exits, so this sleeps in the event loop's
+    poller instead of checking `kill -0` every few seconds like upstream's watchdog."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
     try:
         await anyio.wait_readable(pidfd)
     finally:
         os.close(pidfd)
-    supervisor.log.warning("parent-exited", parent=parent)
-    supervisor.stop_all("the launching terminal or process went away")
 
 
 async def watch_engine(supervisor: Supervisor) -> None:
