@@ -30,7 +30,8 @@ async def run(supervisor: Supervisor) -> None:
     try:
         async for line in receive:
             batch = [line, *_drain(receive)]
-            await anyio.to_thread.run_sync(append_lines, path, batch, limit)
+            with anyio.CancelScope(shield=True):  # lines taken from the stream must reach the file
+                await anyio.to_thread.run_sync(append_lines, path, batch, limit)
     finally:
         with anyio.CancelScope(shield=True):
             rest = _drain(receive)
