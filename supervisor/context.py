@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiodocker
@@ -67,6 +68,12 @@ class Supervisor:
     @property
     def state_home(self) -> Path:
         return self.plan.facts.state_home
+
+    async def for_each_slot(self, job: Callable[[Supervisor, SlotRun], Awaitable[None]]) -> None:
+        """Run `job` for every slot concurrently; return when all are done."""
+        async with anyio.create_task_group() as group:
+            for slot in self.slots:
+                group.start_soon(job, self, slot)
 
     def stop_all(self, reason: str) -> None:
         for slot in self.slots:

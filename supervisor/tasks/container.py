@@ -33,9 +33,7 @@ READ_SIZE = 65536
 
 
 async def run(supervisor: Supervisor) -> None:
-    async with anyio.create_task_group() as group:
-        for slot in supervisor.slots:
-            group.start_soon(run_slot, supervisor, slot)
+    await supervisor.for_each_slot(run_slot)
 
 
 async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:

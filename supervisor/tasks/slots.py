@@ -16,9 +16,7 @@ SAVE_SECONDS = 30.0
 
 
 async def run(supervisor: Supervisor) -> None:
-    async with anyio.create_task_group() as group:
-        for slot in supervisor.slots:
-            group.start_soon(save_when_gone, supervisor, slot)
+    await supervisor.for_each_slot(save_when_gone)
 
 
 async def save_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
