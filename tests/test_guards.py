@@ -117,7 +117,7 @@ def _ancestors_or_self(path: Path) -> set[Path]:
     return {path, *path.parents}
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(segments=st.lists(SEGMENTS, min_size=0, max_size=8), absolute_start=st.booleans(),
        trailing_slash=st.booleans())
 def test_no_generated_path_escapes(tree: tuple[Path, Path], segments: list[str], absolute_start: bool,
@@ -141,6 +141,7 @@ def test_no_generated_path_escapes(tree: tuple[Path, Path], segments: list[str],
     assert check(raw.rstrip("/") + "/.", home=home, state=state) == accepted
 
 
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(["root", "Projects", "..", ".", "", ".claude", "etc", "usr", "x"]),
                 max_size=6))
 def test_no_generated_docker_dir_hits_a_protected_place(segments: list[str]) -> None:
