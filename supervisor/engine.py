@@ -51,3 +51,18 @@ async def require_image(docker: aiodocker.Docker, image: str, tool: Tool) -> Non
                 "or set LLM_DOCKER_IMAGE to an image that has the tool on PATH"
             ) from None
         raise EngineError(engine_message(error)) from None
+
+
+async def ensure_network(docker: aiodocker.Docker, name: str, *, internal: bool) -> None:
+    """Create the named bridge network if it is missing (`internal` = no route out)."""
+    try:
+        await docker.networks.get(name)
+    except aiodocker.DockerError as error:
+        if error.status != 404:
+            raise EngineError(engine_message(error)) from None
+        try:
+            await docker.networks.create({"Name": name, "Driver": "bridge", "Internal": internal,
+                                          "Labels": {"io.llm-docker.network": name}})
+        except aiodocker.DockerError as error:
+            if error.status != 409:  # created meanwhile by a parallel launch
+                raise EngineError(engine_message(error)) from None

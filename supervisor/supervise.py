@@ -18,10 +18,10 @@ import uuid
 import anyio
 
 from launch.plan import LaunchPlan
-from launch.spec import container_spec
+from launch.spec import OFFLINE_NETWORK, container_spec
 from launch.state import prepare_for_container
 from supervisor.context import SlotRun, Supervisor, write_stderr
-from supervisor.engine import EngineError, connect, require_image
+from supervisor.engine import EngineError, connect, ensure_network, require_image
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
 from supervisor.recovery import collect_garbage, recover_dead_launches
@@ -51,6 +51,12 @@ async def supervise(plan: LaunchPlan) -> int:
     try:
         image = plan.specs[0].create["Image"]
         await require_image(docker, image, plan.request.tool)
+        if plan.specs[0].create["HostConfig"]["NetworkMode"] == OFFLINE_NETWORK:
+            await ensure_network(docker, OFFLINE_NETWORK, internal=True)
+        if plan.request.build or plan.request.rebuild_force:
+            notice("image building is not available in this version yet — running the existing image")
+        if plan.request.api or plan.request.api_background:
+            notice("builder-api is not available in this version yet — launching without it")
         async with StateStore.open(plan.facts.state_home) as store:
             await recover_dead_launches(store, docker, plan.facts.state_home, notice)
             if plan.request.clean:

@@ -288,3 +288,12 @@ def test_log_file_is_json_lines(project: Path, home: Path) -> None:
     lines = (home / ".llm-docker" / "logs" / "llm-docker.log").read_text().splitlines()
     events = [json.loads(line)["event"] for line in lines]
     assert "container-created" in events and "container-removed" in events
+
+
+def test_offline_mode_has_no_route_out(project: Path, home: Path) -> None:
+    (home / ".llm-docker" / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nINTERNET_ACCESS=false\n")
+    result = run("cld", "--", "-p", "x", cwd=project, home=home)
+    assert result.returncode == 0, result.stderr
+    inspect = subprocess.run(["docker", "network", "inspect", "llm-docker-offline", "--format", "{{.Internal}}"],
+                             capture_output=True, text=True, check=True)
+    assert inspect.stdout.strip() == "true"
