@@ -42,10 +42,10 @@ class HostFacts:
     new_session_id: str
 
 
-def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path,
-                      workspace: Path | None, environ: Mapping[str, str]) -> HostFacts:
-    """Read the host facts for a launch from `launch_dir`; both folders already resolved."""
-    toplevel = find_git_toplevel(launch_dir)
+def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, workspace: Path | None,
+                      toplevel: Path | None, environ: Mapping[str, str]) -> HostFacts:
+    """Read the host facts for a launch from `launch_dir` (both folders already resolved;
+    `toplevel` is `find_git_toplevel(launch_dir)`, which the caller needed for its guard)."""
     root = project_root(launch_dir, workspace, toplevel)
     launch_id = uuid.uuid4().hex
     return HostFacts(

@@ -42,10 +42,11 @@ def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path
                                       user_home=user_home, state_home=state_home)
     check_docker_dir(config.docker_dir)
     launch_dir = (cwd / (request.directory or ".")).resolve()
-    root = project_root(launch_dir, workspace, find_git_toplevel(launch_dir))
+    toplevel = find_git_toplevel(launch_dir)
+    root = project_root(launch_dir, workspace, toplevel)
     check_host_folder(root, role="project folder", user_home=user_home, state_home=state_home)
     facts = gather_host_facts(launch_dir, user_home=user_home, state_home=state_home,
-                              workspace=workspace, environ=environ)
+                              workspace=workspace, toplevel=toplevel, environ=environ)
     if request.windows == 1:
         specs = (container_spec(request, config, facts),)
     else:

@@ -9,6 +9,7 @@ terminals' running sessions.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aiodocker
 
@@ -36,7 +37,7 @@ async def remove_container(docker: aiodocker.Docker, name: str) -> bool:
     return True
 
 
-async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, state_home,  # type: ignore[no-untyped-def]
+async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, state_home: Path,
                                 notice: Notice | None = None, *, only: set[str] | None = None) -> int:
     """Remove the containers of dead launchers' unfinished launches and save their slots."""
     recovered = 0
@@ -51,7 +52,7 @@ async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, sta
     return recovered
 
 
-async def collect_garbage(store: StateStore, docker: aiodocker.Docker, state_home,  # type: ignore[no-untyped-def]
+async def collect_garbage(store: StateStore, docker: aiodocker.Docker, state_home: Path,
                           notice: Notice | None = None) -> int:
     """Remove every llm-docker container whose launcher is dead; finish their saves."""
     removed = 0

@@ -18,14 +18,14 @@ import uuid
 import anyio
 
 from launch.plan import LaunchPlan
-from launch.spec import OFFLINE_NETWORK, container_spec
+from launch.spec import OFFLINE_NETWORK, ContainerSpec, container_spec
 from launch.state import prepare_for_container
 from supervisor.context import SlotRun, Supervisor, write_stderr
 from supervisor.engine import EngineError, connect, ensure_network, require_image
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
 from supervisor.recovery import collect_garbage, recover_dead_launches
-from supervisor.slots import new_launch, resolve_session
+from supervisor.slots import Notice, new_launch, resolve_session
 from supervisor.store import StateStore
 from supervisor.tasks import TASKS
 from supervisor.terminal import terminal_id
@@ -62,7 +62,8 @@ async def supervise(plan: LaunchPlan) -> int:
             if plan.request.clean:
                 removed = await collect_garbage(store, docker, plan.facts.state_home, notice)
                 notice(f"--clean: removed {removed} container(s) of dead launchers; live sessions untouched")
-            slots = [await _prepare_slot(plan, store, spec_index, notice) for spec_index in range(len(plan.specs))]
+            slots = [await _prepare_slot(plan, store, planned, slot, notice)
+                     for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True)]
             supervisor = Supervisor(plan=plan, docker=docker, store=store, slots=slots, log=log,
                                     interactive=len(slots) == 1, log_lines=receive)
             log.info("launch", containers=[s.spec.name for s in slots], image=image)
@@ -77,10 +78,8 @@ async def supervise(plan: LaunchPlan) -> int:
         await docker.close()
 
 
-async def _prepare_slot(plan: LaunchPlan, store: StateStore, index: int, notice) -> SlotRun:  # type: ignore[no-untyped-def]
-    planned = plan.specs[index]
-    slot_number = planned.create["Labels"].get("io.llm-docker.slot") or None
-    slot = int(slot_number) if slot_number else None
+async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: ContainerSpec, slot: int | None,
+                        notice: Notice) -> SlotRun:
     terminal = terminal_id(os.environ) if len(plan.specs) == 1 else f"supervise:{slot}"
     session = await resolve_session(
         store, plan.request, project=str(planned.layout.root), workdir=planned.layout.workdir, slot=slot,
