@@ -11,7 +11,7 @@ from pathlib import Path
 
 from launch import __version__
 from launch.argv import Tool
-from launch.config import DEFAULT_SOURCE, ConfigError, default_home, describe_value, load_config, settings
+from launch.config import DEFAULT_SOURCE, Config, ConfigError, default_home, describe_value, load_config, settings
 
 EXIT_USAGE = 2
 
@@ -28,19 +28,40 @@ def build_parser() -> argparse.ArgumentParser:
     slots.set_defaults(handler=command_slots)
     gc = commands.add_parser("gc", help="remove containers of dead launchers and finish their slot saves")
     gc.set_defaults(handler=command_gc)
+    image = commands.add_parser("image", help="build and inspect the agent images")
+    image_commands = image.add_subparsers(dest="image_command", required=True, metavar="IMAGE_COMMAND")
+    build = image_commands.add_parser("build", help="build the agent image(s), reusing unchanged layers")
+    build.add_argument("--tool", choices=("claude", "opencode", "both"), default="both",
+                       help="which image to build (default: both)")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    build.add_argument("--verbose", action="store_true", help="stream the full build output")
+    build.set_defaults(handler=command_image_build)
+    base = image_commands.add_parser("base", help="build the local Debian base with debootstrap (no registry needed)")
+    base.add_argument("--verbose", action="store_true", help="stream the full debootstrap output")
+    base.set_defaults(handler=command_image_base)
+    status = image_commands.add_parser("status", help="is each image built, and does it match the config?")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=command_image_status)
     return parser
 
 
-def command_config(arguments: argparse.Namespace) -> int:
-    home = default_home(os.environ, Path.home())
+def _load() -> Config | None:
+    """The effective config, warnings printed; None (after a one-line error) if invalid."""
     try:
-        loaded = load_config(home, os.environ, Path.home())
+        loaded = load_config(_state_home(), os.environ, Path.home())
     except ConfigError as error:
         print(f"llm-docker: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return None
     for warning in loaded.warnings:
         print(f"llm-docker: warning: {warning}", file=sys.stderr)
-    config = loaded.config
+    return loaded.config
+
+
+def command_config(arguments: argparse.Namespace) -> int:
+    home = _state_home()
+    config = _load()
+    if config is None:
+        return EXIT_USAGE
     rows = []
     for info in settings():
         value = describe_value(config, info)
@@ -76,6 +97,30 @@ def command_gc(arguments: argparse.Namespace) -> int:
     from supervisor.admin import garbage_collect
 
     return garbage_collect(_state_home())
+
+
+def command_image_build(arguments: argparse.Namespace) -> int:
+    from image import commands
+
+    config = _load()
+    if config is None:
+        return EXIT_USAGE
+    return commands.build(config, _state_home(), tool=arguments.tool, no_cache=arguments.no_cache,
+                          verbose=arguments.verbose)
+
+
+def command_image_base(arguments: argparse.Namespace) -> int:
+    from image import commands
+
+    config = _load()
+    return EXIT_USAGE if config is None else commands.base(config, _state_home(), verbose=arguments.verbose)
+
+
+def command_image_status(arguments: argparse.Namespace) -> int:
+    from image import commands
+
+    config = _load()
+    return EXIT_USAGE if config is None else commands.status(config, as_json=arguments.json)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

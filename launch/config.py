@@ -75,6 +75,12 @@ class Config:
     log_max_kilobytes: int = _setting(1024, minimum=0, doc="Rotate logs/llm-docker.log past this size; 0 = no file log")
     debug: bool = _setting(False, doc="Stream full build output")
     llm_docker_image: str = _setting("", doc="Image to run; empty = the tag the image build makes")
+    # -- image build -------------------------------------------------------------------
+    base_image: str = _setting("node:24", doc="Base of the image build; when node:24 cannot be pulled, a local Debian base")
+    extra_ca_certs: str = _setting("auto", doc="CA file or folder of .crt trusted in the build and at run time; "
+                                   "auto = the host's /usr/local/share/ca-certificates; none = off")
+    claude_code_version: str = _setting("latest", doc="npm version of @anthropic-ai/claude-code to install")
+    opencode_version: str = _setting("latest", doc="npm version of opencode-ai to install")
     # -- builder-api -------------------------------------------------------------------
     builder_api_host: str = _setting("host.docker.internal", container=True, doc="Host name of builder-api as seen from the container")
     builder_api_port: int = _port(6666, container=True, doc="builder-api port")

@@ -68,6 +68,15 @@ class ContainerSpec:
         return {"name": self.name, "create": self.create}
 
 
+#: Docker's own read-only /proc paths (setting the list replaces them, so they are repeated),
+#: plus the image's guard-rails: even root in the container, or a launch with
+#: SANDBOX_ENABLED=false, cannot change Claude Code's managed settings or llm-docker's files
+#: (a read-only mount needs CAP_SYS_ADMIN to undo). Paths missing from the image are skipped.
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+                  "/etc/claude-code", "/opt/llm-docker", "/usr/local/bin/llm-docker-entrypoint",
+                  "/usr/local/bin/llm-docker-session-event", "/usr/local/bin/llm-docker-tmux")
+
+
 def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
                    slot: int | None = None, session: SessionChoice | None = None) -> ContainerSpec:
     """Build the create body for one container of this launch.
@@ -109,6 +118,7 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "LLM_DOCKER_PROJECT": layout.token,
         "LLM_DOCKER_LAUNCH_ID": facts.launch_id,
         "LLM_DOCKER_EVENTS": posixpath.join(RUN_TARGET, EVENTS_FILE),
+        "LLM_DOCKER_IMAGE": config.image_for(tool),
         **({"LLM_DOCKER_SLOT": str(slot)} if slot is not None else {}),
     }
     env = container_environment(config, facts.environ, own_env)
@@ -119,6 +129,7 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "NetworkMode": network_mode,
         "ExtraHosts": [f"host.docker.internal:{LOOPBACK if network_mode == 'host' else 'host-gateway'}"],
         "PidsLimit": PIDS_LIMIT,
+        "ReadonlyPaths": list(READONLY_PATHS),
         "AutoRemove": False,
         **_privileges(config),
     }

@@ -71,10 +71,11 @@ async def save_launch(store: StateStore, launch: Launch, state_home: Path, notic
     if not finished:
         return None  # somebody (the guardian, another invocation) saved it already
     shutil.rmtree(folder, ignore_errors=True)
-    if notice is not None:
+    if notice is not None and launch.slot is not None:
+        # Slotless launches (`cld -- --version`) stay quiet: nothing was asked to be kept.
         if session is None:
             notice(f"{_label(launch)}: the tool wrote no session — nothing to save")
-        elif launch.slot is not None:
+        else:
             notice(f"slot {launch.slot} saved: {session}")
     return session
 

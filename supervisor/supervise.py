@@ -2,7 +2,8 @@
 
 Order of events:
 
-1. connect to the engine and check the image (clear errors, exit 125);
+1. connect to the engine; make sure the image exists and is current (`image.ensure`:
+   build on first run or on --build/--rebuild-force, say when it is stale);
 2. open the state store, finish saves left by dead launchers, `--clean` if asked;
 3. per container: resolve the session from the slot store, rebuild the spec with it,
    create its folders, write the journal row;
@@ -17,11 +18,16 @@ import uuid
 
 import anyio
 
+from image.base import BaseImageError
+from image.build import BuildError
+from image.certs import CertificateError
+from image.ensure import ensure_image
+from image.plan import BuildInputError
 from launch.plan import LaunchPlan
 from launch.spec import OFFLINE_NETWORK, ContainerSpec, container_spec
 from launch.state import prepare_for_container
 from supervisor.context import SlotRun, Supervisor, write_stderr
-from supervisor.engine import EngineError, connect, ensure_network, require_image
+from supervisor.engine import EngineError, connect, ensure_network
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
 from supervisor.recovery import collect_garbage, recover_dead_launches
@@ -31,6 +37,7 @@ from supervisor.tasks import TASKS
 from supervisor.terminal import terminal_id
 
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 
 async def supervise(plan: LaunchPlan) -> int:
@@ -50,11 +57,17 @@ async def supervise(plan: LaunchPlan) -> int:
         return error.exit_code
     try:
         image = plan.specs[0].create["Image"]
-        await require_image(docker, image, plan.request.tool)
+        try:
+            await ensure_image(docker, plan.config, plan.request.tool, plan.facts.state_home,
+                               build=plan.request.build, no_cache=plan.request.rebuild_force, notice=notice)
+        except (CertificateError, BuildInputError) as error:
+            notice(str(error))
+            return EXIT_USAGE
+        except (BuildError, BaseImageError) as error:
+            notice(str(error))
+            return EXIT_FAILURE
         if plan.specs[0].create["HostConfig"]["NetworkMode"] == OFFLINE_NETWORK:
             await ensure_network(docker, OFFLINE_NETWORK, internal=True)
-        if plan.request.build or plan.request.rebuild_force:
-            notice("image building is not available in this version yet — running the existing image")
         if plan.request.api or plan.request.api_background:
             notice("builder-api is not available in this version yet — launching without it")
         async with StateStore.open(plan.facts.state_home) as store:

@@ -1,0 +1,228 @@
+"""The base image: `BASE_IMAGE` when the engine has it or can pull it, else a local
+Debian base made with `debootstrap` from the mirror the host's apt uses.
+
+Air-gapped hosts (and this project's CI) reach Debian's mirror but no image registry.
+`llm-docker image base` builds `llm-docker-base:<suite>` there: debootstrap into a
+temporary folder, then import it as an image (`FROM scratch` + `ADD rootfs.tar`, through
+the Engine API's build endpoint, which is `docker import` with labels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import aiodocker
+import anyio
+
+from image.progress import BuildProgress
+
+DEFAULT_BASE_IMAGE = "node:24"
+LOCAL_BASE_REPOSITORY = "llm-docker-base"
+DEFAULT_SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
+BASE_PACKAGES = ("ca-certificates",)
+
+
+class BaseImageError(Exception):
+    """The base image can be neither found, pulled nor built; one line for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DebianSource:
+    suite: str
+    mirror: str
+    security: str | None
+
+    @property
+    def tag(self) -> str:
+        return f"{LOCAL_BASE_REPOSITORY}:{self.suite}"
+
+    def sources_list(self) -> str:
+        lines = [f"deb {self.mirror} {self.suite} main", f"deb {self.mirror} {self.suite}-updates main"]
+        if self.security:
+            lines.append(f"deb {self.security} {self.suite}-security main")
+        return "\n".join(lines) + "\n"
+
+
+def _os_release_value(text: str, key: str) -> str:
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key:
+            return value.strip().strip('"')
+    return ""
+
+
+def _entries(sources: list[str]) -> list[tuple[str, list[str]]]:
+    """(URI, suites) of every apt source, one-line or deb822 format."""
+    found: list[tuple[str, list[str]]] = []
+    for text in sources:
+        stanza: dict[str, str] = {}
+        for raw in [*text.splitlines(), ""]:
+            line = raw.split("#", 1)[0].strip()
+            if line.startswith("deb "):
+                words = [w for w in line.split()[1:] if not w.startswith("[")]
+                words = [w for w in words if not w.endswith("]")]
+                if len(words) >= 2:
+                    found.append((words[0], [words[1]]))
+            elif ":" in line and not line.startswith(("deb", "http")):
+                key, _, value = line.partition(":")
+                stanza[key.strip().lower()] = value.strip()
+            elif not line and stanza:
+                if "deb" in stanza.get("types", "deb").split():
+                    for uri in stanza.get("uris", "").split():
+                        found.append((uri, stanza.get("suites", "").split()))
+                stanza = {}
+    return found
+
+
+def debian_source(os_release: str, sources: list[str]) -> DebianSource:
+    """The suite and mirrors to debootstrap from, read from the host's apt (pure)."""
+    suite = _os_release_value(os_release, "VERSION_CODENAME") if _os_release_value(os_release, "ID") == "debian" else ""
+    suite = suite or DEFAULT_SUITE
+    entries = _entries(sources)
+    mirror = next((uri for uri, suites in entries if suite in suites), None)
+    if mirror is None or not mirror.startswith(("http://", "https://")):
+        mirror = DEFAULT_MIRROR
+    security = next((uri for uri, suites in entries if f"{suite}-security" in suites), DEFAULT_SECURITY)
+    return DebianSource(suite=suite, mirror=mirror.rstrip("/"), security=security.rstrip("/"))
+
+
+def host_debian_source(root: Path = Path("/")) -> DebianSource:
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    apt = root / "etc/apt"
+    files = [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list")),
+             *sorted((apt / "sources.list.d").glob("*.sources"))]
+    return debian_source(read(root / "etc/os-release"), [read(path) for path in files])
+
+
+async def image_exists(docker: aiodocker.Docker, reference: str) -> bool:
+    try:
+        await docker.images.inspect(reference)
+    except aiodocker.DockerError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+async def try_pull(docker: aiodocker.Docker, reference: str) -> str | None:
+    """Pull `reference`; None on success, else the engine's one-line reason."""
+    try:
+        async for event in docker.images.pull(reference, stream=True):
+            if isinstance(event, dict) and event.get("error"):
+                return str(event["error"]).strip()
+    except aiodocker.DockerError as error:
+        message = error.message if isinstance(error.message, str) else str(error.message)
+        return message.strip().splitlines()[0] if message.strip() else f"HTTP {error.status}"
+    return None
+
+
+async def resolve_base(docker: aiodocker.Docker, configured: str, progress: BuildProgress) -> str:
+    """The image reference to build FROM, building the local Debian base when needed."""
+    if await image_exists(docker, configured):
+        return configured
+    progress.note(f"pulling base image {configured} …")
+    reason = await try_pull(docker, configured)
+    if reason is None:
+        return configured
+    if configured != DEFAULT_BASE_IMAGE:
+        raise BaseImageError(f"cannot pull BASE_IMAGE {configured}: {reason} — load it into the engine, "
+                             f"or unset BASE_IMAGE to use a local Debian base")
+    source = host_debian_source()
+    progress.note(f"[yellow]cannot pull {configured}[/yellow] ({reason}); using the local Debian base "
+                  f"[bold]{source.tag}[/bold] instead (see `llm-docker image base`)")
+    if not await image_exists(docker, source.tag):
+        await build_local_base(docker, source, progress)
+    return source.tag
+
+
+async def build_local_base(docker: aiodocker.Docker, source: DebianSource, progress: BuildProgress) -> str:
+    """debootstrap `source` and import it as `source.tag`; returns the tag."""
+    debootstrap = shutil.which("debootstrap") or next(
+        (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.access(p, os.X_OK)), None)
+    if debootstrap is None:
+        raise BaseImageError("building the local Debian base needs debootstrap: sudo apt-get install debootstrap")
+    if os.geteuid() != 0:
+        raise BaseImageError("building the local Debian base needs root (debootstrap): "
+                             "run `sudo llm-docker image base` once")
+    progress.phase(f"base image {source.tag}: debootstrap {source.suite} from {source.mirror}")
+    workdir = Path(tempfile.mkdtemp(prefix="llm-docker-base-", dir=os.environ.get("TMPDIR", "/var/tmp")))
+    try:
+        rootfs = workdir / "rootfs"
+        command = [debootstrap, "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+                   source.suite, str(rootfs), source.mirror]
+        progress.step("debootstrap " + " ".join(command[1:]))
+        async with await anyio.open_process(command, stdin=None, stderr=subprocess.STDOUT) as process:
+            assert process.stdout is not None
+            buffered = b""
+            async for chunk in process.stdout:
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    progress.output(line.decode(errors="replace"))
+            code = await process.wait()
+        if code != 0:
+            raise BaseImageError(f"debootstrap failed (exit {code}); the full log is {progress.log_path}")
+        (rootfs / "etc/apt/sources.list").write_text(source.sources_list())
+        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for path in (rootfs / leftover).glob("*"):
+                if path.is_file():
+                    path.unlink()
+        progress.step(f"import {source.tag}")
+        context = workdir / "context.tar"
+        await anyio.to_thread.run_sync(_write_import_context, rootfs, context, source)
+        with context.open("rb") as handle:
+            async for event in docker.images.build(fileobj=handle, tag=source.tag, stream=True, rm=True,
+                                                   forcerm=True, labels={"io.llm-docker.base": source.suite},
+                                                   encoding="identity"):
+                if event.get("error"):
+                    raise BaseImageError(f"importing the base failed: {event['error'].strip()}")
+                if event.get("stream"):
+                    progress.output(event["stream"])
+    finally:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    progress.note(f"built base image [bold]{source.tag}[/bold] ({progress.elapsed()})")
+    return source.tag
+
+
+def _write_import_context(rootfs: Path, context: Path, source: DebianSource) -> None:
+    dockerfile = (
+        "FROM scratch\n"
+        "ADD rootfs.tar /\n"
+        "ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        'CMD ["bash"]\n'
+    ).encode()
+
+    with tarfile.open(context, "w", format=tarfile.PAX_FORMAT) as outer:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        outer.addfile(info, io.BytesIO(dockerfile))
+        inner_path = context.with_name("rootfs.tar")
+        with tarfile.open(inner_path, "w", format=tarfile.PAX_FORMAT) as inner:
+            for child in sorted(rootfs.iterdir()):
+                inner.add(child, arcname=child.name, filter=_without_virtual_files)
+        outer.add(inner_path, arcname="rootfs.tar")
+        inner_path.unlink()
+
+
+def _without_virtual_files(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """The engine provides /dev, /proc and /sys; device nodes have no place in an image."""
+    if info.isdev():
+        return None
+    top = info.name.split("/", 1)
+    if top[0] in ("dev", "proc", "sys") and len(top) > 1:
+        return None
+    return info

@@ -1,0 +1,125 @@
+"""Execute a `BuildPlan` on the engine: stream the build, show progress, clean up.
+
+The legacy builder behind the Engine API's `/build` caches layer by layer, so a rebuild
+after flipping one `INSTALL_*` flag re-runs only that group's layer and the ones after it.
+The image a rebuild replaced is removed when nothing uses it (upstream kept every stale
+image, launcher-behaviour.md §3.9).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import time
+
+import aiodocker
+
+from image.plan import BuildPlan
+from image.progress import BuildProgress, format_duration, format_size
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_CACHED = " ---> Using cache"
+
+
+class BuildError(Exception):
+    """The build failed; the message names the step and the log file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    tag: str
+    image_id: str
+    size: int
+    seconds: float
+    steps: int
+    cached_steps: int
+    replaced: str | None
+
+    def summary(self) -> str:
+        return (f"built {self.tag} ({format_size(self.size)}) in {format_duration(self.seconds)}; "
+                f"{self.cached_steps}/{self.steps} steps from cache")
+
+
+async def _image_id(docker: aiodocker.Docker, reference: str) -> str | None:
+    try:
+        return (await docker.images.inspect(reference))["Id"]
+    except aiodocker.DockerError as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+class _StreamParser:
+    """Turns the builder's `stream` chunks into progress events and counts cached steps."""
+
+    def __init__(self, progress: BuildProgress) -> None:
+        self.progress = progress
+        self.steps = 0
+        self.cached = 0
+        self.current = ""
+        self._buffer = ""
+
+    def feed(self, chunk: str) -> None:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._line(line)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._line(self._buffer)
+            self._buffer = ""
+
+    def _line(self, line: str) -> None:
+        step = _STEP.match(line.strip())
+        if step:
+            self.steps = int(step.group(2))
+            self.current = f"[{step.group(1)}/{step.group(2)}] {step.group(3)}"
+            self.progress.step(self.current)
+        elif line.startswith(_CACHED):
+            self.cached += 1
+            self.progress.output(line.strip())
+        else:
+            self.progress.output(line)
+
+
+async def build_tool_image(docker: aiodocker.Docker, plan: BuildPlan, base: str,
+                           progress: BuildProgress) -> BuildResult:
+    started = time.monotonic()
+    previous = await _image_id(docker, plan.tag)
+    mode = "no cache" if plan.no_cache else "layer cache"
+    progress.phase(f"building {plan.tag} FROM {base} ({mode})")
+    parser = _StreamParser(progress)
+    built_id = None
+    try:
+        async for event in docker.images.build(
+                fileobj=io.BytesIO(plan.context_tar()), tag=plan.tag,
+                buildargs={**plan.build_args, "BASE_IMAGE": base}, nocache=plan.no_cache,
+                labels=plan.labels(base), stream=True, rm=True, forcerm=True,
+                encoding="identity"):
+            if event.get("stream"):
+                parser.feed(event["stream"])
+            if event.get("error"):
+                parser.flush()
+                raise BuildError(f"building {plan.tag} failed at {parser.current or 'the start'}: "
+                                 f"{str(event['error']).strip()} (full log: {progress.log_path})")
+            aux = event.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                built_id = aux["ID"]
+    except aiodocker.DockerError as error:
+        raise BuildError(f"building {plan.tag} failed: {error.message} (full log: {progress.log_path})") from None
+    parser.flush()
+    info = await docker.images.inspect(plan.tag)
+    replaced = None
+    if previous and previous != info["Id"]:
+        try:
+            await docker.images.delete(previous, force=False)
+            replaced = previous
+        except aiodocker.DockerError:
+            pass  # still used by a running container, or shared: leave it
+    result = BuildResult(tag=plan.tag, image_id=built_id or info["Id"], size=int(info.get("Size", 0)),
+                         seconds=time.monotonic() - started, steps=parser.steps,
+                         cached_steps=parser.cached, replaced=replaced)
+    progress.note(f"[green]✓[/green] {result.summary()}")
+    return result

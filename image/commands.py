@@ -1,0 +1,113 @@
+"""`llm-docker image build|base|status`: the admin side of the image.
+
+Each command runs in one event loop (anyio on asyncio, as aiodocker needs) and turns
+every failure into one line on stderr and a non-zero exit: 2 for bad settings, 1 for a
+failed build, 125 when the engine is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiodocker
+import anyio
+
+from image.base import BaseImageError, build_local_base, host_debian_source
+from image.build import BuildError
+from image.certs import CertificateError, select_extra_certificates
+from image.ensure import build_images, build_log_path, image_status
+from image.plan import BuildInputError, plan_build
+from image.progress import BuildProgress, format_size
+from launch.argv import Tool
+from launch.config import Config
+from supervisor.engine import EngineError, connect
+
+EXIT_BUILD_FAILED = 1
+EXIT_USAGE = 2
+
+
+def tools_for(name: str) -> list[Tool]:
+    return list(Tool) if name == "both" else [Tool.from_name(name)]
+
+
+def _run(body: Callable[[aiodocker.Docker], Awaitable[int]]) -> int:
+    async def main() -> int:
+        try:
+            docker = await connect()
+        except EngineError as error:
+            print(f"llm-docker: {error}", file=sys.stderr)
+            return error.exit_code
+        try:
+            return await body(docker)
+        except (CertificateError, BuildInputError) as error:
+            print(f"llm-docker: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except (BuildError, BaseImageError) as error:
+            print(f"llm-docker: {error}", file=sys.stderr)
+            return EXIT_BUILD_FAILED
+        finally:
+            await docker.close()
+
+    return anyio.run(main, backend="asyncio")
+
+
+def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbose: bool) -> int:
+    async def body(docker: aiodocker.Docker) -> int:
+        progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
+        try:
+            await build_images(docker, config, tools_for(tool), progress, no_cache=no_cache)
+        finally:
+            progress.close()
+        return 0
+
+    return _run(body)
+
+
+def base(config: Config, state_home: Path, *, verbose: bool) -> int:
+    async def body(docker: aiodocker.Docker) -> int:
+        progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
+        try:
+            tag = await build_local_base(docker, host_debian_source(), progress)
+        finally:
+            progress.close()
+        print(f"use it with BASE_IMAGE={tag} (automatic when {config.base_image} cannot be pulled)",
+              file=sys.stderr)
+        return 0
+
+    return _run(body)
+
+
+def status(config: Config, *, as_json: bool) -> int:
+    async def body(docker: aiodocker.Docker) -> int:
+        certificates = select_extra_certificates(config.extra_ca_certs)
+        rows = []
+        for tool in Tool:
+            tag = config.llm_docker_image or plan_build(config, tool, certificates).tag
+            if config.llm_docker_image:
+                rows.append({"tool": tool.value, "tag": tag, "present": None, "stale": [],
+                             "note": "LLM_DOCKER_IMAGE is set: not built by llm-docker"})
+                continue
+            state = await image_status(docker, plan_build(config, tool, certificates))
+            rows.append({"tool": tool.value, "tag": state.tag, "present": state.present,
+                         "stale": list(state.stale_reasons), "size": state.size,
+                         "base": state.labels.get("io.llm-docker.image-base")})
+        if as_json:
+            json.dump({"images": rows, "extra_ca_certs": certificates.describe()}, sys.stdout, indent=2)
+            print()
+            return 0
+        for row in rows:
+            if row["present"] is None:
+                state_text = row["note"]
+            elif not row["present"]:
+                state_text = "not built (the first launch builds it)"
+            elif row["stale"]:
+                state_text = "stale: " + "; ".join(row["stale"])
+            else:
+                state_text = f"up to date ({format_size(row['size'])}, base {row['base']})"
+            print(f"{row['tool']:<9} {row['tag']:<28} {state_text}")
+        return 0
+
+    return _run(body)

@@ -1,0 +1,92 @@
+"""What a launch does about its image: use it, build it on first run, rebuild it on
+`--build`/`--rebuild-force`, or say that it is stale.
+
+A custom `LLM_DOCKER_IMAGE` is used as it is (it only has to exist): llm-docker did not
+build it, so it cannot know its inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import aiodocker
+
+from image.base import resolve_base
+from image.build import BuildResult, build_tool_image
+from image.certs import select_extra_certificates
+from image.groups import outside_notes
+from image.plan import BuildPlan, plan_build, staleness
+from image.progress import BuildProgress
+from launch.argv import Tool
+from launch.config import Config
+from supervisor.engine import require_image
+
+BUILD_LOG = "logs/build.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageStatus:
+    tag: str
+    present: bool
+    stale_reasons: tuple[str, ...]
+    labels: dict[str, str]
+    size: int
+
+
+def build_log_path(state_home: Path) -> Path:
+    return state_home / BUILD_LOG
+
+
+async def image_status(docker: aiodocker.Docker, plan: BuildPlan) -> ImageStatus:
+    try:
+        info = await docker.images.inspect(plan.tag)
+    except aiodocker.DockerError as error:
+        if error.status != 404:
+            raise
+        return ImageStatus(plan.tag, False, (), {}, 0)
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    return ImageStatus(plan.tag, True, tuple(staleness(labels, plan)), labels, int(info.get("Size", 0)))
+
+
+async def build_images(docker: aiodocker.Docker, config: Config, tools: list[Tool], progress: BuildProgress,
+                       *, no_cache: bool) -> list[BuildResult]:
+    """Build each tool's image (the second reuses the first one's shared layers)."""
+    certificates = select_extra_certificates(config.extra_ca_certs)
+    plans = [plan_build(config, tool, certificates, no_cache=no_cache) for tool in tools]
+    progress.note(f"trusting {certificates.describe()}")
+    for note in outside_notes(config):
+        progress.note(f"[yellow]{note}[/yellow]")
+    base = await resolve_base(docker, config.base_image, progress)
+    return [await build_tool_image(docker, plan, base, progress) for plan in plans]
+
+
+async def ensure_image(docker: aiodocker.Docker, config: Config, tool: Tool, state_home: Path, *,
+                       build: bool, no_cache: bool, notice: Callable[[str], None],
+                       verbose: bool = False, stream: IO[str] | None = None) -> str:
+    """The image this launch runs, built first when missing or asked for."""
+    if config.llm_docker_image:
+        if build or no_cache:
+            notice(f"LLM_DOCKER_IMAGE={config.llm_docker_image} is set, so this launch runs that image and "
+                   "--build/--rebuild-force build nothing — unset it to use llm-docker's image")
+        await require_image(docker, config.llm_docker_image, tool)
+        return config.llm_docker_image
+    plan = plan_build(config, tool, select_extra_certificates(config.extra_ca_certs), no_cache=no_cache)
+    status = await image_status(docker, plan)
+    if status.present and not (build or no_cache):
+        if status.stale_reasons:
+            notice(f"image {plan.tag} is stale: {'; '.join(status.stale_reasons)} — "
+                   f"run `{tool.launcher} --build` to rebuild the changed layers")
+        return plan.tag
+    if not status.present:
+        notice(f"image {plan.tag} not found — building it now (first run takes a few minutes; "
+               f"log: {build_log_path(state_home)})")
+    progress = BuildProgress(stream or sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
+    try:
+        await build_images(docker, config, [tool], progress, no_cache=no_cache)
+    finally:
+        progress.close()
+    return plan.tag

@@ -1,0 +1,23 @@
+#!/bin/sh
+# agent.sh claude|opencode|both — the agent CLIs from the npm registry, at the versions
+# given by CLAUDE_CODE_VERSION / OPENCODE_VERSION (default: latest), recorded.
+set -eu
+. /opt/llm-docker/install/lib.sh
+tool=$1
+packages=""
+case $tool in
+    claude) packages="@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION:-latest}" ;;
+    opencode) packages="opencode-ai@${OPENCODE_VERSION:-latest}" ;;
+    both) packages="@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION:-latest} opencode-ai@${OPENCODE_VERSION:-latest}" ;;
+    *) echo "agent.sh: unknown tool '$tool' (claude, opencode or both)" >&2; exit 2 ;;
+esac
+# shellcheck disable=SC2086
+npm_install $packages
+: > "$VERSIONS/agent.txt"
+if command -v claude >/dev/null 2>&1; then
+    echo "claude $(claude --version)" | tee -a "$VERSIONS/agent.txt"
+fi
+if command -v opencode >/dev/null 2>&1; then
+    echo "opencode $(opencode --version)" | tee -a "$VERSIONS/agent.txt"
+fi
+[ -s "$VERSIONS/agent.txt" ] || { echo "agent.sh: no agent CLI on PATH after install" >&2; exit 1; }

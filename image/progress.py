@@ -1,0 +1,122 @@
+"""How a build looks: steps, elapsed time and the current step's last output line.
+
+On a terminal the display is one live status block (rich), not a wall of text; with
+`--verbose` (or `DEBUG=true`) every output line is streamed; when stderr is not a
+terminal only the step headers are printed. Whatever is shown, the full output always
+goes to the build log file.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import IO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.2f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+class BuildProgress:
+    """Receives build events; shows them on `stream` and logs all of them to `log_path`."""
+
+    def __init__(self, stream: IO[str], log_path: Path, *, verbose: bool = False,
+                 interactive: bool | None = None) -> None:
+        self._console = Console(file=stream, highlight=False, soft_wrap=True)
+        self._interactive = self._console.is_terminal if interactive is None else interactive
+        self._verbose = verbose
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("a", encoding="utf-8")
+        self.log_path = log_path
+        self._started = time.monotonic()
+        self._title = ""
+        self._step = ""
+        self._last_line = ""
+        self._live: Live | None = None
+
+    # -- events --------------------------------------------------------------------------
+    def phase(self, title: str) -> None:
+        """A new phase (base image, one tool's image): shown as a header line."""
+        self._title = title
+        self._step = ""
+        self._last_line = ""
+        self._write_log(f"== {title}")
+        self.note(f"[bold]{title}[/bold]")
+
+    def step(self, text: str) -> None:
+        self._step = text
+        self._last_line = ""
+        self._write_log(text)
+        if self._verbose or not self._interactive:
+            self._print(Text(f"  {text}  ({self.elapsed()})"))
+        self._refresh()
+
+    def output(self, line: str) -> None:
+        line = line.rstrip()
+        if not line:
+            return
+        self._write_log(line)
+        self._last_line = line
+        if self._verbose:
+            self._print(Text("    " + line, style="dim"))
+        self._refresh()
+
+    def note(self, markup: str) -> None:
+        """A message for the user above the live display (rich markup allowed)."""
+        self._write_log(Text.from_markup(markup).plain)
+        self._print(Text.from_markup(markup))
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self._log.close()
+
+    def elapsed(self) -> str:
+        return format_duration(time.monotonic() - self._started)
+
+    # -- display -------------------------------------------------------------------------
+    def _write_log(self, line: str) -> None:
+        self._log.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        self._log.flush()
+
+    def _print(self, text: Text) -> None:
+        if self._live is not None:
+            self._live.console.print(text)
+        else:
+            self._console.print(text)
+
+    def _render(self) -> Group:
+        width = max(20, self._console.width - 4)
+        status = Text(f"⠿ {self._step or self._title}"[:width], style="bold cyan")
+        status.append(f"  {self.elapsed()}", style="yellow")
+        last = Text(("  " + self._last_line)[:width], style="dim")
+        return Group(status, last)
+
+    def _refresh(self) -> None:
+        if not self._interactive or self._verbose:
+            return
+        if self._live is None:
+            self._live = Live(self._render(), console=self._console, auto_refresh=False, transient=True)
+            self._live.start()
+        self._live.update(self._render(), refresh=True)
