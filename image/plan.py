@@ -178,8 +178,9 @@ def staleness(labels: dict[str, str] | None, plan: BuildPlan) -> list[str]:
         if built_args.get(key) != value:
             reasons.append(f"{key} {built_args.get(key, '(unset)')} → {value}")
     if labels.get(LABEL_FILES) != plan.digests["files"]:
-        reasons.append(f"llm-docker's image files changed (built by {labels.get(LABEL_VERSION, '?')}, "
-                       f"now {__version__})")
+        built_by = labels.get(LABEL_VERSION, "?")
+        upgrade = f" (built by llm-docker {built_by}, now {__version__})" if built_by != __version__ else ""
+        reasons.append(f"llm-docker's image files changed{upgrade}")
     if labels.get(LABEL_CA) != plan.digests["ca"]:
         reasons.append("the extra CA certificates changed")
     return reasons or ["its build inputs changed"]

@@ -37,6 +37,12 @@ def format_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _does_work(step: str) -> bool:
+    """Whether a step header is worth a line in a plain log (RUN/COPY/ADD, not ARG/ENV/LABEL)."""
+    instruction = step.split("] ", 1)[-1].split(" ", 1)[0].upper()
+    return instruction not in ("ARG", "ENV", "LABEL", "SHELL", "CMD", "ENTRYPOINT", "FROM")
+
+
 class BuildProgress:
     """Receives build events; shows them on `stream` and logs all of them to `log_path`."""
 
@@ -67,7 +73,7 @@ class BuildProgress:
         self._step = text
         self._last_line = ""
         self._write_log(text)
-        if self._verbose or not self._interactive:
+        if self._verbose or (not self._interactive and _does_work(text)):
             self._print(Text(f"  {text}  ({self.elapsed()})"))
         self._refresh()
 

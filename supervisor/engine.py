@@ -42,13 +42,14 @@ async def connect() -> aiodocker.Docker:
 
 
 async def require_image(docker: aiodocker.Docker, image: str, tool: Tool) -> None:
+    """The custom `LLM_DOCKER_IMAGE` must exist: llm-docker cannot build an image it did not define."""
     try:
         await docker.images.inspect(image)
     except aiodocker.DockerError as error:
         if error.status == 404:
             raise EngineError(
-                f"image {image} not found — build it with `llm-docker image build --tool {tool.value}`, "
-                "or set LLM_DOCKER_IMAGE to an image that has the tool on PATH"
+                f"image {image} (LLM_DOCKER_IMAGE) not found — build or load it, or unset LLM_DOCKER_IMAGE "
+                f"so that {tool.launcher} builds and runs llm-docker's own image"
             ) from None
         raise EngineError(engine_message(error)) from None
 

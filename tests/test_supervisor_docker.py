@@ -146,7 +146,7 @@ def test_clear_inside_is_followed(project: Path, home: Path) -> None:
 def test_missing_image_and_unreachable_engine_exit_125(project: Path, home: Path) -> None:
     result = run("cld", "--", "-p", "x", cwd=project, home=home, LLM_DOCKER_IMAGE="llm-docker-nope:latest")
     assert result.returncode == 125
-    assert "image llm-docker-nope:latest not found — build it with `llm-docker image build --tool claude`" in result.stderr
+    assert "image llm-docker-nope:latest (LLM_DOCKER_IMAGE) not found — build or load it" in result.stderr
     result = run("ocd", cwd=project, home=home, DOCKER_HOST="unix:///nonexistent.sock")
     assert result.returncode == 125
     assert "cannot reach the Docker engine" in result.stderr
