@@ -84,6 +84,24 @@ class _StreamParser:
             self.progress.output(line)
 
 
+async def _stream_build(docker: aiodocker.Docker, plan: BuildPlan, base: str,
+                        parser: _StreamParser) -> str | None:
+    """Run the build, feeding its output to `parser`; the built image's ID if reported."""
+    built_id = None
+    async for event in docker.images.build(
+            fileobj=io.BytesIO(plan.context_tar()), tag=plan.tag,
+            buildargs={**plan.build_args, "BASE_IMAGE": base}, nocache=plan.no_cache,
+            labels=plan.labels(base), stream=True, rm=True, forcerm=True, encoding="identity"):
+        if event.get("stream"):
+            parser.feed(event["stream"])
+        if event.get("error"):
+            raise aiodocker.DockerError(500, str(event["error"]))
+        aux = event.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            built_id = str(aux["ID"])
+    return built_id
+
+
 async def build_tool_image(docker: aiodocker.Docker, plan: BuildPlan, base: str,
                            progress: BuildProgress) -> BuildResult:
     started = time.monotonic()
@@ -91,24 +109,14 @@ async def build_tool_image(docker: aiodocker.Docker, plan: BuildPlan, base: str,
     mode = "no cache" if plan.no_cache else "layer cache"
     progress.phase(f"building {plan.tag} FROM {base} ({mode})")
     parser = _StreamParser(progress)
-    built_id = None
     try:
-        async for event in docker.images.build(
-                fileobj=io.BytesIO(plan.context_tar()), tag=plan.tag,
-                buildargs={**plan.build_args, "BASE_IMAGE": base}, nocache=plan.no_cache,
-                labels=plan.labels(base), stream=True, rm=True, forcerm=True,
-                encoding="identity"):
-            if event.get("stream"):
-                parser.feed(event["stream"])
-            if event.get("error"):
-                parser.flush()
-                raise BuildError(f"building {plan.tag} failed at {parser.current or 'the start'}: "
-                                 f"{str(event['error']).strip()} (full log: {progress.log_path})")
-            aux = event.get("aux")
-            if isinstance(aux, dict) and aux.get("ID"):
-                built_id = aux["ID"]
-    except aiodocker.DockerError as error:
-        raise BuildError(f"building {plan.tag} failed: {error.message} (full log: {progress.log_path})") from None
+        async with progress.ticking():
+            built_id = await _stream_build(docker, plan, base, parser)
+    except aiodocker.DockerError as error:  # the engine reports a failing step as a stream error
+        parser.flush()
+        message = error.message if isinstance(error.message, str) else str(error.message)
+        raise BuildError(f"building {plan.tag} failed at {parser.current or 'the start'}: "
+                         f"{message.strip()} (full log: {progress.log_path})") from None
     parser.flush()
     info = await docker.images.inspect(plan.tag)
     replaced = None

@@ -8,9 +8,13 @@ goes to the build log file.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
+
+import anyio
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -48,7 +52,7 @@ class BuildProgress:
 
     def __init__(self, stream: IO[str], log_path: Path, *, verbose: bool = False,
                  interactive: bool | None = None) -> None:
-        self._console = Console(file=stream, highlight=False, soft_wrap=True)
+        self._console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=interactive)
         self._interactive = self._console.is_terminal if interactive is None else interactive
         self._verbose = verbose
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +96,21 @@ class BuildProgress:
         self._write_log(Text.from_markup(markup).plain)
         self._print(Text.from_markup(markup))
 
+    @contextlib.asynccontextmanager
+    async def ticking(self, interval: float = 1.0) -> AsyncIterator[None]:
+        """Keep the elapsed time moving while a step prints nothing (a long npm install)."""
+        async with anyio.create_task_group() as group:
+            async def tick() -> None:
+                while True:
+                    await anyio.sleep(interval)
+                    self._refresh()
+
+            group.start_soon(tick, name="build-progress-tick")
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
+
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
@@ -113,9 +132,10 @@ class BuildProgress:
             self._console.print(text)
 
     def _render(self) -> Group:
-        width = max(20, self._console.width - 4)
-        status = Text(f"⠿ {self._step or self._title}"[:width], style="bold cyan")
-        status.append(f"  {self.elapsed()}", style="yellow")
+        width = max(20, self._console.width - 1)
+        elapsed = f"  {self.elapsed()}"
+        status = Text(f"⠿ {self._step or self._title}"[:width - len(elapsed)], style="bold cyan")
+        status.append(elapsed, style="yellow")
         last = Text(("  " + self._last_line)[:width], style="dim")
         return Group(status, last)
 

@@ -277,3 +277,33 @@ def test_bad_build_settings_are_one_line_errors(project: Path, home: Path) -> No
             result = run(program, *args, cwd=project, home=home, **{key: value})
             assert result.returncode == 2, result.stderr
             assert expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_banner_names_the_tool_and_image_on_a_terminal() -> None:
+    result = subprocess.run(["docker", "run", "--rm", "-t", "-e", "LLM_DOCKER_TOOL=claude", "-e",
+                             f"LLM_DOCKER_IMAGE={CLAUDE_IMAGE}", CLAUDE_IMAGE, "true"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"llm-docker\S* · claude · image {re.escape(CLAUDE_IMAGE)} · \d+\.\d+\.\d+ \(Claude Code\)",
+                     result.stdout), result.stdout
+    piped = subprocess.run(["docker", "run", "--rm", CLAUDE_IMAGE, "true"], capture_output=True, text=True,
+                           timeout=60)
+    assert piped.stdout == "" and piped.stderr == "", "no banner when the output is not a terminal"
+
+
+def test_opencode_plugin_reports_its_session(model: tuple[str, Path]) -> None:
+    url, _ = model
+    config = json.dumps({"provider": {"stub": {"npm": "@ai-sdk/openai-compatible", "name": "Stub",
+                                               "options": {"baseURL": f"{url}/v1", "apiKey": "stub"},
+                                               "models": {"stub-model": {"name": "Stub"}}}},
+                         "model": "stub/stub-model", "autoupdate": False, "share": "disabled"})
+    script = ("mkdir -p $HOME/.config/opencode /tmp/p && cd /tmp/p && cat > $HOME/.config/opencode/opencode.json "
+              "&& opencode run hello >/dev/null && sqlite3 $HOME/.local/share/opencode/opencode.db "
+              "'select id from session' && cat $LLM_DOCKER_EVENTS")
+    result = subprocess.run(["docker", "run", "--rm", "-i", "--network", "host", "--user", "1000:1000",
+                             "-e", "HOME=/tmp/home", "-e", "LLM_DOCKER_EVENTS=/tmp/events", "--entrypoint", "sh",
+                             OPENCODE_IMAGE, "-c", script], input=config, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    session, event = result.stdout.splitlines()
+    assert json.loads(event) == {"tool": "opencode", "session_id": session, "source": "created"}

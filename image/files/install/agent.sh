@@ -18,6 +18,16 @@ if command -v claude >/dev/null 2>&1; then
     echo "claude $(claude --version)" | tee -a "$VERSIONS/agent.txt"
 fi
 if command -v opencode >/dev/null 2>&1; then
-    echo "opencode $(opencode --version)" | tee -a "$VERSIONS/agent.txt"
+    version=$(opencode --version)
+    echo "opencode $version" | tee -a "$VERSIONS/agent.txt"
+    # The session-events plugin (rootfs/opt/llm-docker/opencode/plugin) needs OpenCode's plugin
+    # package next to it. OpenCode would install it at first start, but the folder is read-only
+    # at run time, so it is installed here, at the version OpenCode itself asks for.
+    mkdir -p /opt/llm-docker/opencode
+    printf '{\n  "dependencies": {\n    "@opencode-ai/plugin": "%s"\n  }\n}\n' "$version" \
+        > /opt/llm-docker/opencode/package.json
+    (cd /opt/llm-docker/opencode && npm install --no-fund --no-audit --loglevel=error)
+    # OpenCode writes this file into every config folder it loads; it must exist already.
+    printf 'node_modules\npackage.json\npackage-lock.json\nbun.lock\n.gitignore' > /opt/llm-docker/opencode/.gitignore
 fi
 [ -s "$VERSIONS/agent.txt" ] || { echo "agent.sh: no agent CLI on PATH after install" >&2; exit 1; }
