@@ -90,7 +90,7 @@ async def _stream_build(docker: aiodocker.Docker, plan: BuildPlan, base: str,
     built_id = None
     async for event in docker.images.build(
             fileobj=io.BytesIO(plan.context_tar()), tag=plan.tag,
-            buildargs={**plan.build_args, "BASE_IMAGE": base}, nocache=plan.no_cache,
+            buildargs=plan.docker_build_args(base), nocache=plan.no_cache,
             labels=plan.labels(base), stream=True, rm=True, forcerm=True, encoding="identity"):
         if event.get("stream"):
             parser.feed(event["stream"])

@@ -18,7 +18,7 @@ import anyio
 from image.base import BaseImageError, build_local_base, host_debian_source
 from image.build import BuildError
 from image.certs import CertificateError, select_extra_certificates
-from image.ensure import build_images, build_log_path, image_status
+from image.ensure import build_images, build_log_path, image_status, refresh_stamp
 from image.plan import BuildInputError, plan_build
 from image.progress import BuildProgress, format_size
 from launch.argv import Tool
@@ -58,7 +58,8 @@ def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbos
     async def body(docker: aiodocker.Docker) -> int:
         progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
         try:
-            await build_images(docker, config, tools_for(tool), progress, no_cache=no_cache)
+            await build_images(docker, config, tools_for(tool), progress, no_cache=no_cache,
+                               refresh=refresh_stamp(config))
         finally:
             progress.close()
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -19,7 +20,7 @@ from image.base import resolve_base
 from image.build import BuildResult, build_tool_image
 from image.certs import select_extra_certificates
 from image.groups import outside_notes
-from image.plan import BuildPlan, plan_build, staleness
+from image.plan import LABEL_REFRESH, BuildPlan, plan_build, staleness
 from image.progress import BuildProgress
 from launch.argv import Tool
 from launch.config import Config
@@ -52,11 +53,16 @@ async def image_status(docker: aiodocker.Docker, plan: BuildPlan) -> ImageStatus
     return ImageStatus(plan.tag, True, tuple(staleness(labels, plan)), labels, int(info.get("Size", 0)))
 
 
+def refresh_stamp(config: Config, now: float | None = None) -> str:
+    """UPDATE_ON_START's `AGENT_REFRESH` value: today's date, so the agent layer re-runs daily."""
+    return time.strftime("%Y-%m-%d", time.localtime(now)) if config.update_on_start else ""
+
+
 async def build_images(docker: aiodocker.Docker, config: Config, tools: list[Tool], progress: BuildProgress,
-                       *, no_cache: bool) -> list[BuildResult]:
+                       *, no_cache: bool, refresh: str = "") -> list[BuildResult]:
     """Build each tool's image (the second reuses the first one's shared layers)."""
     certificates = select_extra_certificates(config.extra_ca_certs)
-    plans = [plan_build(config, tool, certificates, no_cache=no_cache) for tool in tools]
+    plans = [plan_build(config, tool, certificates, no_cache=no_cache, refresh=refresh) for tool in tools]
     progress.note(f"trusting {certificates.describe()}")
     for note in outside_notes(config):
         progress.note(f"[yellow]{note}[/yellow]")
@@ -76,7 +82,11 @@ async def ensure_image(docker: aiodocker.Docker, config: Config, tool: Tool, sta
         return config.llm_docker_image
     plan = plan_build(config, tool, select_extra_certificates(config.extra_ca_certs), no_cache=no_cache)
     status = await image_status(docker, plan)
-    if status.present and not (build or no_cache):
+    # Keep the image's refresh stamp unless UPDATE_ON_START asks for today's: a --build then
+    # re-uses the agent layer instead of re-installing the agent.
+    refresh = refresh_stamp(config) or status.labels.get(LABEL_REFRESH, "")
+    due = config.update_on_start and status.labels.get(LABEL_REFRESH) != refresh
+    if status.present and not (build or no_cache or due):
         if status.stale_reasons:
             notice(f"image {plan.tag} is stale: {'; '.join(status.stale_reasons)} — "
                    f"run `{tool.launcher} --build` to rebuild the changed layers")
@@ -84,9 +94,11 @@ async def ensure_image(docker: aiodocker.Docker, config: Config, tool: Tool, sta
     if not status.present:
         notice(f"image {plan.tag} not found — building it now (first run takes a few minutes; "
                f"log: {build_log_path(state_home)})")
+    elif due and not (build or no_cache):
+        notice(f"UPDATE_ON_START: refreshing the agent in {plan.tag} to its newest release (once a day)")
     progress = BuildProgress(stream or sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
     try:
-        await build_images(docker, config, [tool], progress, no_cache=no_cache)
+        await build_images(docker, config, [tool], progress, no_cache=no_cache, refresh=refresh)
     finally:
         progress.close()
     return plan.tag

@@ -31,6 +31,7 @@ LABEL_CA = LABEL_PREFIX + "image-ca"
 LABEL_BASE = LABEL_PREFIX + "image-base"
 LABEL_VERSION = LABEL_PREFIX + "version"
 LABEL_TOOL = LABEL_PREFIX + "image-tool"
+LABEL_REFRESH = LABEL_PREFIX + "agent-refresh"
 
 _NPM_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.^~<>=*|+-]*$")
 
@@ -57,6 +58,8 @@ class BuildPlan:
     certificates: ExtraCertificates
     digests: dict[str, str]
     no_cache: bool = False
+    #: `AGENT_REFRESH` (UPDATE_ON_START's day); not an input of the digest: a refresh is not a change.
+    refresh: str = ""
 
     @property
     def digest(self) -> str:
@@ -71,7 +74,11 @@ class BuildPlan:
             LABEL_BASE: base_used,
             LABEL_TOOL: self.tool.value,
             LABEL_VERSION: __version__,
+            LABEL_REFRESH: self.refresh,
         }
+
+    def docker_build_args(self, base_used: str) -> dict[str, str]:
+        return {**self.build_args, "BASE_IMAGE": base_used, "AGENT_REFRESH": self.refresh}
 
     def context_tar(self) -> bytes:
         """The build context as an uncompressed tar (owner root, mtime 0: reproducible)."""
@@ -145,7 +152,7 @@ def _digest(*parts: bytes) -> str:
 
 
 def plan_build(config: Config, tool: Tool, certificates: ExtraCertificates, *,
-               no_cache: bool = False) -> BuildPlan:
+               no_cache: bool = False, refresh: str = "") -> BuildPlan:
     defaults = {group.key: group.enabled(Config()) for group in GROUPS}
     dockerfile = ContextFile("Dockerfile", render(defaults).encode(), 0o644)
     certificate_files = tuple(ContextFile(f"ca/{name}", content, 0o644)
@@ -159,7 +166,7 @@ def plan_build(config: Config, tool: Tool, certificates: ExtraCertificates, *,
     digests = {"files": files_digest, "ca": ca_digest, "args": args_digest,
                "inputs": _digest(files_digest.encode(), ca_digest.encode(), args_digest.encode())}
     return BuildPlan(tool=tool, tag=default_image_tag(tool), build_args=args, files=files,
-                     certificates=certificates, digests=digests, no_cache=no_cache)
+                     certificates=certificates, digests=digests, no_cache=no_cache, refresh=refresh)
 
 
 def staleness(labels: dict[str, str] | None, plan: BuildPlan) -> list[str]:

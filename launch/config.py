@@ -71,7 +71,7 @@ class Config:
     node_env: str = _setting("production", container=True, choices=("production", "development"),
                              doc="development = verbose, readable logs")
     exit_to_docker: bool = _setting(False, container=True, doc="Drop to a shell after the tool exits")
-    update_on_start: bool = _setting(False, container=True, doc="Update the agent CLI when the container starts")
+    update_on_start: bool = _setting(False, doc="Refresh the image's agent CLI layer to the newest release, at most once a day, before a launch")
     log_max_kilobytes: int = _setting(1024, minimum=0, doc="Rotate logs/llm-docker.log past this size; 0 = no file log")
     debug: bool = _setting(False, doc="Stream full build output")
     llm_docker_image: str = _setting("", doc="Image to run; empty = the tag the image build makes")

@@ -307,3 +307,16 @@ def test_opencode_plugin_reports_its_session(model: tuple[str, Path]) -> None:
     assert result.returncode == 0, result.stderr
     session, event = result.stdout.splitlines()
     assert json.loads(event) == {"tool": "opencode", "session_id": session, "source": "created"}
+
+
+def test_update_on_start_refreshes_the_agent_layer_once_a_day(project: Path, home: Path) -> None:
+    first = run("cld", "--", "--version", cwd=project, home=home, timeout=900, UPDATE_ON_START="true")
+    assert first.returncode == 0, first.stderr
+    assert "UPDATE_ON_START: refreshing the agent in llm-docker-claude:latest" in first.stderr
+    agent_step = re.search(r"\[(\d+)/\d+\] RUN /opt/llm-docker/install/agent.sh", first.stderr)
+    cached = int(re.search(r"(\d+)/\d+ steps from cache", first.stderr).group(1))
+    assert agent_step and cached == int(agent_step.group(1)) - 3, first.stderr
+    again = run("cld", "--", "--version", cwd=project, home=home, UPDATE_ON_START="true")
+    assert again.returncode == 0 and "refreshing" not in again.stderr and "stale" not in again.stderr
+    without = run("cld", "--", "--version", cwd=project, home=home)
+    assert without.returncode == 0 and "build" not in without.stderr and "stale" not in without.stderr

@@ -260,3 +260,22 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize(("size", "text"), [(512, "512 B"), (1_850_000_000, "1.85 GB"), (42_000_000, "42.00 MB")])
 def test_format_size(size: int, text: str) -> None:
     assert format_size(size) == text
+
+
+def test_an_agent_refresh_is_not_a_change() -> None:
+    plain = plan_build(Config(), Tool.CLAUDE, NO_CERTIFICATES)
+    refreshed = plan_build(Config(), Tool.CLAUDE, NO_CERTIFICATES, refresh="2026-11-27")
+    assert refreshed.digest == plain.digest
+    assert staleness(plain.labels("base"), refreshed) == []
+    assert refreshed.labels("base")["io.llm-docker.agent-refresh"] == "2026-11-27"
+    assert refreshed.docker_build_args("llm-docker-base:bookworm")["AGENT_REFRESH"] == "2026-11-27"
+    assert refreshed.docker_build_args("llm-docker-base:bookworm")["BASE_IMAGE"] == "llm-docker-base:bookworm"
+
+
+def test_the_refresh_stamp_is_daily_and_only_with_update_on_start() -> None:
+    from image.ensure import refresh_stamp
+
+    assert refresh_stamp(Config()) == ""
+    daily = dataclasses.replace(Config(), update_on_start=True)
+    assert refresh_stamp(daily, now=0) != refresh_stamp(daily, now=2 * 86400)
+    assert refresh_stamp(daily, now=1000) == refresh_stamp(daily, now=1000)

@@ -4,6 +4,7 @@
 set -eu
 . /opt/llm-docker/install/lib.sh
 tool=$1
+[ -z "${AGENT_REFRESH:-}" ] || echo "agent refresh: $AGENT_REFRESH"
 packages=""
 case $tool in
     claude) packages="@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION:-latest}" ;;
