@@ -18,12 +18,14 @@ different projects).
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
+import anyio
 
 DATABASE = "state.db"
 _SCHEMA = """
@@ -75,6 +77,30 @@ class SavedSlot:
     updated_at: float
 
 
+async def _execute_fully(db: aiosqlite.Connection, sql: str) -> None:
+    async with db.execute(sql) as cursor:
+        await cursor.fetchall()
+
+
+async def _retry_when_locked(db: aiosqlite.Connection, statement: Callable[[], Awaitable[object]], *,
+                             attempts: int = 200) -> None:
+    """Run `statement`, retrying for up to ~10 s while SQLite says the database is locked.
+
+    Two launchers creating the database at the same moment can get SQLITE_BUSY for the
+    switch to WAL and the schema without SQLite consulting the busy handler.
+    """
+    for attempt in range(attempts):
+        try:
+            await statement()
+            return
+        except sqlite3.OperationalError as error:
+            if db.in_transaction:
+                await db.rollback()
+            if "locked" not in str(error) and "busy" not in str(error) or attempt == attempts - 1:
+                raise
+            await anyio.sleep(0.05)
+
+
 class StateStore:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
@@ -84,9 +110,11 @@ class StateStore:
     async def open(cls, state_home: Path) -> AsyncIterator[StateStore]:
         state_home.mkdir(mode=0o700, parents=True, exist_ok=True)
         async with aiosqlite.connect(state_home / DATABASE, timeout=30, isolation_level=None) as db:
-            await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA busy_timeout=30000")
-            await db.executescript(_SCHEMA)
+            await _retry_when_locked(db, lambda: _execute_fully(db, "PRAGMA journal_mode=WAL"))
+            # One write transaction taken up front: statements that upgrade a read snapshot
+            # to a write can get SQLITE_BUSY without the busy handler ever being asked.
+            await _retry_when_locked(db, lambda: db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; COMMIT;"))
             yield cls(db)
 
     @asynccontextmanager

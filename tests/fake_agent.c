@@ -98,10 +98,21 @@ static sqlite3 *opencode_db(void) {
     if (sqlite3_open(path, &db) != SQLITE_OK) { fprintf(stderr, "db: %s\n", sqlite3_errmsg(db)); exit(97); }
     sqlite3_busy_timeout(db, 10000);
     char *err = NULL;
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS session ("
-                         "id TEXT PRIMARY KEY, directory TEXT NOT NULL, title TEXT NOT NULL,"
-                         "time_created INTEGER NOT NULL, time_updated INTEGER NOT NULL)",
-                     NULL, NULL, &err) != SQLITE_OK) { fprintf(stderr, "db: %s\n", err); exit(97); }
+    /* Two fresh containers may create the DB at the same moment: switching to WAL can
+     * return SQLITE_BUSY without consulting the busy handler, so retry for up to 10 s. */
+    for (int attempt = 0;; attempt++) {
+        int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS session ("
+                                  "id TEXT PRIMARY KEY, directory TEXT NOT NULL, title TEXT NOT NULL,"
+                                  "time_created INTEGER NOT NULL, time_updated INTEGER NOT NULL)",
+                              NULL, NULL, &err);
+        if (rc == SQLITE_OK) break;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt >= 200) {
+            fprintf(stderr, "db: %s\n", err); exit(97);
+        }
+        sqlite3_free(err);
+        err = NULL;
+        usleep(50000);
+    }
     return db;
 }
 

@@ -10,6 +10,7 @@ Run `python -m tests.images` to build them ahead of the tests (CI does).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -71,15 +72,25 @@ def _context() -> io.BytesIO:
     return buffer
 
 
+SOURCE_LABEL = "io.llm-docker.test-source"
+
+
+def source_digest() -> str:
+    """What the test image is made of; a change (say, to fake_agent.c) rebuilds it."""
+    return hashlib.sha256(_DOCKERFILE.encode() + FAKE_AGENT_SOURCE.read_bytes()).hexdigest()
+
+
 async def ensure_test_images(docker: aiodocker.Docker, *, rebuild: bool = False) -> None:
-    """Build the test images unless they already exist."""
+    """Build the test images unless they exist and match their sources."""
     if not rebuild:
         try:
-            await docker.images.inspect(BUSYBOX_IMAGE)
-            return
+            info = await docker.images.inspect(BUSYBOX_IMAGE)
+            if ((info.get("Config") or {}).get("Labels") or {}).get(SOURCE_LABEL) == source_digest():
+                return
         except aiodocker.DockerError:
             pass
-    await docker.images.build(fileobj=_context(), encoding="identity", tag=BUSYBOX_IMAGE, rm=True, forcerm=True)
+    await docker.images.build(fileobj=_context(), encoding="identity", tag=BUSYBOX_IMAGE, rm=True, forcerm=True,
+                              labels={SOURCE_LABEL: source_digest()})
     await docker.images.inspect(BUSYBOX_IMAGE)
 
 

@@ -176,7 +176,10 @@ def test_parallel_opencode_slots_without_hooks_stay_distinct(project: Path, home
         for _ in range(5):
             futures = [pool.submit(run, "ocd", "--slot", str(slot), "--", "run", "x", "--fake-no-hooks",
                                    cwd=project, home=home) for slot in (1, 2)]
-            printed = {field(f.result().stdout, "SESSION")[0] for f in futures}
+            results = [f.result() for f in futures]
+            assert all(r.returncode == 0 and field(r.stdout, "SESSION") for r in results), \
+                [(r.returncode, r.stdout, r.stderr) for r in results]
+            printed = {field(r.stdout, "SESSION")[0] for r in results}
             saved = {row["session_id"] for row in slots_json(home) if row["tool"] == "opencode"}
             assert saved == printed and len(saved) == 2
 

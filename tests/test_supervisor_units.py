@@ -178,3 +178,20 @@ async def test_store_finish_is_atomic_and_once(tmp_path: Path) -> None:
 def test_supervisor_never_execs_into_containers() -> None:
     source = "\n".join(p.read_text() for p in (REPO / "supervisor").rglob("*.py"))
     assert "/exec" not in source and ".exec(" not in source and "exec_create" not in source
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_launchers_creating_the_state_database_at_once(tmp_path: Path) -> None:
+    """Fresh database, several openers at the same moment: none may fail with 'database is locked'."""
+    from supervisor.store import StateStore
+
+    async def open_and_use(home: Path) -> None:
+        async with StateStore.open(home) as store:
+            await store.slot("claude", "/p", 1)
+
+    for round_number in range(15):
+        home = tmp_path / f"round-{round_number}"
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(open_and_use, home)
