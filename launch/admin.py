@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from launch import __version__
 from launch.argv import Tool
+from launch.layout import Layout, default_layout
 from launch.config import DEFAULT_SOURCE, Config, ConfigError, default_home, describe_value, load_config, settings
 
 EXIT_USAGE = 2
@@ -28,6 +30,27 @@ def build_parser() -> argparse.ArgumentParser:
     slots.set_defaults(handler=command_slots)
     gc = commands.add_parser("gc", help="remove containers of dead launchers and finish their slot saves")
     gc.set_defaults(handler=command_gc)
+    supervise = commands.add_parser("supervise", help="run N slots at once under one supervisor (like `cld N`)")
+    supervise.add_argument("directory", nargs="?", type=Path, help="project folder (default: the current one)")
+    supervise.add_argument("-n", "--slots", type=_count, default=1, metavar="N", help="how many slots: 1..N (1..99)")
+    supervise.add_argument("--tool", choices=("claude", "opencode"), default="claude")
+    supervise.add_argument("-c", "--continue", dest="continue_session", action="store_true",
+                           help="each slot resumes its saved session")
+    supervise.add_argument("--layout", choices=[layout.value for layout in Layout], default=None,
+                           help="tmux (default when installed), macos, or none (headless)")
+    supervise.add_argument("-d", "--delay", type=_delay, default=None, metavar="SEC",
+                           help="seconds between opening windows (0..60, default 0.5)")
+    supervise.set_defaults(handler=command_supervise)
+    attach = commands.add_parser("attach", help="attach this terminal to a running slot")
+    attach.add_argument("tool", choices=("claude", "opencode"))
+    attach.add_argument("slot", type=_slot)
+    attach.add_argument("directory", nargs="?", type=Path, help="project folder (default: the current one)")
+    attach.add_argument("--launch", help=argparse.SUPPRESS)
+    attach.set_defaults(handler=command_attach)
+    status = commands.add_parser("status", help="list the running slots: tool, project, slot, container, uptime, "
+                                               "ports, health")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=command_status)
     image = commands.add_parser("image", help="build and inspect the agent images")
     image_commands = image.add_subparsers(dest="image_command", required=True, metavar="IMAGE_COMMAND")
     build = image_commands.add_parser("build", help="build the agent image(s), reusing unchanged layers")
@@ -39,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     base = image_commands.add_parser("base", help="build the local Debian base with debootstrap (no registry needed)")
     base.add_argument("--verbose", action="store_true", help="stream the full debootstrap output")
     base.set_defaults(handler=command_image_base)
-    status = image_commands.add_parser("status", help="is each image built, and does it match the config?")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=command_image_status)
+    image_status = image_commands.add_parser("status", help="is each image built, and does it match the config?")
+    image_status.add_argument("--json", action="store_true", help="machine-readable output")
+    image_status.set_defaults(handler=command_image_status)
     return parser
 
 
@@ -55,6 +78,61 @@ def _load() -> Config | None:
     for warning in loaded.warnings:
         print(f"llm-docker: warning: {warning}", file=sys.stderr)
     return loaded.config
+
+
+def _bounded(kind: type, low: float, high: float, what: str):  # noqa: ANN202 - argparse type factory
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got '{text}'") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}, got {text}")
+        return value
+
+    return convert
+
+
+_count = _bounded(int, 1, 99, "the number of slots")
+_slot = _bounded(int, 1, 99, "the slot")
+_delay = _bounded(float, 0, 60, "the delay")
+
+
+def _directory(parser_name: str, directory: Path | None) -> Path | None:
+    if directory is not None and not directory.is_dir():
+        print(f"llm-docker {parser_name}: {directory}: not an existing directory", file=sys.stderr)
+        return None
+    return directory
+
+
+def command_supervise(arguments: argparse.Namespace) -> int:
+    from launch.argv import DEFAULT_DELAY_SECONDS, LaunchRequest
+    from launch.cli import run_request
+
+    if arguments.directory is not None and _directory("supervise", arguments.directory) is None:
+        return EXIT_USAGE
+    request = LaunchRequest(
+        tool=Tool.from_name(arguments.tool), directory=arguments.directory, windows=arguments.slots,
+        continue_session=arguments.continue_session,
+        delay=DEFAULT_DELAY_SECONDS if arguments.delay is None else arguments.delay,
+        layout=Layout(arguments.layout) if arguments.layout else default_layout(
+            platform=sys.platform, tmux_available=shutil.which("tmux") is not None, terminal=sys.stdin.isatty()),
+    )
+    return run_request(request, environ=os.environ, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def command_attach(arguments: argparse.Namespace) -> int:
+    from supervisor.attach_command import attach_slot
+
+    if arguments.directory is not None and _directory("attach", arguments.directory) is None:
+        return EXIT_USAGE
+    return attach_slot(Tool.from_name(arguments.tool), arguments.slot, arguments.directory, launch_id=arguments.launch)
+
+
+def command_status(arguments: argparse.Namespace) -> int:
+    from supervisor.admin import show_status
+
+    return show_status(as_json=arguments.json)
 
 
 def command_config(arguments: argparse.Namespace) -> int:
@@ -130,3 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(arguments.handler(arguments))
     except BrokenPipeError:
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from launch.layout import Layout
+
 MAX_SLOT = 99
 MAX_WINDOWS = 99
 MAX_DELAY_SECONDS = 60.0
@@ -103,10 +105,17 @@ class LaunchRequest:
     rebuild_force: bool = False
     dry_run: bool = False
     passthrough: tuple[str, ...] = ()
+    #: `llm-docker supervise --layout`; None = `cld`/`ocd` (the default layout when N > 1).
+    layout: Layout | None = None
+
+    @property
+    def supervised(self) -> bool:
+        """Slots run headless under one supervisor and are attached to from windows."""
+        return self.windows > 1 or self.layout is not None
 
     def window_slots(self) -> tuple[int | None, ...]:
         """The slot of each window: `N` windows take slots 1..N (or S..S+N-1 with --slot S)."""
-        if self.windows == 1:
+        if not self.supervised:
             return (self.slot,)
         first = self.slot or 1
         return tuple(range(first, first + self.windows))

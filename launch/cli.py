@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from launch import __version__
-from launch.argv import HelpRequest, Tool, UsageError, VersionRequest, parse_argv
+from launch.argv import HelpRequest, LaunchRequest, Tool, UsageError, VersionRequest, parse_argv
 from launch.config import ConfigError
 from launch.guards import PathRefused
 from launch.help import help_text
@@ -39,14 +39,20 @@ def run_launcher(tool: Tool, argv: Sequence[str], *, environ: Mapping[str, str] 
     if isinstance(parsed, VersionRequest):
         print(f"{tool.launcher} (llm-docker) {__version__}", file=stdout)
         return 0
+    return run_request(parsed, environ=environ, stdout=stdout, stderr=stderr)
+
+
+def run_request(request: LaunchRequest, *, environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    """Plan `request` (bad input: one line, exit 2), then print it (`--dry-run`) or run it."""
+    launcher = request.tool.launcher
     try:
-        plan = plan_launch(parsed, environ=environ, cwd=Path.cwd(), user_home=Path.home())
+        plan = plan_launch(request, environ=environ, cwd=Path.cwd(), user_home=Path.home())
     except (ConfigError, PathRefused, ValueError) as error:
-        print(f"{tool.launcher}: {error}", file=stderr)
+        print(f"{launcher}: {error}", file=stderr)
         return EXIT_USAGE
     for warning in plan.warnings:
-        print(f"{tool.launcher}: warning: {warning}", file=stderr)
-    if parsed.dry_run:
+        print(f"{launcher}: warning: {warning}", file=stderr)
+    if request.dry_run:
         _print_dry_run(plan, stdout)
         return 0
     from supervisor.launcher import run_plan  # imported late: -h and --dry-run stay light

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ class HostFacts:
     launcher_start: str
     launch_id: str
     new_session_id: str
+    platform: str = sys.platform
+    tmux_available: bool = False
 
 
 def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, workspace: Path | None,
@@ -66,6 +69,8 @@ def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, wo
         launcher_start=process_start_time(os.getpid()) or "",
         launch_id=launch_id,
         new_session_id=str(uuid.uuid4()),
+        platform=sys.platform,
+        tmux_available=shutil.which("tmux", path=environ.get("PATH")) is not None,
     )
 
 

@@ -18,6 +18,7 @@ from launch.config import Config, default_home, load_config
 from launch.guards import check_docker_dir, check_host_folder
 from launch.hostfacts import HostFacts, find_git_toplevel, gather_host_facts
 from launch.identity import project_root
+from launch.layout import Layout, default_layout
 from launch.spec import ContainerSpec, container_spec
 
 
@@ -28,6 +29,8 @@ class LaunchPlan:
     facts: HostFacts
     specs: tuple[ContainerSpec, ...]
     warnings: tuple[str, ...]
+    #: Where the windows of a supervised launch go; None for a single interactive launch.
+    layout: Layout | None = None
 
 
 def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path,
@@ -47,7 +50,7 @@ def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path
     check_host_folder(root, role="project folder", user_home=user_home, state_home=state_home)
     facts = gather_host_facts(launch_dir, user_home=user_home, state_home=state_home,
                               workspace=workspace, toplevel=toplevel, environ=environ)
-    if request.windows == 1:
+    if not request.supervised:
         specs = (container_spec(request, config, facts),)
     else:
         specs = tuple(
@@ -56,4 +59,8 @@ def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path
                            session=session_from_request(request, str(uuid.uuid4())))
             for slot in request.window_slots()
         )
-    return LaunchPlan(request, config, facts, specs, loaded.warnings)
+    layout = None
+    if request.supervised:
+        layout = request.layout or default_layout(platform=facts.platform, tmux_available=facts.tmux_available,
+                                                  terminal=facts.stdin_tty)
+    return LaunchPlan(request, config, facts, specs, loaded.warnings, layout)

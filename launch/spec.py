@@ -146,9 +146,11 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "User": f"{facts.uid}:{facts.gid}",
         "Env": [f"{key}={value}" for key, value in sorted(env.items())],
         "Labels": labels,
-        "Tty": facts.stdin_tty,
+        # Supervised slots are attached to later, from windows: they always get a TTY, and
+        # stdin stays open when an attached window detaches.
+        "Tty": facts.stdin_tty or request.supervised,
         "OpenStdin": True,
-        "StdinOnce": True,
+        "StdinOnce": not request.supervised,
         "AttachStdin": True,
         "AttachStdout": True,
         "AttachStderr": True,

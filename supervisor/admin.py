@@ -1,4 +1,4 @@
-"""`llm-docker slots` and `llm-docker gc`: the state store seen from the admin command."""
+"""`llm-docker slots`, `gc` and `status`: the state store and the engine seen from the admin command."""
 
 from __future__ import annotations
 
@@ -64,3 +64,22 @@ async def _garbage_collect(state_home: Path) -> int:
         await docker.close()
     print(f"removed {removed} container(s) of dead launchers")
     return 0
+
+
+def show_status(*, as_json: bool) -> int:
+    """`llm-docker status`: the running slots, straight from the engine."""
+    from supervisor.status import print_status, running_slots
+
+    async def main() -> int:
+        try:
+            docker = await connect()
+        except EngineError as error:
+            print(f"llm-docker: {error}", file=sys.stderr)
+            return error.exit_code
+        try:
+            print_status(await running_slots(docker), as_json=as_json)
+        finally:
+            await docker.close()
+        return 0
+
+    return anyio.run(main, backend="asyncio")

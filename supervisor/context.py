@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -37,6 +38,10 @@ class SlotRun:
     stop_requested: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     stop_reason: str | None = None
     started: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    #: Set when the agent first writes to its terminal (supervised slots), or when the
+    #: container is gone without having done so; `ready_after` is None in that case.
+    ready: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    ready_after: float | None = None
     container_gone: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     saved: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     container_id: str | None = None
@@ -64,6 +69,18 @@ class Supervisor:
     interactive: bool
     log_lines: ObjectReceiveStream[str] | None = None
     raw_terminal: bool = False
+    #: While another program (tmux) owns the terminal, notices wait here and are printed after.
+    held_notices: list[str] | None = None
+    started_at: float = dataclasses.field(default_factory=time.monotonic)
+
+    @property
+    def supervised(self) -> bool:
+        return self.plan.request.supervised
+
+    def mark_ready(self, slot: SlotRun) -> None:
+        if not slot.ready.is_set():
+            slot.ready_after = time.monotonic() - self.started_at
+            slot.ready.set()
 
     @property
     def state_home(self) -> Path:
@@ -83,7 +100,15 @@ class Supervisor:
         """Tell the user something, in a way that survives a raw-mode terminal."""
         ending = "\r\n" if self.raw_terminal else "\n"
         self.log.info("notice", message=message)
+        if self.held_notices is not None:
+            self.held_notices.append(message)
+            return
         write_stderr(f"{self.plan.request.tool.launcher}: {message}{ending}")
+
+    def release_notices(self) -> None:
+        held, self.held_notices = self.held_notices or [], None
+        for message in held:
+            write_stderr(f"{self.plan.request.tool.launcher}: {message}\n")
 
 
 def write_stderr(text: str) -> None:

@@ -102,8 +102,16 @@ async def _retry_when_locked(db: aiosqlite.Connection, statement: Callable[[], A
 
 
 class StateStore:
+    """The state database, shared by every task of a supervisor through ONE connection.
+
+    A connection carries one transaction at a time, so every use of it — a transaction or
+    a single read — holds `_lock`: N slots saving at the same moment take turns instead of
+    nesting `BEGIN`s.
+    """
+
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
+        self._lock = anyio.Lock()
 
     @classmethod
     @asynccontextmanager
@@ -119,32 +127,34 @@ class StateStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
-        await self._db.execute("COMMIT")
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
 
     # -- sessions --------------------------------------------------------------------
 
     async def slot(self, tool: str, project: str, slot: int) -> SavedSlot | None:
-        async with self._db.execute(
+        async with self._lock, self._db.execute(
             "SELECT tool, project, slot, session_id, workdir, updated_at FROM slots "
             "WHERE tool=? AND project=? AND slot=?", (tool, project, slot)) as cursor:
             row = await cursor.fetchone()
         return SavedSlot(*row) if row else None
 
     async def terminal_session(self, tool: str, project: str, terminal: str) -> str | None:
-        async with self._db.execute(
+        async with self._lock, self._db.execute(
             "SELECT session_id FROM terminal_sessions WHERE tool=? AND project=? AND terminal=?",
             (tool, project, terminal)) as cursor:
             row = await cursor.fetchone()
         return row[0] if row else None
 
     async def slots(self) -> list[SavedSlot]:
-        async with self._db.execute(
+        async with self._lock, self._db.execute(
             "SELECT tool, project, slot, session_id, workdir, updated_at FROM slots "
             "ORDER BY tool, project, slot") as cursor:
             return [SavedSlot(*row) async for row in cursor]
@@ -152,6 +162,10 @@ class StateStore:
     async def claimed_by_others(self, tool: str, run_id: str, since: float) -> set[str]:
         """Sessions owned by launches that overlapped this one in time (alive at some point
         after `since`): what they claimed and what they were started with."""
+        async with self._lock:
+            return await self._claims(tool, run_id, since)
+
+    async def _claims(self, tool: str, run_id: str, since: float) -> set[str]:
         async with self._db.execute(
             "SELECT c.session_id FROM claims c JOIN launches l ON l.run_id = c.run_id "
             "WHERE c.tool=? AND c.run_id<>? AND (l.finished_at IS NULL OR l.finished_at >= ?) "
@@ -172,12 +186,12 @@ class StateStore:
                                  (launch.tool, launch.session_id, launch.run_id))
 
     async def unfinished_launches(self) -> list[Launch]:
-        async with self._db.execute(
+        async with self._lock, self._db.execute(
             "SELECT * FROM launches WHERE finished_at IS NULL ORDER BY started_at") as cursor:
             return [Launch(*row) async for row in cursor]
 
     async def launch(self, run_id: str) -> Launch | None:
-        async with self._db.execute("SELECT * FROM launches WHERE run_id=?", (run_id,)) as cursor:
+        async with self._lock, self._db.execute("SELECT * FROM launches WHERE run_id=?", (run_id,)) as cursor:
             row = await cursor.fetchone()
         return Launch(*row) if row else None
 
@@ -196,7 +210,7 @@ class StateStore:
                 row = await cursor.fetchone()
             if row is None or row[0] is not None:
                 return False, None
-            session_id = await discover(await self.claimed_by_others(launch.tool, launch.run_id, launch.started_at))
+            session_id = await discover(await self._claims(launch.tool, launch.run_id, launch.started_at))
             await db.execute("UPDATE launches SET finished_at=? WHERE run_id=?", (now, launch.run_id))
             if session_id is None:
                 return True, None

@@ -78,7 +78,7 @@ async def supervise(plan: LaunchPlan) -> int:
             slots = [await _prepare_slot(plan, store, planned, slot, notice)
                      for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True)]
             supervisor = Supervisor(plan=plan, docker=docker, store=store, slots=slots, log=log,
-                                    interactive=len(slots) == 1, log_lines=receive)
+                                    interactive=not plan.request.supervised, log_lines=receive)
             log.info("launch", containers=[s.spec.name for s in slots], image=image)
             async with guardian(plan.facts.state_home, [s.launch.run_id for s in slots]):
                 await _run_tasks(supervisor)

@@ -8,7 +8,8 @@
  *
  * Output (one line each): ARG:<arg> for every argument, SESSION:<id>, READY.
  * Then: with -p/--print (claude) or `run` (opencode) it prints ANSWER:<session> and exits;
- * otherwise it echoes stdin lines as ECHO:<line> until EOF or a line "exit".
+ * otherwise it echoes stdin lines as ECHO:<line> until EOF or a line "exit"; the line "slot?"
+ * also prints SLOT:<$LLM_DOCKER_SLOT>.
  * Test-only flags (passed after `--` by the tests):
  *   --fake-exit N     exit code                --fake-sleep S   sleep S seconds before exiting
  *   --fake-clear      switch to a new session after starting (like /clear)
@@ -212,6 +213,10 @@ int main(int argc, char **argv) {
     while (fgets(line, sizeof line, stdin)) {
         line[strcspn(line, "\r\n")] = 0;
         if (!strcmp(line, "exit")) break;
+        if (!strcmp(line, "slot?")) {  /* which container answers: for window/attach tests */
+            const char *slot = getenv("LLM_DOCKER_SLOT");
+            printf("SLOT:%s\n", slot ? slot : "none");
+        }
         printf("ECHO:%s\n", line);
         fflush(stdout);
         if (is_claude) claude_write(session); else opencode_write(session);

@@ -39,7 +39,7 @@ ACCEPTED = [
     # README "Command Options"
     (C, "", request(C)),
     (C, "-c", request(C, continue_session=True)),
-    (C, f"./my-project 4 -c --slot 1 --delay 0.3 -a -- --permission-mode plan",
+    (C, "./my-project 4 -c --slot 1 --delay 0.3 -a -- --permission-mode plan",
      request(C, directory=MY_PROJECT, windows=4, continue_session=True, slot=1, delay=0.3, api=True,
              passthrough=("--permission-mode", "plan"))),
     (C, "my-project", request(C, directory=MY_PROJECT)),

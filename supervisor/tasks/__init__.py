@@ -10,6 +10,8 @@ builder-api) is a new module appended to `TASKS`, not surgery on the others.
 * `signals` turns SIGINT/SIGTERM/SIGHUP/SIGQUIT into forwarded signals or graceful stops;
 * `watchdog` ends the run when the parent process, the container or the engine goes away;
 * `slots` saves each slot's session once its container is gone — also on a crash;
+* `windows` (supervised launches) reports when every slot is ready and opens one window
+  per slot: tmux, macOS terminal windows, or none;
 * `logs` writes the structured log to `$LLM_DOCKER_HOME/logs/llm-docker.log`, rotated.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from supervisor.context import Supervisor
-from supervisor.tasks import container, logs, signals, slots, watchdog
+from supervisor.tasks import container, logs, signals, slots, watchdog, windows
 
 
 class Task(Protocol):
@@ -27,4 +29,4 @@ class Task(Protocol):
     async def run(self, supervisor: Supervisor) -> None: ...
 
 
-TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots)  # type: ignore[assignment]
+TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots, windows)  # type: ignore[assignment]

@@ -13,9 +13,7 @@ still removes the container.
 
 from __future__ import annotations
 
-import errno
 import os
-import signal
 import sys
 
 import aiodocker
@@ -25,11 +23,11 @@ from aiodocker.stream import Stream
 
 from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from supervisor.engine import EXIT_ENGINE, engine_message
-from supervisor.terminal import raw_mode, window_size
+from supervisor.proxy import READ_SIZE, follow_window_size, pump_output, read_terminal
+from supervisor.terminal import raw_mode
 
 NAME = "container"
 EXIT_KILLED = 137
-READ_SIZE = 65536
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -44,6 +42,8 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
         supervisor.log.info("container-created", container=slot.spec.name, id=container.id[:12])
         if supervisor.interactive and slot is supervisor.slots[0]:
             await _attached(supervisor, slot, container)
+        elif supervisor.supervised:
+            await _headless(supervisor, slot, container)
         else:
             await _detached(supervisor, slot, container)
     except aiodocker.DockerError as error:
@@ -57,6 +57,7 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
                     await _remove(supervisor, slot, container)
         finally:
             slot.container_gone.set()
+            slot.ready.set()  # never started: nobody may wait for it forever
 
 
 async def _detached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
@@ -66,6 +67,28 @@ async def _detached(supervisor: Supervisor, slot: SlotRun, container: DockerCont
         group.start_soon(_stop_on_request, slot, container)
         slot.exit_code = await _wait(container)
         group.cancel_scope.cancel()
+
+
+async def _headless(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+    """A supervised slot: running on its own TTY, attached to from windows (`llm-docker
+    attach`). The supervisor reads its output only to know when the agent is up."""
+    async with container.attach(stdout=True, stderr=True, logs=False) as stream:
+        await container.start()
+        slot.started.set()
+        async with anyio.create_task_group() as group:
+            group.start_soon(_stop_on_request, slot, container)
+            group.start_soon(_watch_for_ready, supervisor, slot, stream)
+            slot.exit_code = await _wait(container)
+            group.cancel_scope.cancel()
+    if not slot.stop_requested.is_set() and slot.exit_code != EXIT_KILLED:
+        supervisor.notice(f"{slot.label}: the agent exited (code {slot.exit_code}); the other slots go on")
+
+
+async def _watch_for_ready(supervisor: Supervisor, slot: SlotRun, stream: Stream) -> None:
+    """Ready = the agent's first output, seen on the attach stream opened before start
+    (no polling). Afterwards the output is drained so it can never back up."""
+    while await stream.read_out() is not None:
+        supervisor.mark_ready(slot)
 
 
 async def _attached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
@@ -90,49 +113,19 @@ async def _proxy(supervisor: Supervisor, slot: SlotRun, container: DockerContain
         group.start_soon(_stop_on_request, slot, container)
         if tty:
             group.start_soon(_pump_terminal_input, slot, stream)
-            group.start_soon(_follow_window_size, container)
+            group.start_soon(follow_window_size, container, sys.stdin.fileno())
         else:
             group.start_soon(_pump_piped_input, stream)
-        await _pump_output(stream)
+        await pump_output(stream)
         slot.exit_code = await _wait(container)
         group.cancel_scope.cancel()
 
 
-async def _pump_output(stream: Stream) -> None:
-    broken: set[int] = set()
-    while (message := await stream.read_out()) is not None:
-        fd = 2 if message.stream == 2 else 1
-        if fd not in broken and not _write_all(fd, message.data):
-            broken.add(fd)  # reader went away (`| head`): keep draining so the tool is not blocked
-
-
-def _write_all(fd: int, data: bytes) -> bool:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            continue
-        except OSError:  # EPIPE (reader gone), EIO (terminal hung up)
-            return False
-        view = view[written:]
-    return True
-
-
 async def _pump_terminal_input(slot: SlotRun, stream: Stream) -> None:
     fd = sys.stdin.fileno()
-    while True:
-        await anyio.wait_readable(fd)
-        try:
-            data = os.read(fd, READ_SIZE)
-        except OSError as error:
-            if error.errno not in (errno.EIO, errno.EBADF):
-                raise
-            data = b""
-        if not data:
-            slot.request_stop("the terminal closed")
-            return
+    while data := await read_terminal(fd):
         await stream.write_in(data)
+    slot.request_stop("the terminal closed")
 
 
 async def _pump_piped_input(stream: Stream) -> None:
@@ -159,23 +152,6 @@ def close_stdin(stream: Stream) -> None:
     transport = response.connection.transport if response and response.connection else None
     if transport is not None and transport.can_write_eof():
         transport.write_eof()
-
-
-async def _follow_window_size(container: DockerContainer) -> None:
-    fd = sys.stdin.fileno()
-    with anyio.open_signal_receiver(signal.SIGWINCH) as changes:
-        await _resize(container, fd)
-        async for _ in changes:
-            await _resize(container, fd)
-
-
-async def _resize(container: DockerContainer, fd: int) -> None:
-    size = window_size(fd)
-    if size is not None:
-        try:
-            await container.resize(h=size[0], w=size[1])
-        except aiodocker.DockerError:
-            pass  # the container may be exiting
 
 
 async def _stop_on_request(slot: SlotRun, container: DockerContainer) -> None:
@@ -207,4 +183,5 @@ async def _remove(supervisor: Supervisor, slot: SlotRun, container: DockerContai
         if error.status != 404:
             supervisor.log.warning("container-remove-failed", container=slot.spec.name, error=str(error))
     if slot.exit_code == EXIT_KILLED and not slot.stop_requested.is_set():
-        supervisor.notice(f"{slot.label}: the container was killed from outside")
+        others = " — the other slots go on" if supervisor.supervised and len(supervisor.slots) > 1 else ""
+        supervisor.notice(f"{slot.label}: the container was killed from outside{others}")

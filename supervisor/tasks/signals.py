@@ -29,7 +29,8 @@ async def run(supervisor: Supervisor) -> None:
                 supervisor.stop_all(f"received {name}")
                 continue
             interrupts += 1
-            if interrupts >= SIGINTS_BEFORE_STOP:
+            if interrupts >= SIGINTS_BEFORE_STOP or supervisor.supervised:
+                # Supervised slots have their own windows: Ctrl-C here means "stop them all".
                 supervisor.stop_all("interrupted")
                 continue
             for slot in supervisor.slots:
