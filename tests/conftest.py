@@ -8,6 +8,7 @@ import aiodocker
 import pytest
 
 from tests.images import ensure_test_images
+from tests.processes import PtyProcess
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -85,3 +86,12 @@ def clean_environ(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_DOCKER_")}
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def pty_processes() -> Iterator[list[PtyProcess]]:
+    """Launchers started in real pseudo-terminals; cleaned up whatever the test did."""
+    started: list[PtyProcess] = []
+    yield started
+    for process in started:
+        process.cleanup()

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,14 +61,6 @@ def slot_session(home: Path, tool: str, project: Path, slot: int) -> str | None:
         if (row["tool"], row["project"], row["slot"]) == (tool, str(project), slot):
             return row["session_id"]
     return None
-
-
-@pytest.fixture
-def pty_processes() -> Iterator[list[PtyProcess]]:
-    started: list[PtyProcess] = []
-    yield started
-    for process in started:
-        process.cleanup()
 
 
 def start_interactive(pty_processes: list[PtyProcess], program: str, *args: str, project: Path,
