@@ -1,0 +1,288 @@
+"""builder-api's host-owned TOML configuration (builder-api-protocol.md §12).
+
+The base file (`--config` › `$BUILDER_API_CONFIG` › `~/.llm-docker/api_config/builder-api.toml`)
+plus one shard per project (`<stem>.toml` in the shard folder), composed into the view
+of ONE project: its jobs (global, then language packs, then the project's own), verbs,
+log aliases, events file, build/runtime/security settings. Every error is a one-line
+`ConfigError` (exit 2), and nothing runs with a half-read config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import stat
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from builder_api.jobs import Job, JobConfigError, Verb, parse_jobs, parse_verbs
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+ALIAS = re.compile(r"[A-Za-z0-9_-]+")
+SHARD_STEM = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+ENV_REFERENCE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+HEADER = re.compile(r"^\s*\[([^\[\]]+)\]\s*$")
+EXIT_CONFIG = 2
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; exit code 2."""
+
+    exit_code = EXIT_CONFIG
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    timeout_s: int = 900
+    max_pending: int = 32
+    dedupe_window_s: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SecuritySettings:
+    auth_failures_per_min: int = 10
+    lockout_s: int = 300
+    max_body_bytes: int = 1_048_576
+    max_url_bytes: int = 8192
+    request_timeout_s: int = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    enabled: bool = False
+    start_command: str = ""
+    cwd: str = "."
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    stop_signal: int = signal.SIGTERM
+    stop_timeout_s: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EventSettings:
+    path: Path | None = None
+    max_bytes: int = 209_715_200
+    drop_bytes: int = 10_485_760
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectConfig:
+    name: str
+    root: Path
+    port: int
+    bind: str
+    password: str
+    auth_reads: bool
+    languages: tuple[str, ...]
+    jobs: Mapping[str, Job]
+    verbs: Mapping[str, Verb]
+    log_aliases: Mapping[str, Path]
+    events: EventSettings
+    build: BuildSettings
+    runtime: RuntimeSettings
+    security: SecuritySettings
+    config_path: Path
+    shard_paths: tuple[Path, ...]
+    config_mtime: float
+    warnings: tuple[str, ...] = ()
+
+
+def default_config_path(environ: Mapping[str, str]) -> Path:
+    configured = environ.get("BUILDER_API_CONFIG", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    return Path(environ.get("HOME", str(Path.home()))) / ".llm-docker" / "api_config" / "builder-api.toml"
+
+
+def shard_folder(config_path: Path, environ: Mapping[str, str]) -> Path:
+    configured = environ.get("BUILDER_API_PROJECTS_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    if config_path == default_config_path({k: v for k, v in environ.items() if k == "HOME"}):
+        return config_path.parent
+    return config_path.parent / "projects"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    seen: dict[str, list[int]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        header = HEADER.match(line)
+        if header:
+            seen.setdefault(header.group(1).strip(), []).append(number)
+    duplicates = {key: lines for key, lines in seen.items() if len(lines) > 1}
+    if duplicates:
+        listed = "; ".join(f"[{key}] on lines {lines}" for key, lines in duplicates.items())
+        raise ConfigError(f"{path}: duplicate table header(s): {listed}")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"TOML parse error in {path}: {error}") from None
+
+
+def _shards(folder: Path, base: Path, warnings: list[str]) -> list[tuple[Path, dict[str, Any]]]:
+    if not folder.exists():
+        return []
+    if not folder.is_dir():
+        raise ConfigError(f"shard folder {folder} is not a directory")
+    shards = []
+    for path in sorted(folder.glob("*.toml")):
+        if path.name == "builder-api.toml" or path.resolve() == base.resolve():
+            continue
+        if path.is_symlink():
+            raise ConfigError(f"{path}: a shard may not be a symlink")
+        mode = path.stat().st_mode
+        if mode & stat.S_IWOTH:
+            raise ConfigError(f"{path}: world-writable shard — run: chmod 0644 {path}")
+        if mode & stat.S_IWGRP:
+            warnings.append(f"{path}: group-writable shard")
+        if not SHARD_STEM.match(path.stem):
+            raise ConfigError(f"{path}: shard file name must match {SHARD_STEM.pattern}")
+        data = read_toml(path)
+        forbidden = sorted({"defaults", "jobs", "language", "verb"} & set(data))
+        if forbidden:
+            raise ConfigError(f"{path}: a shard may not contain top-level {forbidden}")
+        projects = data.get("project")
+        if not isinstance(projects, dict) or list(projects) != [path.stem]:
+            raise ConfigError(f"{path}: must contain exactly [project.{path.stem}]")
+        shards.append((path, data))
+    return shards
+
+
+def _resolve_in_root(value: str, root: Path, context: str) -> Path:
+    path = Path(value).expanduser()
+    path = (root / path).resolve() if not path.is_absolute() else path.resolve()
+    anchor = path if path.exists() else path.parent
+    if anchor != root and root not in anchor.parents:
+        raise ConfigError(f"{context}: path {path} escapes project root {root}")
+    return path
+
+
+def _number(value: object, default: float, context: str, kind: type = int) -> Any:
+    if value is None or value == 0 or value == "":
+        return kind(default)
+    if isinstance(value, bool):
+        raise ConfigError(f"{context} must be a number, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{context} must be a number, got {value!r}") from None
+
+
+def _expand(value: str, environ: Mapping[str, str]) -> str:
+    return ENV_REFERENCE.sub(lambda match: environ.get(match.group(1), ""), value)
+
+
+def _signal(name: object) -> int:
+    text = str(name or "SIGTERM").upper()
+    text = text if text.startswith("SIG") else "SIG" + text
+    return int(getattr(signal, text, signal.SIGTERM))
+
+
+def load(project: str, config_path: Path | None = None, environ: Mapping[str, str] | None = None) -> ProjectConfig:
+    """The composed view of `project`; `ConfigError` on anything invalid."""
+    environ = os.environ if environ is None else environ
+    path = (config_path.expanduser() if config_path else default_config_path(environ))
+    if not path.is_file():
+        raise ConfigError(f"host config not found: {path} — create it (see docs/builder-api.md)")
+    warnings: list[str] = []
+    base = read_toml(path)
+    if "plugin" in base:
+        warnings.append(f"{path}: 'plugin' is no longer supported and is ignored")
+    shards = _shards(shard_folder(path, environ), path, warnings)
+    projects: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (base.get("project") or {}).items()
+                                           if isinstance(v, dict)}
+    for shard_path, data in shards:
+        name = shard_path.stem
+        block = data["project"][name]
+        merged = projects.setdefault(name, {})
+        for key, value in block.items():
+            if key == "jobs":
+                jobs = dict(merged.get("jobs") or {})
+                clash = sorted(set(jobs) & set(value or {}))
+                if clash:
+                    raise ConfigError(f"{shard_path}: job(s) {clash} already declared in {path} — pick one location")
+                jobs.update(value or {})
+                merged["jobs"] = jobs
+            else:
+                merged[key] = value
+    if project not in projects:
+        raise ConfigError(f"no [project.{project}] in {path} or its shards. Known projects: {sorted(projects)}")
+    block = projects[project]
+    defaults = base.get("defaults") or {}
+    raw_root = block.get("root")
+    if not isinstance(raw_root, str) or not raw_root:
+        raise ConfigError(f"[project.{project}].root is required")
+    root = Path(raw_root).expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(f"[project.{project}].root {root} is not an existing directory")
+    port = block.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"[project.{project}].port missing or invalid: {port!r}")
+    bind = str(block.get("bind", defaults.get("bind", "127.0.0.1")))
+    password = _expand(str(block.get("password", defaults.get("password", "")) or ""), environ)
+    if bind not in LOOPBACK and not password:
+        raise ConfigError(f"[project.{project}]: bind {bind} is not loopback, so a password is required")
+    auth_reads = block.get("auth_reads", defaults.get("auth_reads", bind not in LOOPBACK))
+    languages = block.get("languages", [])
+    if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
+        raise ConfigError(f"[project.{project}].languages must be a list of strings")
+    raw_jobs: dict[str, Any] = dict(base.get("jobs") or {})
+    for language in languages:
+        raw_jobs.update(((base.get("language") or {}).get(language) or {}).get("jobs") or {})
+    raw_jobs.update(block.get("jobs") or {})
+    try:
+        jobs = parse_jobs(raw_jobs, warnings)
+        verbs = parse_verbs(base.get("verb") or {})
+    except JobConfigError as error:
+        raise ConfigError(str(error)) from None
+    aliases: dict[str, Path] = {}
+    log_dir = block.get("log_dir", defaults.get("log_dir"))
+    if log_dir:
+        folder = Path(str(log_dir)).expanduser() / project
+        folder.mkdir(parents=True, exist_ok=True)
+        aliases.update({name: folder / f"{name}.log" for name in ("build", "runtime", "events")})
+    for alias, value in (block.get("logs") or {}).items():
+        if not ALIAS.fullmatch(alias):
+            raise ConfigError(f"[project.{project}.logs].{alias}: alias must match {ALIAS.pattern}")
+        aliases[alias] = _resolve_in_root(str(value), root, f"[project.{project}.logs].{alias}")
+    events_block = block.get("events") or {}
+    events_path = (_resolve_in_root(str(events_block["path"]), root, f"[project.{project}.events].path")
+                   if events_block.get("path") else aliases.get("events"))
+    events = EventSettings(events_path, _number(events_block.get("max_bytes"), 209_715_200, "events.max_bytes"),
+                           _number(events_block.get("drop_bytes"), 10_485_760, "events.drop_bytes"))
+    build_block = {**(defaults.get("build") or {}), **(block.get("build") or {})}
+    try:
+        dedupe = max(0.0, float(build_block.get("dedupe_window_s", 5.0)))
+    except (TypeError, ValueError):
+        raise ConfigError("build.dedupe_window_s must be a number") from None
+    build = BuildSettings(_number(build_block.get("timeout_s"), 900, "build.timeout_s"),
+                          max(1, _number(build_block.get("max_pending"), 32, "build.max_pending")), dedupe)
+    security_block = {**(defaults.get("security") or {}), **(block.get("security") or {})}
+    security = SecuritySettings(*(
+        _number(security_block.get(field.name), field.default, f"security.{field.name}")
+        for field in dataclasses.fields(SecuritySettings)))
+    runtime_block = block.get("runtime") or {}
+    runtime = RuntimeSettings(
+        enabled=bool(runtime_block.get("enabled", False)),
+        start_command=str(runtime_block.get("start_command", "") or ""),
+        cwd=str(runtime_block.get("cwd", ".") or "."),
+        env={str(k): str(v) for k, v in (runtime_block.get("env") or {}).items()},
+        stop_signal=_signal(runtime_block.get("stop_signal")),
+        stop_timeout_s=max(0.5, float(runtime_block.get("stop_timeout_s") or 5)),
+    )
+    if runtime.enabled and not runtime.start_command.strip():
+        raise ConfigError(f"[project.{project}.runtime].enabled needs a start_command")
+    shard_paths = tuple(shard for shard, _ in shards)
+    mtime = max([path.stat().st_mtime, *(shard.stat().st_mtime for shard in shard_paths)])
+    return ProjectConfig(
+        name=project, root=root, port=port, bind=bind, password=password, auth_reads=bool(auth_reads),
+        languages=tuple(languages), jobs=jobs, verbs=verbs, log_aliases=aliases, events=events, build=build,
+        runtime=runtime, security=security, config_path=path, shard_paths=shard_paths, config_mtime=mtime,
+        warnings=tuple(warnings))
