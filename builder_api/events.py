@@ -1,0 +1,128 @@
+"""The event feed: JSON lines appended to the events file, and pushed live to every
+subscriber (WebSocket sessions) through a bounded mailbox that drops its oldest frame
+instead of ever blocking the producer (builder-api-protocol.md §9, §11.6).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from builder_api.config import EventSettings
+
+ROTATION_NEWLINE_SEARCH = 256 * 1024
+MAILBOX_FRAMES = 512
+
+
+class Mailbox:
+    """A bounded queue for one consumer: `put` never blocks (the oldest frame is dropped
+    and counted when full); `get` waits. Backend-neutral (anyio)."""
+
+    def __init__(self, capacity: int = MAILBOX_FRAMES) -> None:
+        self._frames: collections.deque[Any] = collections.deque(maxlen=capacity)
+        self._ready = anyio.Event()
+        self.dropped = 0
+
+    def put(self, frame: Any) -> None:
+        if len(self._frames) == self._frames.maxlen:
+            self.dropped += 1
+        self._frames.append(frame)
+        self._ready.set()
+
+    async def get(self) -> Any:
+        while not self._frames:
+            await self._ready.wait()
+            if not self._frames:
+                self._ready = anyio.Event()
+        frame = self._frames.popleft()
+        if not self._frames:
+            self._ready = anyio.Event()
+        return frame
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+def _default(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
+
+
+class EventStore:
+    def __init__(self, settings: EventSettings) -> None:
+        self.settings = settings
+        self._subscribers: set[Mailbox] = set()
+
+    def append(self, event_type: str, payload: dict[str, Any] | None = None, *, persist: bool = True) -> dict[str, Any]:
+        record = {"ts": time.time(), "type": event_type}
+        record.update({k: v for k, v in (payload or {}).items() if k not in ("ts", "type")})
+        if persist and self.settings.path is not None:
+            self._write(json.dumps(record, ensure_ascii=False, default=_default) + "\n")
+        frame = {"type": "event", "record": record}
+        for mailbox in list(self._subscribers):
+            mailbox.put(frame)
+        return record
+
+    def _write(self, line: str) -> None:
+        path = self.settings.path
+        assert path is not None
+        data = line.encode()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() and path.stat().st_size + len(data) > self.settings.max_bytes:
+                self._rotate(path)
+            with path.open("ab") as handle:
+                handle.write(data)
+        except OSError:
+            pass  # the feed must never take the API down
+
+    def _rotate(self, path: Path) -> None:
+        content = path.read_bytes()
+        cut = min(self.settings.drop_bytes, len(content))
+        newline = content.find(b"\n", cut, cut + ROTATION_NEWLINE_SEARCH)
+        cut = newline + 1 if newline >= 0 else cut
+        temporary = path.with_name(path.name + ".rotating")
+        temporary.write_bytes(content[cut:])
+        temporary.replace(path)  # atomic, unlike upstream's in-place rewrite
+
+    @contextmanager
+    def subscribe(self, mailbox: Mailbox) -> Iterator[Mailbox]:
+        self._subscribers.add(mailbox)
+        try:
+            yield mailbox
+        finally:
+            self._subscribers.discard(mailbox)
+
+    def query(self, *, event_type: str | None = None, since: float | None = None, n: int = 200,
+              pid: int | None = None) -> dict[str, Any]:
+        n = max(1, min(10_000, n))
+        path = self.settings.path
+        if path is None or not path.exists():
+            return {"events": [], "count": 0, "total": 0}
+        kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=n)
+        total = 0
+        with path.open("rb") as handle:
+            for raw in handle:
+                total += 1
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(record, dict):
+                    continue  # upstream crashed the handler here
+                if event_type is not None and record.get("type") != event_type:
+                    continue
+                if since is not None and not (isinstance(record.get("ts"), (int, float)) and record["ts"] >= since):
+                    continue
+                if pid is not None and record.get("pid") != pid:
+                    continue
+                kept.append(record)
+        return {"events": list(kept), "count": len(kept), "total": total}

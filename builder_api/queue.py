@@ -1,0 +1,317 @@
+"""The build queue: one worker, strict FIFO, at most one running job (builder-api-protocol.md §6).
+
+Everything here is anyio, so it runs on asyncio (inside the supervisor) and on trio alike.
+Jobs run without a shell in their own process group; a timeout or a cancel signals the
+whole group (TERM, then KILL after the grace), and shutting the queue down does the same —
+no orphans (upstream's `os._exit` left them running).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import hashlib
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import Process
+
+from builder_api.events import EventStore
+
+HISTORY = 20
+LOG_TAIL_LINES = 40
+DEFAULT_GRACE_S = 3.0
+CANCEL_WAIT_S = 15.0
+RC_TIMEOUT, RC_LAUNCH, RC_NOT_FOUND = -1, 126, 127
+CONTAINER_TOKEN = "{{container}}"
+TERMINAL = ("done", "failed", "cancelled")
+
+#: Finds the running container of a project for `{{container}}` (None: there is none).
+ContainerLookup = Callable[[str], Awaitable[str | None]]
+
+
+class QueueFull(Exception):
+    def __init__(self, capacity: int) -> None:
+        super().__init__(f"pending queue at capacity ({capacity})")
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat()
+
+
+def fingerprint(job_name: str, argv: list[str], platform: str | None = None) -> str:
+    text = job_name + "\0" + "".join(arg + "\0" for arg in argv) + (f"@{platform}" if platform else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Entry:
+    id: str
+    job_name: str
+    args: list[str]
+    command: str
+    timeout_s: int
+    kill_after_s: int
+    cwd: str
+    params: dict[str, str]
+    agent_id: str
+    fingerprint: str
+    platform: str | None = None
+    status: str = "queued"
+    returncode: int | None = None
+    queued_at: float = dataclasses.field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    finished_reason: str | None = None
+    log_tail: str = ""
+    cancel_requested: bool = False
+    process: Process | None = None
+    finished: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def public(self, *, log_tail: bool = True) -> dict[str, Any]:
+        elapsed = None
+        if self.started_at is not None:
+            elapsed = round((self.finished_at or time.time()) - self.started_at, 3)
+        shown: dict[str, Any] = {
+            "id": self.id, "agent_id": self.agent_id, "args": list(self.args), "status": self.status,
+            "returncode": self.returncode, "queued_at": self.queued_at, "started_at": self.started_at,
+            "finished_at": self.finished_at, "command": self.command, "timeout_s": self.timeout_s,
+            "elapsed_s": elapsed, "queued_at_iso": _iso(self.queued_at), "started_at_iso": _iso(self.started_at),
+            "finished_at_iso": _iso(self.finished_at),
+        }
+        if log_tail:
+            shown["log_tail"] = self.log_tail
+        shown["job_name"] = self.job_name
+        shown["params"] = dict(self.params)
+        if self.platform is not None:
+            shown["platform"] = self.platform  # additive (§18.14)
+        return shown
+
+
+def tail_lines(path: Path, offset: int, count: int = LOG_TAIL_LINES) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-count:])
+
+
+def kill_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class BuildQueue:
+    def __init__(self, *, project: str, root: Callable[[], Path], events: EventStore, build_log: Path,
+                 max_pending: Callable[[], int], dedupe_window_s: Callable[[], float],
+                 find_container: ContainerLookup | None = None, environ: dict[str, str] | None = None) -> None:
+        self.project = project
+        self._root = root
+        self._events = events
+        self.build_log = build_log
+        self._max_pending = max_pending
+        self._dedupe_window_s = dedupe_window_s
+        self._find_container = find_container
+        self._environ = environ
+        self.pending: collections.deque[Entry] = collections.deque()
+        self.current: Entry | None = None
+        self.history: collections.deque[Entry] = collections.deque(maxlen=HISTORY)
+        self._by_id: dict[str, Entry] = {}
+        self._wakeup = anyio.Event()
+
+    # -- the API side ------------------------------------------------------------------------
+    def enqueue(self, *, job_name: str, argv: list[str], command: Path, timeout_s: int, kill_after_s: int,
+                cwd: str, params: dict[str, str], agent_id: str, platform: str | None = None) -> Entry:
+        print_ = fingerprint(job_name, argv, platform)
+        existing = self._duplicate(print_)
+        if existing is not None:
+            return existing
+        if len(self.pending) >= self._max_pending():
+            raise QueueFull(self._max_pending())
+        entry = Entry(id=secrets.token_hex(4), job_name=job_name, args=list(argv), command=str(command),
+                      timeout_s=timeout_s, kill_after_s=kill_after_s, cwd=cwd, params=dict(params),
+                      agent_id=agent_id, fingerprint=print_, platform=platform)
+        while entry.id in self._by_id:
+            entry.id = secrets.token_hex(4)
+        self._by_id[entry.id] = entry
+        self.pending.append(entry)
+        self._events.append("job_enqueued", {"id": entry.id, "agent_id": agent_id, "args": entry.args,
+                                             "job": job_name})
+        self._wakeup.set()
+        return entry
+
+    def _duplicate(self, print_: str) -> Entry | None:
+        window = self._dedupe_window_s()
+        if window <= 0:
+            return None
+        for entry in self.pending:
+            if entry.fingerprint == print_:
+                return entry
+        if self.current is not None and self.current.fingerprint == print_:
+            return self.current
+        now = time.time()
+        for entry in self.history:
+            if entry.fingerprint == print_ and now - (entry.finished_at or entry.queued_at) <= window:
+                return entry
+        return None
+
+    def get(self, entry_id: str) -> Entry | None:
+        return self._by_id.get(entry_id)
+
+    def cancel_pending(self, entry_id: str) -> Entry | None:
+        entry = next((e for e in self.pending if e.id == entry_id), None)
+        if entry is None:
+            return None
+        self.pending.remove(entry)
+        entry.status, entry.finished_at = "cancelled", time.time()
+        self.history.appendleft(entry)
+        entry.finished.set()
+        self._events.append("job_cancelled", {"id": entry.id, "agent_id": entry.agent_id})
+        return entry
+
+    async def cancel_current(self) -> Entry | None:
+        """Cancel the running entry (TERM to its group, KILL after the grace); None if nothing runs.
+
+        Unlike upstream, an entry that is current but not yet launched is cancelled too:
+        it is marked, and the worker finalises it as cancelled instead of launching it."""
+        entry = self.current
+        if entry is None:
+            return None
+        entry.cancel_requested = True
+        if entry.process is not None:
+            await self._stop_group(entry.process, entry.kill_after_s)
+        with anyio.move_on_after(CANCEL_WAIT_S):
+            await entry.finished.wait()
+        return entry
+
+    async def wait(self, entry_id: str, seconds: float) -> Entry | None:
+        entry = self._by_id.get(entry_id)
+        if entry is not None and not entry.terminal and seconds > 0:
+            with anyio.move_on_after(seconds):
+                await entry.finished.wait()
+        return entry
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"current": self.current.public() if self.current else None,
+                "pending": [entry.public() for entry in self.pending],
+                "history": [entry.public(log_tail=False) for entry in self.history],
+                "total_history": len(self.history)}
+
+    # -- the worker ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """The worker task: run entries one at a time, until cancelled (then stop the current
+        job's process group before returning)."""
+        try:
+            while True:
+                if not self.pending:
+                    await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                    continue
+                entry = self.pending.popleft()
+                self.current = entry
+                try:
+                    await self._execute(entry)
+                finally:
+                    self.current = None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stop_current()
+
+    async def stop_current(self) -> None:
+        entry = self.current
+        if entry is not None and entry.process is not None and entry.process.returncode is None:
+            entry.cancel_requested = True
+            await self._stop_group(entry.process, entry.kill_after_s)
+
+    async def _stop_group(self, process: Process, kill_after_s: int) -> None:
+        kill_group(process.pid, signal.SIGTERM)
+        with anyio.move_on_after(kill_after_s or DEFAULT_GRACE_S):
+            await process.wait()
+            return
+        kill_group(process.pid, signal.SIGKILL)
+        with anyio.move_on_after(2):
+            await process.wait()
+
+    async def _execute(self, entry: Entry) -> None:
+        entry.status, entry.started_at = "building", time.time()
+        self._events.append("job_started", {"id": entry.id, "agent_id": entry.agent_id, "args": entry.args,
+                                            "job": entry.job_name})
+        if entry.cancel_requested:
+            return self._finish(entry, None, "cancelled", offset=None)
+        argv = list(entry.args)
+        if CONTAINER_TOKEN in argv:
+            container = await self._find_container(self.project) if self._find_container else None
+            if not container:
+                return self._finish(entry, RC_LAUNCH, f"no running container of project {self.project}",
+                                    offset=None)
+            argv = [container if arg == CONTAINER_TOKEN else arg for arg in argv]
+        root = self._root()
+        cwd = root if entry.cwd in (".", "") else (root / entry.cwd).resolve()
+        if cwd != root and root not in cwd.parents:
+            return self._finish(entry, RC_LAUNCH, f"cwd escapes project root: {entry.cwd}", offset=None)
+        self.build_log.parent.mkdir(parents=True, exist_ok=True)
+        offset = self.build_log.stat().st_size if self.build_log.exists() else 0
+        header = (f"\n=== build {entry.id} agent={entry.agent_id or '?'} args={entry.args!r} cwd={cwd} "
+                  f"start={_iso(entry.started_at)} ===\n")
+        with self.build_log.open("ab") as log:
+            log.write(header.encode())
+            log.flush()
+            try:
+                process = await anyio.open_process([entry.command, *argv], cwd=cwd, stdin=subprocess.DEVNULL,
+                                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                                   env=self._environ)
+            except FileNotFoundError:
+                return self._finish(entry, RC_NOT_FOUND, "command not found", offset=offset)
+            except OSError as error:
+                return self._finish(entry, RC_LAUNCH, f"launch failed: {error}", offset=offset)
+        entry.process = process
+        try:
+            with anyio.move_on_after(entry.timeout_s) as timer:
+                code = await process.wait()
+            if timer.cancelled_caught:
+                await self._stop_group(process, entry.kill_after_s)
+                return self._finish(entry, RC_TIMEOUT, "timeout", offset=offset)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stop_group(process, entry.kill_after_s)
+                self._finish(entry, process.returncode, "cancelled", offset=offset)
+            raise
+        reason = None
+        if code < 0:
+            reason = "cancelled" if entry.cancel_requested else f"killed by signal {-code}"
+        self._finish(entry, code, reason, offset=offset)
+
+    def _finish(self, entry: Entry, code: int | None, reason: str | None, *, offset: int | None) -> None:
+        entry.returncode, entry.finished_at, entry.finished_reason = code, time.time(), reason
+        if reason == "cancelled":
+            entry.status = "cancelled"
+        else:
+            entry.status = "done" if code == 0 else "failed"
+        # A failure before launch shows its own reason, never other builds' output (§18.12).
+        entry.log_tail = tail_lines(self.build_log, offset) if offset is not None else f"[builder-api] {reason}"
+        entry.process = None
+        self.history.appendleft(entry)
+        entry.finished.set()
+        payload: dict[str, Any] = {"id": entry.id, "agent_id": entry.agent_id, "status": entry.status,
+                                   "returncode": code, "elapsed_s": entry.public()["elapsed_s"], "job": entry.job_name}
+        if reason:
+            payload["reason"] = reason
+        self._events.append("job_finished", payload)
