@@ -128,7 +128,7 @@ def write_config(folder: Path, base: str, shards: dict[str, str] | None = None) 
 
 def test_jobs_compose_global_language_project(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
-    path = write_config(tmp_path, f"""
+    path = write_config(tmp_path, """
 [jobs.lint]
 command = "echo"
 [jobs.test]

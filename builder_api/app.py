@@ -1,0 +1,450 @@
+"""The builder-api HTTP/WebSocket application (ASGI), wire-compatible with the upstream
+daemon (builder-api-protocol.md §2–§11) minus its bugs (§18).
+
+Routing is ours and exact (the raw path, never percent-decoded: `/job/e%63ho` is the job
+`e%63ho`); HTTP parsing, keep-alive and WebSocket framing belong to the server library
+(hypercorn). Every JSON body is `json.dumps(obj, default=str)` like upstream's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio
+
+from builder_api.auth import AuthGate
+from builder_api.config import ProjectConfig
+from builder_api.events import EventStore
+from builder_api.jobs import (CommandRefused, HubJob, LeafJob, ValidationFailed, resolve_command,
+                              validate_and_substitute, verify_command_hash)
+from builder_api.logs import tail
+from builder_api.openapi import document
+from builder_api.queue import BuildQueue, QueueFull
+from builder_api.runtime import Runtime, RuntimeError_
+
+SERVER = b"builder-api/0.1"
+CORS_PREFLIGHT = [(b"access-control-allow-origin", b"*"),
+                  (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+                  (b"access-control-allow-headers", b"Content-Type, X-Agent-ID, X-Builder-API-Password"),
+                  (b"access-control-max-age", b"86400")]
+MUTED = {"/build_status", "/events", "/status", "/", "/ws", "/log"}
+LOG_LEVELS = {"log", "warn", "error", "info", "debug"}
+REMOVED_BUILD = {"error": "endpoint removed", "use": "POST /job/<name>",
+                 "note": "Per-project [build] tables are gone. Declare your commands as [jobs.X] in "
+                         "~/.llm-docker/api_config/builder-api.toml."}
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Reply(Exception):
+    """Return `body` with `status` from anywhere inside a handler."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or []
+
+
+class Request:
+    def __init__(self, scope: Scope, receive: Receive, limits: Any) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._limits = limits
+        self.method: str = scope.get("method", "GET")
+        self.path: str = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        self.query_string: str = scope.get("query_string", b"").decode("latin-1")
+        self.query = {k: v[0] for k, v in parse_qs(self.query_string, keep_blank_values=False).items()}
+        self.present = set(parse_qs(self.query_string, keep_blank_values=True))
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        client = scope.get("client") or ("?", 0)
+        self.ip = str(client[0])
+
+    @property
+    def target_bytes(self) -> int:
+        return len(self.path.encode()) + (len(self.query_string) + 1 if self.query_string else 0)
+
+    def credential(self) -> str | None:
+        header = self.headers.get("x-builder-api-password", "")
+        return header if header else self.query.get("key")
+
+    async def json_body(self) -> dict[str, Any]:
+        length_text = self.headers.get("content-length", "0").strip() or "0"
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise Reply(400, {"error": "invalid Content-Length"}) from None
+        if length < 0 or length > self._limits.max_body_bytes:
+            raise Reply(413, {"error": "request body too large"})
+        body = b""
+        with anyio.move_on_after(self._limits.request_timeout_s) as timer:
+            while True:
+                message = await self._receive()
+                body += message.get("body", b"")
+                if len(body) > self._limits.max_body_bytes:
+                    raise Reply(413, {"error": "request body too large"})
+                if not message.get("more_body"):
+                    break
+        if timer.cancelled_caught:
+            raise Reply(408, {"error": "request body timed out"})
+        if not body.strip():
+            return {}
+        try:
+            parsed = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise Reply(400, {"error": "invalid JSON body"}) from None
+        if not isinstance(parsed, dict):
+            raise Reply(400, {"error": "invalid JSON body"})
+        return parsed
+
+    def number(self, name: str, default: str, kind: type = float) -> Any:
+        """A numeric query parameter; 400 `invalid <name>` instead of upstream's dropped connection."""
+        text = self.query.get(name, default)
+        try:
+            return kind(text)
+        except ValueError:
+            raise Reply(400, {"error": f"invalid {name}", "value": text}) from None
+
+
+class BuilderAPI:
+    """One project's API: the ASGI callable plus the state every route shares."""
+
+    def __init__(self, config: ProjectConfig, *, events: EventStore, queue: BuildQueue, runtime: Runtime) -> None:
+        self.config = config
+        self.events = events
+        self.queue = queue
+        self.runtime = runtime
+        self.started = time.time()
+        self.auth = AuthGate(lambda: self.config.password, config.security.auth_failures_per_min,
+                             config.security.lockout_s)
+        self.routes: dict[tuple[str, str], tuple[str, Callable[[Request], Awaitable[dict[str, Any] | Reply]]]] = {
+            ("GET", "/status"): ("read", self.status),
+            ("POST", "/build"): ("write", self.build_removed),
+            ("GET", "/build_status"): ("read", self.build_status),
+            ("GET", "/jobs"): ("read", self.jobs),
+            ("GET", "/queue"): ("read", self.queue_snapshot),
+            ("DELETE", "/current/cancel"): ("write", self.cancel_current),
+            ("GET", "/logs"): ("read", self.logs),
+            ("GET", "/events"): ("read", self.query_events),
+            ("POST", "/log"): ("write", self.ingest_log),
+            ("POST", "/run"): ("write", self.run),
+            ("POST", "/stop"): ("write", self.stop),
+        }
+
+    # -- ASGI ----------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(Request(scope, receive, self.config.security), send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+
+    async def _http(self, request: Request, send: Send) -> None:
+        if request.method == "OPTIONS":
+            await _respond(send, 204, None, CORS_PREFLIGHT)
+            return
+        if request.method not in ("GET", "POST", "DELETE"):
+            await _respond(send, 501, {"error": f"unsupported method {request.method}"})
+            return
+        cors = [(b"access-control-allow-origin", b"*")] if request.path == "/log" else []
+        if request.target_bytes > self.config.security.max_url_bytes:
+            await _respond(send, 414, {"error": "URI too long"})
+            return
+        try:
+            status, body, headers = 200, await self._route(request), []
+        except Reply as reply:
+            status, body, headers = reply.status, reply.body, reply.headers
+        await _respond(send, status, body, headers + (cors if request.path == "/log" else []))
+        self._http_call(request, status, body)
+
+    async def _route(self, request: Request) -> dict[str, Any]:
+        path, method = request.path, request.method
+        if method == "GET" and path == "/":
+            return self.root()
+        if method == "GET" and path == "/openapi.json":
+            return document()
+        route = self.routes.get((method, path))
+        if route is None and method == "POST" and path.startswith("/job/"):
+            route = ("write", self.run_job)
+        elif route is None and method == "DELETE" and path.startswith("/queue/"):
+            route = ("write", self.cancel_pending)
+        if route is None:
+            raise Reply(404, {"error": "not found", "path": path})
+        kind, handler = route
+        self._authorize(request, required=kind == "write" or self.config.auth_reads)
+        result = await handler(request)
+        if isinstance(result, Reply):
+            raise result
+        return result
+
+    def _authorize(self, request: Request, *, required: bool) -> None:
+        verdict = self.auth.check(request.ip, request.credential(), required=required)
+        if verdict.locked_out:
+            self.events.append("auth_failure_lockout", {"ip": request.ip, "lockout_s": self.auth.lockout_s,
+                                                        "at": time.time(), "threshold": self.auth.threshold,
+                                                        "window_s": 60})
+        if verdict.status:
+            headers = [(b"retry-after", str(verdict.retry_after).encode())] if verdict.retry_after else []
+            raise Reply(verdict.status, {"error": verdict.error}, headers)
+
+    def _http_call(self, request: Request, status: int, body: dict[str, Any] | None) -> None:
+        if status < 400 and request.path in MUTED:
+            return
+        if status in (400, 413, 414) and body and body.get("error") in (
+                "invalid Content-Length", "request body too large", "URI too long"):
+            return
+        body = body or {}
+        summary = ""
+        for key in ("error", "status", "state"):
+            if body.get(key):
+                summary = str(body[key])
+                if key == "status" and "returncode" in body:
+                    summary = f"{summary}·rc={body['returncode']}"
+                break
+        else:
+            if isinstance(body.get("jobs"), dict):
+                summary = f"{len(body['jobs'])} jobs"
+            elif isinstance(body.get("events"), list):
+                summary = f"{len(body['events'])} events"
+            else:
+                summary = f"{len(body)} keys"
+        text = body.get("text")
+        shown = text[:8000] if isinstance(text, str) else json.dumps(body, indent=2, default=str)[:4000]
+        # The password never leaves: `key` is redacted (upstream broadcast it, §18.7).
+        query = {k: ("<redacted>" if k == "key" else v) for k, v in request.query.items()}
+        payload = {"method": request.method, "path": request.path, "query": query, "status": status,
+                   "summary": summary[:100], "body": shown, "ip": request.ip}
+        if status not in (401, 429):
+            payload["agent_id"] = request.headers.get("x-agent-id")
+        self.events.append("http_call", payload, persist=False)
+
+    # -- endpoints -------------------------------------------------------------------------------
+    def root(self) -> dict[str, Any]:
+        return {"name": self.config.name, "version": "0.1", "port": self.config.port, "bind": self.config.bind,
+                "uptime_s": round(time.time() - self.started, 2)}
+
+    async def status(self, request: Request) -> dict[str, Any]:
+        current = self.queue.current
+        return {"name": self.config.name, "uptime_s": round(time.time() - self.started, 2),
+                "runtime": self.runtime.status(),
+                "current_build": {**current.public(), "log_tail": ""} if current else None}
+
+    async def build_removed(self, request: Request) -> Reply:
+        return Reply(410, REMOVED_BUILD)
+
+    async def build_status(self, request: Request) -> dict[str, Any]:
+        entry_id = request.query.get("id")
+        if not entry_id:
+            raise Reply(400, {"error": "missing id param"})
+        wait = max(0.0, min(60.0, request.number("wait", "0")))
+        entry = await self.queue.wait(entry_id, wait)
+        if entry is None:
+            return {"id": entry_id, "status": "gone", "poll_timed_out": False, "build_timed_out": False,
+                    "timed_out": False}
+        poll_timed_out = not entry.terminal
+        return {**entry.public(), "poll_timed_out": poll_timed_out,
+                "build_timed_out": entry.status == "failed" and entry.finished_reason == "timeout",
+                "timed_out": poll_timed_out}
+
+    async def jobs(self, request: Request) -> dict[str, Any]:
+        config = self.config
+        verbs = {}
+        for name, verb in config.verbs.items():
+            job = config.jobs.get(name)
+            verbs[name] = {"platforms": list(verb.platforms), "required_param": verb.required_param,
+                           "description": verb.description,
+                           "implemented_platforms": sorted(job.platforms) if isinstance(job, HubJob) else []}
+        return {"jobs": {name: job.public() for name, job in config.jobs.items()}, "verbs": verbs,
+                "config_version": "0.4", "config_mtime": config.config_mtime, "project": config.name,
+                "languages": list(config.languages), "shard_paths": [str(p) for p in config.shard_paths]}
+
+    async def queue_snapshot(self, request: Request) -> dict[str, Any]:
+        return self.queue.snapshot()
+
+    async def cancel_pending(self, request: Request) -> dict[str, Any]:
+        entry_id = request.path[len("/queue/"):]
+        if not entry_id:
+            raise Reply(400, {"error": "missing queue id"})
+        if self.queue.cancel_pending(entry_id) is None:
+            raise Reply(404, {"error": "not pending (already running, finished, or unknown)"})
+        return {"ok": True, "cancelled": entry_id}
+
+    async def cancel_current(self, request: Request) -> dict[str, Any]:
+        entry = await self.queue.cancel_current()
+        if entry is None:
+            raise Reply(404, {"error": "no_current_build"})
+        return {"ok": True, "cancelled": entry.id, "job_name": entry.job_name, "status": entry.status,
+                "returncode": entry.returncode}
+
+    async def logs(self, request: Request) -> dict[str, Any]:
+        aliases = self.config.log_aliases
+        alias = request.query.get("file")
+        if not alias:
+            raise Reply(400, {"error": "missing file param", "available": sorted(aliases)})
+        n = request.number("n", "200", int)
+        if alias not in aliases:
+            raise Reply(404, {"error": f"unknown log alias: {alias}", "available": sorted(aliases)})
+        return {"file": alias, "lines": n, "text": await anyio.to_thread.run_sync(tail, aliases[alias], n)}
+
+    async def query_events(self, request: Request) -> dict[str, Any]:
+        since = request.number("since", "nan") if "since" in request.query else None
+        pid = request.number("pid", "0", int) if "pid" in request.query else None
+        n = request.number("n", "200", int)
+        return self.events.query(event_type=request.query.get("type"), since=since, n=n, pid=pid)
+
+    async def ingest_log(self, request: Request) -> Reply:
+        body = await request.json_body()
+        message = body.get("message")
+        if not isinstance(message, str) or not message:
+            raise Reply(400, {"error": "message must be a non-empty string"})
+        level = str(body.get("level") or "log").lower()
+        source = str(body.get("source") or "browser").lower()
+        if not re.fullmatch(r"[a-z0-9_-]{1,32}", source):
+            source = "browser"
+        payload: dict[str, Any] = {"level": level if level in LOG_LEVELS else "log", "message": message[:16384],
+                                   "source": source}
+        if body.get("url"):
+            payload["url"] = str(body["url"])[:2048]
+        if body.get("stack"):
+            payload["stack"] = str(body["stack"])[:8192]
+        if body.get("agent_id"):
+            payload["agent_id"] = str(body["agent_id"])[:128]
+        if body.get("timestamp") is not None:
+            try:
+                payload["client_ts"] = float(body["timestamp"])
+            except (TypeError, ValueError):
+                pass
+        self.events.append(f"{source}_log", payload)
+        return Reply(202, {"ok": True})
+
+    async def run(self, request: Request) -> dict[str, Any]:
+        try:
+            pid = await self.runtime.run()
+        except RuntimeError_ as error:
+            raise Reply(400, {"ok": False, "error": str(error)}) from None
+        return {"ok": True, "pid": pid}
+
+    async def stop(self, request: Request) -> dict[str, Any]:
+        await self.runtime.stop()
+        return {"ok": True, "running": False}
+
+    async def run_job(self, request: Request) -> Reply:
+        name = request.path[len("/job/"):]
+        config = self.config
+        job, verb = config.jobs.get(name), config.verbs.get(name)
+        if job is None and verb is not None:
+            raise Reply(404, {"error": "verb_not_implemented", "verb": name, "project": config.name,
+                              "declared_platforms": list(verb.platforms), "implemented_platforms": [],
+                              "hint": f"add a [project.{config.name}.jobs.{name}.platforms.<platform>] block to "
+                                      "your project's shard."})
+        if job is None:
+            raise Reply(404, {"error": "unknown_job", "name": name, "available": sorted(config.jobs)})
+        platform = None
+        if isinstance(job, HubJob):
+            platform = request.query.get("platform", "").strip() or None
+            leaves = sorted(job.platforms)
+            declared = list(verb.platforms) if verb else []
+            if platform is None:
+                raise Reply(400, {"error": "missing_param", "param": (verb.required_param if verb else "platform"),
+                                  "verb": name, "declared_platforms": declared, "implemented_platforms": leaves,
+                                  "hint": f"call POST /job/{name}?platform=<one of {leaves}>"})
+            if verb is not None and platform not in verb.platforms:
+                raise Reply(400, {"error": "platform_not_declared", "verb": name, "platform": platform,
+                                  "declared_platforms": declared})
+            if platform not in job.platforms:
+                raise Reply(404, {"error": "verb_not_implemented", "verb": name, "platform": platform,
+                                  "project": config.name, "declared_platforms": declared,
+                                  "implemented_platforms": leaves})
+            leaf: LeafJob = job.platforms[platform]
+        else:
+            leaf = job
+        body = await request.json_body()
+        params = body.get("params") or {}
+        agent_id = str(body.get("agent_id") or request.headers.get("x-agent-id") or "")
+        try:
+            argv, supplied = validate_and_substitute(leaf, params, f"/job/{name}")
+            command = resolve_command(leaf, config.root)
+            verify_command_hash(leaf, config.root, command)
+        except ValidationFailed as failure:
+            raise Reply(400, failure.body()) from None
+        except CommandRefused as refused:
+            raise Reply(412, refused.body) from None
+        dryrun = request.query.get("dryrun", "").strip().lower()
+        if dryrun in ("1", "true", "yes", "on") or ("dryrun" in request.present and not dryrun):
+            # A bare `?dryrun` is a dry run, as documented (upstream ran the job for real, §18.2).
+            cwd = config.root if leaf.cwd in (".", "") else (config.root / leaf.cwd)
+            return Reply(200, {"dryrun": True, "job": name, "would_run": [str(command), *argv], "cwd": str(cwd),
+                               "timeout_s": leaf.timeout_s, "mutates_filesystem": leaf.mutates_filesystem,
+                               "matched_placeholders": supplied})
+        if leaf.mutates_filesystem:
+            confirmed = (request.headers.get("x-mutation-confirmed", "").strip().lower() == "yes"
+                         or request.query.get("confirm", "").strip().lower() == "yes")
+            if not confirmed:
+                raise Reply(428, {"error": "mutation_confirmation_required", "job": name,
+                                  "reason": "this job is declared `mutates_filesystem = true`",
+                                  "fix": "send header `X-Mutation-Confirmed: yes` OR add `?confirm=yes` to the URL "
+                                         "to confirm intent to run a write-in-place job"})
+        try:
+            entry = self.queue.enqueue(job_name=name, argv=argv, command=command, timeout_s=leaf.timeout_s,
+                                       kill_after_s=leaf.kill_after_s, cwd=leaf.cwd, params=supplied,
+                                       agent_id=agent_id, platform=platform)
+        except QueueFull as full:
+            raise Reply(429, {"error": str(full)}) from None
+        return Reply(202, {"queue_id": entry.id, **entry.public()})
+
+    # -- WebSocket -------------------------------------------------------------------------------
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request({**scope, "method": "GET"}, receive, self.config.security)
+        if request.path != "/ws":
+            await _deny(scope, send, 404, {"error": "not found", "path": request.path})
+            return
+        try:
+            self._authorize(request, required=True)
+        except Reply as reply:
+            await _deny(scope, send, reply.status, reply.body)
+            self._http_call(request, reply.status, reply.body)
+            return
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        from builder_api.websocket import Session
+
+        aliases = self.config.log_aliases
+        wanted = request.query.get("logs") if "logs" in request.present else None
+        if wanted is None or not wanted.strip():
+            subscribed = sorted(aliases)
+        else:
+            subscribed = [a for a in (part.strip() for part in wanted.split(",")) if a in aliases]
+        await Session(self, receive, send, subscribed).run()
+
+
+async def _respond(send: Send, status: int, body: dict[str, Any] | None,
+                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = b"" if body is None else json.dumps(body, default=str).encode()
+    base = [(b"server", SERVER)]
+    if body is not None:
+        base += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": base + (headers or [])})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _deny(scope: Scope, send: Send, status: int, body: dict[str, Any]) -> None:
+    """A JSON HTTP answer instead of the upgrade (ASGI's websocket denial response)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        payload = json.dumps(body, default=str).encode()
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(b"server", SERVER), (b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": payload})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+

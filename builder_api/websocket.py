@@ -1,0 +1,96 @@
+"""One `/ws` session (§11): `hello`, then every event, new log lines of the subscribed
+aliases, a `status` heartbeat every 5 s, and answers to `status`/`queue`/`events` commands.
+
+All outbound frames go through one bounded mailbox (512 frames): producers never block,
+and a client that stops reading loses its oldest frames instead of stalling anyone else
+(upstream disconnected it). The session is a task group: sender, receiver, heartbeat and
+one follower per alias; the first to end ends them all.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from builder_api.events import Mailbox
+from builder_api.logs import follow
+
+if TYPE_CHECKING:
+    from builder_api.app import BuilderAPI, Receive, Send
+
+HEARTBEAT_S = 5.0
+MAX_INBOUND_BYTES = 1 << 20
+
+
+class Session:
+    def __init__(self, api: BuilderAPI, receive: Receive, send: Send, aliases: list[str]) -> None:
+        self.api = api
+        self._receive = receive
+        self._send = send
+        self.aliases = aliases
+        self.mailbox = Mailbox()
+
+    async def run(self) -> None:
+        self.mailbox.put({"type": "hello", "logs": self.aliases, "heartbeat_s": HEARTBEAT_S})
+        with self.api.events.subscribe(self.mailbox):
+            async with anyio.create_task_group() as group:
+                async def until_closed() -> None:
+                    await self._receive_commands()
+                    group.cancel_scope.cancel()
+
+                group.start_soon(until_closed)
+                group.start_soon(self._send_frames)
+                group.start_soon(self._heartbeat)
+                for alias in self.aliases:
+                    group.start_soon(self._follow, alias)
+
+    async def _send_frames(self) -> None:
+        while True:
+            frame = await self.mailbox.get()
+            await self._send({"type": "websocket.send", "text": json.dumps(frame, ensure_ascii=False, default=str)})
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT_S)
+            self.mailbox.put({"type": "status", "runtime": self.api.runtime.status()})
+
+    async def _follow(self, alias: str) -> None:
+        async for line in follow(self.api.config.log_aliases[alias]):
+            self.mailbox.put({"type": "log", "file": alias, "line": line})
+
+    async def _receive_commands(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None or len(text) > MAX_INBOUND_BYTES:
+                continue
+            try:
+                command = json.loads(text)
+            except ValueError:
+                continue
+            self.mailbox.put(self._answer(command))
+
+    def _answer(self, command: Any) -> dict[str, Any]:
+        if not isinstance(command, dict):
+            return {"type": "error", "error": "commands are JSON objects like {\"cmd\": \"status\"}"}
+        name = command.get("cmd")
+        if name == "status":
+            current = self.api.queue.current
+            return {"type": "status", "runtime": self.api.runtime.status(),
+                    "current_build": {**current.public(), "log_tail": ""} if current else None}
+        if name == "queue":
+            return {"type": "queue", **self.api.queue.snapshot()}
+        if name == "events":
+            try:
+                since = float(command["since"]) if command.get("since") is not None else None
+                pid = int(command["pid"]) if command.get("pid") is not None else None
+                n = int(command.get("n", 200))
+            except (TypeError, ValueError):
+                return {"type": "error", "error": "events: since, pid and n must be numbers"}
+            return {"type": "events", **self.api.events.query(event_type=command.get("type"), since=since, n=n,
+                                                              pid=pid)}
+        return {"type": "error", "error": f"unknown cmd: {name!r}"}
