@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                "ports, health")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=command_status)
+    api = commands.add_parser("api", help="serve a project's builder-api (until Ctrl-C / SIGTERM)")
+    api.add_argument("--project", help="project name in the builder-api config (default: this folder's name)")
+    api.add_argument("--config", type=Path, help="base config (default: $BUILDER_API_CONFIG or "
+                                                 "~/.llm-docker/api_config/builder-api.toml)")
+    api.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    api.set_defaults(handler=command_api)
     image = commands.add_parser("image", help="build and inspect the agent images")
     image_commands = image.add_subparsers(dest="image_command", required=True, metavar="IMAGE_COMMAND")
     build = image_commands.add_parser("build", help="build the agent image(s), reusing unchanged layers")
@@ -133,6 +139,12 @@ def command_status(arguments: argparse.Namespace) -> int:
     from supervisor.admin import show_status
 
     return show_status(as_json=arguments.json)
+
+
+def command_api(arguments: argparse.Namespace) -> int:
+    from builder_api.standalone import run_standalone
+
+    return run_standalone(arguments.project or Path.cwd().name, arguments.config, port=arguments.port)
 
 
 def command_config(arguments: argparse.Namespace) -> int:

@@ -68,8 +68,6 @@ async def supervise(plan: LaunchPlan) -> int:
             return EXIT_FAILURE
         if plan.specs[0].create["HostConfig"]["NetworkMode"] == OFFLINE_NETWORK:
             await ensure_network(docker, OFFLINE_NETWORK, internal=True)
-        if plan.request.api or plan.request.api_background:
-            notice("builder-api is not available in this version yet — launching without it")
         async with StateStore.open(plan.facts.state_home) as store:
             await recover_dead_launches(store, docker, plan.facts.state_home, notice)
             if plan.request.clean:

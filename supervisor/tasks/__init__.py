@@ -12,6 +12,8 @@ builder-api) is a new module appended to `TASKS`, not surgery on the others.
 * `slots` saves each slot's session once its container is gone — also on a crash;
 * `windows` (supervised launches) reports when every slot is ready and opens one window
   per slot: tmux, macOS terminal windows, or none;
+* `builder_api` serves the project's builder-api with `-a` (stopping with the launch) or
+  starts it in the background with `-ab`;
 * `logs` writes the structured log to `$LLM_DOCKER_HOME/logs/llm-docker.log`, rotated.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from supervisor.context import Supervisor
-from supervisor.tasks import container, logs, signals, slots, watchdog, windows
+from supervisor.tasks import builder_api, container, logs, signals, slots, watchdog, windows
 
 
 class Task(Protocol):
@@ -29,4 +31,4 @@ class Task(Protocol):
     async def run(self, supervisor: Supervisor) -> None: ...
 
 
-TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots, windows)  # type: ignore[assignment]
+TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots, windows, builder_api)  # type: ignore[assignment]

@@ -1,0 +1,135 @@
+"""builder-api as a process: `llm-docker api` standalone, and `cld -a` inside a launch's
+supervisor. SIGTERM (or the launch ending) leaves no build or runtime process alive."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.images import BUSYBOX_IMAGE
+from tests.processes import command, launcher_env, run
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_api_config(path: Path, root: Path, port: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""
+[project.app]
+root = "{root}"
+port = {port}
+password = "pw"
+[project.app.jobs.spawn]
+command = "sh"
+args = ["-c", "sleep 300 & echo $! > build-child.pid; sleep 300; wait"]
+[project.app.runtime]
+enabled = true
+start_command = "sh -c 'sleep 300 & echo $! > runtime-child.pid; wait'"
+""")
+
+
+def call(port: int, method: str, path: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     headers={"X-Builder-API-Password": "pw"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for(condition, timeout: float = 20) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.05)
+
+
+def serving(port: int) -> bool:
+    try:
+        call(port, "GET", "/")
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return False
+    return True
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_standalone_api_sigterm_leaves_no_process(project: Path, user_home: Path) -> None:
+    port = free_port()
+    config = user_home / "api" / "builder-api.toml"
+    write_api_config(config, project, port)
+    process = subprocess.Popen(command("llm-docker", "api", "--project", "app", "--config", str(config)),
+                               cwd=project, env=launcher_env(user_home), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: serving(port))
+        assert call(port, "GET", "/")["name"] == "app"
+        assert call(port, "POST", "/job/spawn")["status"] in ("queued", "building")
+        assert call(port, "POST", "/run")["ok"] is True
+        wait_for(lambda: (project / "build-child.pid").exists() and (project / "runtime-child.pid").exists()
+                 and (project / "build-child.pid").read_text().strip() != ""
+                 and (project / "runtime-child.pid").read_text().strip() != "")
+        children = [int((project / name).read_text()) for name in ("build-child.pid", "runtime-child.pid")]
+        assert all(running(pid) for pid in children)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not any(running(pid) for pid in children), "a build or runtime process outlived builder-api"
+        assert not serving(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_standalone_api_bad_config_and_taken_port(project: Path, user_home: Path) -> None:
+    broken = user_home / "api" / "builder-api.toml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("[project.app]\nport = 1\n")
+    result = run("llm-docker", "api", "--project", "app", "--config", str(broken), cwd=project, home=user_home)
+    assert result.returncode == 2 and "CONFIG ERROR" in result.stderr and result.stderr.count("\n") == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        write_api_config(broken, project, taken.getsockname()[1])
+        result = run("llm-docker", "api", "--project", "app", "--config", str(broken), cwd=project, home=user_home)
+    assert result.returncode == 1 and "bind failed" in result.stderr
+
+
+@pytest.mark.docker
+def test_cld_a_serves_the_api_for_the_launch_only(project: Path, user_home: Path, docker_engine_ready: None) -> None:
+    port = free_port()
+    state = user_home / ".llm-docker"
+    state.mkdir()
+    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
+    write_api_config(state / "api_config" / "builder-api.toml", project, port)
+    launch = subprocess.Popen(command("cld", "-a", "--", "-p", "hi", "--fake-sleep", "4"), cwd=project,
+                              env=launcher_env(user_home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: serving(port))
+        assert call(port, "GET", "/")["name"] == "app"
+        call(port, "POST", "/run")
+        wait_for(lambda: (project / "runtime-child.pid").exists()
+                 and (project / "runtime-child.pid").read_text().strip() != "")
+        child = int((project / "runtime-child.pid").read_text())
+        second = run("cld", "-a", "--", "-p", "again", cwd=project, home=user_home)  # reuses, never kills
+        assert second.returncode == 0 and "reusing it" in second.stderr
+        assert serving(port)
+        assert launch.wait(timeout=60) == 0
+        assert not serving(port) and not running(child)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
