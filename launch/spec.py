@@ -74,7 +74,8 @@ class ContainerSpec:
 #: (a read-only mount needs CAP_SYS_ADMIN to undo). Paths missing from the image are skipped.
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
                   "/etc/claude-code", "/opt/llm-docker", "/usr/local/bin/llm-docker-entrypoint",
-                  "/usr/local/bin/llm-docker-session-event", "/usr/local/bin/llm-docker-tmux")
+                  "/usr/local/bin/llm-docker-session-event", "/usr/local/bin/llm-docker-tmux",
+                  "/usr/local/bin/builder-api")
 
 
 def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,

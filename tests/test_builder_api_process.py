@@ -133,3 +133,39 @@ def test_cld_a_serves_the_api_for_the_launch_only(project: Path, user_home: Path
     finally:
         if launch.poll() is None:
             launch.kill()
+
+
+CLIENT = Path(__file__).parent.parent / "image/files/rootfs/usr/local/bin/builder-api"
+
+
+def test_the_agents_client_command(project: Path, user_home: Path) -> None:
+    port = free_port()
+    config = user_home / "api" / "builder-api.toml"
+    write_api_config(config, project, port)
+    with config.open("a") as handle:
+        handle.write('[project.app.jobs.greet]\ncommand = "echo"\nargs = ["hello", "{who}"]\n'
+                     'placeholders.who = { regex = "[a-z]+" }\n[project.app.jobs.fail]\ncommand = "false"\n'
+                     '[project.app.events]\npath = "events.jsonl"\n')
+    server = subprocess.Popen(command("llm-docker", "api", "--project", "app", "--config", str(config)),
+                              cwd=project, env=launcher_env(user_home), stderr=subprocess.DEVNULL)
+    env = {"PATH": "/usr/bin:/bin", "BUILDER_API_HOST": "127.0.0.1", "BUILDER_API_PORT": str(port),
+           "BUILDER_API_PASSWORD": "pw", "BUILDER_AGENT_ID": "client-test"}
+
+    def client(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["python3", str(CLIENT), *args], env=env, capture_output=True, text=True, timeout=60)
+
+    try:
+        wait_for(lambda: serving(port))
+        assert "greet(who=/[a-z]+/)" in client("jobs").stdout
+        ran = client("run", "greet", "who=world")
+        assert ran.returncode == 0 and ran.stdout.rstrip().endswith("hello world"), ran
+        assert "greet: done (rc=0" in ran.stderr
+        assert client("run", "fail").returncode == 1
+        refused = client("run", "greet", "who=WORLD")
+        assert refused.returncode == 2 and "regex_mismatch" in refused.stderr
+        events = client("events", "--type", "job_finished")
+        assert [json.loads(line)["job"] for line in events.stdout.splitlines()] == ["greet", "fail"]
+        assert json.loads(client("status").stdout)["name"] == "app"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

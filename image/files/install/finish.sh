@@ -6,7 +6,7 @@ chown -R root:root /etc/claude-code /opt/llm-docker
 chmod 0444 /etc/claude-code/managed-settings.json
 chmod 0555 /etc/claude-code
 chmod 0755 /usr/local/bin/llm-docker-entrypoint /usr/local/bin/llm-docker-session-event \
-    /usr/local/bin/llm-docker-tmux
+    /usr/local/bin/llm-docker-tmux /usr/local/bin/builder-api
 chmod -R a+rX,go-w /opt/llm-docker
 # Any uid may run with HOME=/root: sticky and world-writable, like /tmp.
 chmod 1777 /root
