@@ -156,7 +156,9 @@ class BuilderAPI:
             await _respond(send, 204, None, CORS_PREFLIGHT)
             return
         if request.method not in ("GET", "POST", "DELETE"):
-            await _respond(send, 501, {"error": f"unsupported method {request.method}"})
+            # Upstream's stdlib answered 501 (HTML); a 4xx is the honest answer for a client's choice.
+            await _respond(send, 405, {"error": f"method not allowed: {request.method}"},
+                           [(b"allow", b"GET, POST, DELETE, OPTIONS")])
             return
         cors = [(b"access-control-allow-origin", b"*")] if request.path == "/log" else []
         if request.target_bytes > self.config.security.max_url_bytes:

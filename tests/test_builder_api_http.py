@@ -100,7 +100,8 @@ async def test_root_unknown_paths_methods_and_cors(tmp_path: Path) -> None:
         assert set(root.json()) == {"name", "version", "port", "bind", "uptime_s"} and root.json()["version"] == "0.1"
         assert (await client.get("/jobs/")).json() == {"error": "not found", "path": "/jobs/"}
         assert (await client.get("/jobs/")).status_code == 404
-        assert (await client.put("/status")).status_code == 501
+        put = await client.put("/status")
+        assert put.status_code == 405 and put.headers["allow"] == "GET, POST, DELETE, OPTIONS"
         preflight = await client.options("/anything")
         assert preflight.status_code == 204 and preflight.headers["access-control-max-age"] == "86400"
         assert "X-Builder-API-Password" in preflight.headers["access-control-allow-headers"]
