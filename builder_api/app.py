@@ -136,6 +136,13 @@ class BuilderAPI:
             ("POST", "/stop"): ("write", self.stop),
         }
 
+    def apply_config(self, config: ProjectConfig) -> None:
+        """Hot reload: every route reads `self.config`, so this is the whole switch."""
+        self.config = config
+        self.runtime.settings = config.runtime
+        self.auth.threshold = config.security.auth_failures_per_min
+        self.auth.lockout_s = config.security.lockout_s
+
     # -- ASGI ----------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

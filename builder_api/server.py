@@ -20,6 +20,7 @@ from builder_api.app import BuilderAPI
 from builder_api.config import ProjectConfig
 from builder_api.events import EventStore
 from builder_api.queue import BuildQueue, ContainerLookup
+from builder_api.reload import watch_config
 from builder_api.runtime import Runtime
 
 
@@ -98,6 +99,8 @@ async def serve(api: BuilderAPI, *, port: int | None = None,
                 async with anyio.create_task_group() as workers:
                     api.runtime.attach(workers)
                     workers.start_soon(api.queue.run, name="builder-api-queue")
+                    await workers.start(watch_config, lambda: api.config, api.apply_config, api.events.append,
+                                        name="builder-api-reload")
                     api.events.append("server_started", {
                         "name": api.config.name, "bind": api.config.bind, "port": api.config.port,
                         "auth_reads": api.config.auth_reads, "has_password": bool(api.config.password),

@@ -9,6 +9,7 @@ one follower per alias; the first to end ends them all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +58,9 @@ class Session:
             self.mailbox.put({"type": "status", "runtime": self.api.runtime.status()})
 
     async def _follow(self, alias: str) -> None:
-        async for line in follow(self.api.config.log_aliases[alias]):
-            self.mailbox.put({"type": "log", "file": alias, "line": line})
+        async with contextlib.aclosing(follow(self.api.config.log_aliases[alias])) as lines:
+            async for line in lines:
+                self.mailbox.put({"type": "log", "file": alias, "line": line})
 
     async def _receive_commands(self) -> None:
         while True:

@@ -296,3 +296,28 @@ async def test_a_slowloris_client_is_cut_off(tmp_path: Path) -> None:
         assert time.monotonic() - started < 8
         assert b"408" in received or received == b""
         assert (await client.get("/")).status_code == 200  # others were never stalled
+
+
+async def test_hot_reload_applies_jobs_password_and_aliases(tmp_path: Path) -> None:
+    async with api_server(tmp_path) as client:
+        from builder_api.events import Mailbox
+
+        config = tmp_path / "api" / "builder-api.toml"
+        mailbox = Mailbox()
+        with client.api.events.subscribe(mailbox):  # type: ignore[attr-defined]
+            text = config.read_text().replace(PASSWORD, "new-pw").replace('app = "logs/app.log"',
+                                                                            'app = "logs/app.log"\nnew = "logs/new.log"')
+            config.write_text(text + '\n[project.app.jobs.added]\ncommand = "true"\n')
+            with anyio.fail_after(10):
+                while (record := (await mailbox.get())["record"])["type"] != "config_reloaded":
+                    pass
+            assert record["added"] == ["added"] and record["removed"] == [] and record["total_jobs"] == 5
+            assert (await client.post("/stop", headers=AUTH)).status_code == 401
+            assert (await client.post("/stop", headers={"X-Builder-API-Password": "new-pw"})).status_code == 200
+            assert (await client.get("/logs")).json()["available"] == ["app", "new"]
+            config.write_text("[project.app]\nport = 'broken'\n")
+            with anyio.fail_after(10):
+                while (record := (await mailbox.get())["record"])["type"] != "config_reload_failed":
+                    pass
+            assert record["code"] == 2
+            assert "added" in (await client.get("/jobs")).json()["jobs"]  # the old config stays
