@@ -107,7 +107,9 @@ def _ms(text: str) -> float:
 def load_wrk(port: int, seconds: int, clients: int) -> dict[str, float]:
     output = subprocess.run(["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--latency",
                              f"http://127.0.0.1:{port}/status"], capture_output=True, text=True, check=True).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    latency = dict(re.findall(r"\b(50|99)%\s+([\d.]+(?:us|ms|s))", output))
+    if set(latency) != {"50", "99"}:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"rps": rate, "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]),
