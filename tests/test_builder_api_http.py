@@ -211,6 +211,10 @@ async def test_cancel_pending_and_running_kill_the_group(tmp_path: Path) -> None
         assert (await client.delete(f"/queue/{running['id']}", headers=AUTH)).status_code == 404
         cancelled = await client.delete(f"/queue/{pending['id']}", headers=AUTH)
         assert cancelled.json() == {"ok": True, "cancelled": pending["id"]}
+        started = time.monotonic()
+        polled = (await client.get(f"/build_status?id={running['id']}&wait=0.5")).json()
+        assert polled["poll_timed_out"] is True and polled["timed_out"] is True and polled["status"] == "building"
+        assert 0.4 < time.monotonic() - started < 5
         current = await client.delete("/current/cancel", headers=AUTH)
         assert current.status_code == 200
         assert current.json() == {"ok": True, "cancelled": running["id"], "job_name": "sleep", "status": "cancelled",

@@ -108,16 +108,20 @@ def test_standalone_api_bad_config_and_taken_port(project: Path, user_home: Path
     assert result.returncode == 1 and "bind failed" in result.stderr
 
 
-@pytest.mark.docker
-def test_cld_a_serves_the_api_for_the_launch_only(project: Path, user_home: Path, docker_engine_ready: None) -> None:
-    port = free_port()
+def start_cld_a(project: Path, user_home: Path, port: int, *agent_args: str) -> subprocess.Popen[str]:
+    """`cld -a` with the fake agent, the test image and a builder-api config for `project`."""
     state = user_home / ".llm-docker"
     state.mkdir()
     (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
     write_api_config(state / "api_config" / "builder-api.toml", project, port)
-    launch = subprocess.Popen(command("cld", "-a", "--", "-p", "hi", "--fake-sleep", "4"), cwd=project,
-                              env=launcher_env(user_home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command("cld", "-a", "--", *agent_args), cwd=project, env=launcher_env(user_home),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.docker
+def test_cld_a_serves_the_api_for_the_launch_only(project: Path, user_home: Path, docker_engine_ready: None) -> None:
+    port = free_port()
+    launch = start_cld_a(project, user_home, port, "-p", "hi", "--fake-sleep", "4")
     try:
         wait_for(lambda: serving(port))
         assert call(port, "GET", "/")["name"] == "app"
@@ -169,3 +173,24 @@ def test_the_agents_client_command(project: Path, user_home: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.mark.docker
+def test_sigterm_of_a_cld_a_launch_leaves_no_build_or_runtime(project: Path, user_home: Path,
+                                                              docker_engine_ready: None) -> None:
+    port = free_port()
+    launch = start_cld_a(project, user_home, port, "-p", "hi", "--fake-sleep", "60")
+    try:
+        wait_for(lambda: serving(port))
+        call(port, "POST", "/run")
+        call(port, "POST", "/job/spawn")
+        wait_for(lambda: all((project / name).exists() and (project / name).read_text().strip()
+                             for name in ("build-child.pid", "runtime-child.pid")))
+        children = [int((project / name).read_text()) for name in ("build-child.pid", "runtime-child.pid")]
+        launch.send_signal(signal.SIGTERM)
+        assert launch.wait(timeout=60) == 143
+        assert not any(running(pid) for pid in children), "a build or runtime process outlived the launch"
+        assert not serving(port)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
