@@ -325,3 +325,31 @@ async def test_hot_reload_applies_jobs_password_and_aliases(tmp_path: Path) -> N
                     pass
             assert record["code"] == 2
             assert "added" in (await client.get("/jobs")).json()["jobs"]  # the old config stays
+
+
+async def test_a_client_stalling_in_its_headers_is_cut_off(tmp_path: Path) -> None:
+    async with api_server(tmp_path) as client:
+        stream = await anyio.connect_tcp(str(client.base_url.host), client.base_url.port)
+        await stream.send(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        started = time.monotonic()
+        with anyio.fail_after(15):
+            try:
+                while await stream.receive():
+                    pass
+            except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
+                pass
+        assert time.monotonic() - started < 12  # request_timeout_s = 2 in this config
+        assert (await client.get("/")).status_code == 200
+
+
+def test_the_events_file_drops_its_oldest_lines_when_full(tmp_path: Path) -> None:
+    from builder_api.config import EventSettings
+    from builder_api.events import EventStore
+
+    store = EventStore(EventSettings(tmp_path / "events.jsonl", max_bytes=4000, drop_bytes=1000))
+    for number in range(100):
+        store.append("tick", {"n": number, "pad": "x" * 50})
+    text = (tmp_path / "events.jsonl").read_text()
+    assert len(text.encode()) <= 4000
+    numbers = [json.loads(line)["n"] for line in text.splitlines()]
+    assert numbers == list(range(numbers[0], 100)) and numbers[0] > 0  # whole lines, oldest gone, in order
