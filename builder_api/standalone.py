@@ -25,7 +25,7 @@ async def docker_container_lookup(project: str) -> str | None:
 
     async with aiodocker.Docker() as docker:
         try:
-            found = await docker.containers.list(filters={"label": [f"io.llm-docker.project={project}"],
+            found = await docker.containers.list(filters={"label": [f"llm-docker-project={project}"],
                                                           "status": ["running"]})
         except aiodocker.DockerError:
             return None

@@ -78,6 +78,9 @@ READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
                   "/usr/local/bin/builder-api")
 
 
+UPSTREAM_PROJECT_LABEL = "llm-docker-project"
+
+
 def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
                    slot: int | None = None, session: SessionChoice | None = None) -> ContainerSpec:
     """Build the create body for one container of this launch.
@@ -111,6 +114,8 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         LABEL_PREFIX + "launcher-pid": str(facts.launcher_pid),
         LABEL_PREFIX + "launcher-start": facts.launcher_start,
         LABEL_PREFIX + "launch-id": facts.launch_id,
+        # upstream's label: what builder-api's `{{container}}` and existing tooling look up
+        UPSTREAM_PROJECT_LABEL: layout.token,
     }
     own_env = {
         "HOME": CONTAINER_HOME,

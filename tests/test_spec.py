@@ -161,3 +161,13 @@ def test_image_and_name() -> None:
 def test_tty_follows_stdin() -> None:
     assert spec(Tool.CLAUDE, "", stdin_tty=False)["Tty"] is False
     assert spec(Tool.CLAUDE, "")["Tty"] is True
+
+
+def test_containers_carry_upstreams_project_label(in_project: Path, user_home: Path) -> None:
+    """builder-api's `{{container}}` (and existing tooling) find the container by it."""
+    from launch.argv import LaunchRequest, Tool
+    from launch.plan import plan_launch
+
+    plan = plan_launch(LaunchRequest(Tool.CLAUDE), environ={}, cwd=in_project, user_home=user_home)
+    labels = plan.specs[0].create["Labels"]
+    assert labels["llm-docker-project"] == labels["io.llm-docker.project"] == plan.specs[0].layout.token

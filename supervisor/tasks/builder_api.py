@@ -37,7 +37,7 @@ async def run(supervisor: Supervisor) -> None:
     async def find_container(name: str) -> str | None:
         try:
             found = await supervisor.docker.containers.list(
-                filters={"label": [f"io.llm-docker.project={name}"], "status": ["running"]})
+                filters={"label": [f"llm-docker-project={name}"], "status": ["running"]})
         except aiodocker.DockerError:
             return None
         return found[0].id if found else None
