@@ -43,6 +43,8 @@ class HostFacts:
     new_session_id: str
     platform: str = sys.platform
     tmux_available: bool = False
+    #: (port, password) of this project's builder-api when the launch uses it (-a/-ab/autostart)
+    builder_api: tuple[int, str] | None = None
 
 
 def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, workspace: Path | None,

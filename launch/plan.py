@@ -33,6 +33,18 @@ class LaunchPlan:
     layout: Layout | None = None
 
 
+def builder_api_endpoint(project: str, environ: Mapping[str, str]) -> tuple[int, str] | None:
+    """(port, password) from the project's builder-api config; None when it has none (the
+    supervisor then says why when it tries to start the API)."""
+    from builder_api.config import ConfigError, load
+
+    try:
+        api = load(project, None, environ)
+    except (ConfigError, OSError):
+        return None
+    return api.port, api.password
+
+
 def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path,
                 user_home: Path) -> LaunchPlan:
     """Plan every container of a launch (one, or one per window/slot)."""
@@ -50,6 +62,9 @@ def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path
     check_host_folder(root, role="project folder", user_home=user_home, state_home=state_home)
     facts = gather_host_facts(launch_dir, user_home=user_home, state_home=state_home,
                               workspace=workspace, toplevel=toplevel, environ=environ)
+    wants_api = request.api if request.api is not None else config.builder_api_autostart
+    if wants_api or request.api_background:
+        facts = dataclasses.replace(facts, builder_api=builder_api_endpoint(root.name, environ))
     if not request.supervised:
         specs = (container_spec(request, config, facts),)
     else:

@@ -127,6 +127,11 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "LLM_DOCKER_IMAGE": config.image_for(tool),
         **({"LLM_DOCKER_SLOT": str(slot)} if slot is not None else {}),
     }
+    if facts.builder_api is not None:
+        # The agent's `builder-api` client must reach the port this project's API really uses.
+        own_env["BUILDER_API_PORT"] = str(facts.builder_api[0])
+        if facts.builder_api[1] and not config.builder_api_password:
+            own_env["BUILDER_API_PASSWORD"] = facts.builder_api[1]
     env = container_environment(config, facts.environ, own_env)
     network_mode = _network_mode(config, ports)
     host_config: dict[str, Any] = {
