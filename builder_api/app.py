@@ -408,7 +408,9 @@ class BuilderAPI:
         try:
             entry = self.queue.enqueue(job_name=name, argv=argv, command=command, timeout_s=leaf.timeout_s,
                                        kill_after_s=leaf.kill_after_s, cwd=leaf.cwd, params=supplied,
-                                       agent_id=agent_id, platform=platform)
+                                       agent_id=agent_id, platform=platform,
+                                       pin=((config.root / leaf.command_hash.path).resolve(), leaf.command_hash.sha256)
+                                       if leaf.command_hash else None)
         except QueueFull as full:
             raise Reply(429, {"error": str(full)}) from None
         return Reply(202, {"queue_id": entry.id, **entry.public()})

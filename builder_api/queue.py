@@ -67,6 +67,8 @@ class Entry:
     agent_id: str
     fingerprint: str
     platform: str | None = None
+    #: (file, sha256) re-checked right before exec: no swap between enqueue and run (§18.18)
+    pin: tuple[Path, str] | None = None
     status: str = "queued"
     returncode: int | None = None
     queued_at: float = dataclasses.field(default_factory=time.time)
@@ -112,6 +114,17 @@ def tail_lines(path: Path, offset: int, count: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-count:])
 
 
+def _pin_holds(path: Path, sha256: str) -> bool:
+    try:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
+
+
 def kill_group(pid: int, signum: int) -> None:
     try:
         os.killpg(pid, signum)
@@ -139,7 +152,8 @@ class BuildQueue:
 
     # -- the API side ------------------------------------------------------------------------
     def enqueue(self, *, job_name: str, argv: list[str], command: Path, timeout_s: int, kill_after_s: int,
-                cwd: str, params: dict[str, str], agent_id: str, platform: str | None = None) -> Entry:
+                cwd: str, params: dict[str, str], agent_id: str, platform: str | None = None,
+                pin: tuple[Path, str] | None = None) -> Entry:
         print_ = fingerprint(job_name, argv, platform)
         existing = self._duplicate(print_)
         if existing is not None:
@@ -148,7 +162,7 @@ class BuildQueue:
             raise QueueFull(self._max_pending())
         entry = Entry(id=secrets.token_hex(4), job_name=job_name, args=list(argv), command=str(command),
                       timeout_s=timeout_s, kill_after_s=kill_after_s, cwd=cwd, params=dict(params),
-                      agent_id=agent_id, fingerprint=print_, platform=platform)
+                      agent_id=agent_id, fingerprint=print_, platform=platform, pin=pin)
         while entry.id in self._by_id:
             entry.id = secrets.token_hex(4)
         self._by_id[entry.id] = entry
@@ -263,6 +277,8 @@ class BuildQueue:
                 return self._finish(entry, RC_LAUNCH, f"no running container of project {self.project}",
                                     offset=None)
             argv = [container if arg == CONTAINER_TOKEN else arg for arg in argv]
+        if entry.pin is not None and not await anyio.to_thread.run_sync(_pin_holds, *entry.pin):
+            return self._finish(entry, RC_LAUNCH, "command_hash_mismatch", offset=None)
         root = self._root()
         cwd = root if entry.cwd in (".", "") else (root / entry.cwd).resolve()
         if cwd != root and root not in cwd.parents:

@@ -154,3 +154,21 @@ async def test_the_mailbox_drops_the_oldest_when_full() -> None:
     with anyio.move_on_after(0.05) as timer:
         await mailbox.get()
     assert timer.cancelled_caught
+
+
+async def test_a_pinned_file_swapped_after_enqueue_is_not_run(tmp_path: Path) -> None:
+    import hashlib
+
+    script = tmp_path / "build.sh"
+    script.write_text("echo original > ran.txt\n")
+    pin = (script, hashlib.sha256(script.read_bytes()).hexdigest())
+    async with running_queue(tmp_path) as (queue, _):
+        blocker = sh(queue, "sleep 0.5", name="blocker")
+        entry = queue.enqueue(job_name="pinned", argv=[str(script)], command=SH, timeout_s=5, kill_after_s=0,
+                              cwd=".", params={}, agent_id="", pin=pin)
+        script.write_text("echo swapped > ran.txt\n")  # after the request-time check, before exec
+        with anyio.fail_after(10):
+            await queue.wait(entry.id, 10)
+        assert blocker.status == "done"
+        assert (entry.status, entry.returncode, entry.finished_reason) == ("failed", 126, "command_hash_mismatch")
+        assert not (tmp_path / "ran.txt").exists()
