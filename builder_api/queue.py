@@ -12,7 +12,6 @@ import collections
 import dataclasses
 import datetime
 import hashlib
-import os
 import secrets
 import signal
 import subprocess
@@ -25,6 +24,7 @@ import anyio
 from anyio.abc import Process
 
 from builder_api.events import EventStore
+from builder_api.processes import stop_group
 
 HISTORY = 20
 LOG_TAIL_LINES = 40
@@ -123,13 +123,6 @@ def _pin_holds(path: Path, sha256: str) -> bool:
     except OSError:
         return False
     return digest.hexdigest() == sha256
-
-
-def kill_group(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class BuildQueue:
@@ -256,13 +249,7 @@ class BuildQueue:
             await self._stop_group(entry.process, entry.kill_after_s)
 
     async def _stop_group(self, process: Process, kill_after_s: int) -> None:
-        kill_group(process.pid, signal.SIGTERM)
-        with anyio.move_on_after(kill_after_s or DEFAULT_GRACE_S):
-            await process.wait()
-            return
-        kill_group(process.pid, signal.SIGKILL)
-        with anyio.move_on_after(2):
-            await process.wait()
+        await stop_group(process, signal.SIGTERM, kill_after_s or DEFAULT_GRACE_S)
 
     async def _execute(self, entry: Entry) -> None:
         entry.status, entry.started_at = "building", time.time()

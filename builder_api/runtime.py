@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from anyio.abc import Process, TaskGroup
 
 from builder_api.config import RuntimeSettings
 from builder_api.events import EventStore
-from builder_api.queue import kill_group
+from builder_api.processes import stop_group
 
 
 class RuntimeError_(Exception):
@@ -101,12 +100,6 @@ class Runtime:
         if process.returncode is not None:
             return
         self._stopping = process
-        kill_group(process.pid, self.settings.stop_signal)
-        with anyio.move_on_after(self.settings.stop_timeout_s):
-            await process.wait()
-        if process.returncode is None:
-            kill_group(process.pid, signal.SIGKILL)
-            with anyio.move_on_after(2):
-                await process.wait()
+        await stop_group(process, self.settings.stop_signal, self.settings.stop_timeout_s)
         self._events.append("runtime_stopped", {"pid": process.pid, "returncode": process.returncode,
                                                 "cause": cause})

@@ -172,3 +172,13 @@ async def test_a_pinned_file_swapped_after_enqueue_is_not_run(tmp_path: Path) ->
         assert blocker.status == "done"
         assert (entry.status, entry.returncode, entry.finished_reason) == ("failed", 126, "command_hash_mismatch")
         assert not (tmp_path / "ran.txt").exists()
+
+
+async def test_a_group_member_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    async with running_queue(tmp_path) as (queue, _):
+        entry = sh(queue, f"(trap '' TERM; exec sleep 100) & echo $! > {tmp_path}/child; sleep 100", kill_after_s=1)
+        child = int(await wait_for_file(tmp_path / "child"))
+        with anyio.fail_after(10):
+            await queue.cancel_current()
+        assert entry.status == "cancelled"
+        assert not alive(child), "the leader exited on SIGTERM; its stubborn child must still be killed"
