@@ -175,7 +175,7 @@ class BuilderAPI:
             status, body, headers = 200, await self._route(request), []
         except Reply as reply:
             status, body, headers = reply.status, reply.body, reply.headers
-        await _respond(send, status, body, headers + (cors if request.path == "/log" else []))
+        await _respond(send, status, body, headers + cors)
         self._http_call(request, status, body)
 
     async def _route(self, request: Request) -> dict[str, Any]:

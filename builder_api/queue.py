@@ -24,6 +24,7 @@ import anyio
 from anyio.abc import Process
 
 from builder_api.events import EventStore
+from builder_api.jobs import file_sha256
 from builder_api.processes import stop_group
 
 HISTORY = 20
@@ -116,13 +117,9 @@ def tail_lines(path: Path, offset: int, count: int = LOG_TAIL_LINES) -> str:
 
 def _pin_holds(path: Path, sha256: str) -> bool:
     try:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path) == sha256
     except OSError:
         return False
-    return digest.hexdigest() == sha256
 
 
 class BuildQueue:

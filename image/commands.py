@@ -13,17 +13,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiodocker
-import anyio
 
 from image.base import BaseImageError, build_local_base, host_debian_source
 from image.build import BuildError
-from image.certs import CertificateError, select_extra_certificates
-from image.ensure import build_images, build_log_path, image_status, refresh_stamp
-from image.plan import BuildInputError, plan_build
+from image.certs import CertificateError
+from image.ensure import build_images, build_log_path, image_status, plan_builds, refresh_stamp
+from image.plan import LABEL_BASE, BuildInputError
 from image.progress import BuildProgress, format_size
 from launch.argv import Tool
 from launch.config import Config
-from supervisor.engine import EngineError, connect
+from supervisor.engine import run_with_engine
 
 EXIT_BUILD_FAILED = 1
 EXIT_USAGE = 2
@@ -34,12 +33,7 @@ def tools_for(name: str) -> list[Tool]:
 
 
 def _run(body: Callable[[aiodocker.Docker], Awaitable[int]]) -> int:
-    async def main() -> int:
-        try:
-            docker = await connect()
-        except EngineError as error:
-            print(f"llm-docker: {error}", file=sys.stderr)
-            return error.exit_code
+    async def guarded(docker: aiodocker.Docker) -> int:
         try:
             return await body(docker)
         except (CertificateError, BuildInputError) as error:
@@ -48,18 +42,16 @@ def _run(body: Callable[[aiodocker.Docker], Awaitable[int]]) -> int:
         except (BuildError, BaseImageError) as error:
             print(f"llm-docker: {error}", file=sys.stderr)
             return EXIT_BUILD_FAILED
-        finally:
-            await docker.close()
 
-    return anyio.run(main, backend="asyncio")
+    return run_with_engine(guarded)
 
 
 def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbose: bool) -> int:
     async def body(docker: aiodocker.Docker) -> int:
         progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
         try:
-            await build_images(docker, config, tools_for(tool), progress, no_cache=no_cache,
-                               refresh=refresh_stamp(config))
+            plans = plan_builds(config, tools_for(tool), no_cache=no_cache, refresh=refresh_stamp(config))
+            await build_images(docker, config, plans, progress)
         finally:
             progress.close()
         return 0
@@ -83,20 +75,19 @@ def base(config: Config, state_home: Path, *, verbose: bool) -> int:
 
 def status(config: Config, *, as_json: bool) -> int:
     async def body(docker: aiodocker.Docker) -> int:
-        certificates = select_extra_certificates(config.extra_ca_certs)
+        plans = plan_builds(config, list(Tool), no_cache=False)
         rows = []
-        for tool in Tool:
-            tag = config.llm_docker_image or plan_build(config, tool, certificates).tag
+        for plan in plans:
             if config.llm_docker_image:
-                rows.append({"tool": tool.value, "tag": tag, "present": None, "stale": [],
+                rows.append({"tool": plan.tool.value, "tag": config.llm_docker_image, "present": None, "stale": [],
                              "note": "LLM_DOCKER_IMAGE is set: not built by llm-docker"})
                 continue
-            state = await image_status(docker, plan_build(config, tool, certificates))
-            rows.append({"tool": tool.value, "tag": state.tag, "present": state.present,
+            state = await image_status(docker, plan)
+            rows.append({"tool": plan.tool.value, "tag": state.tag, "present": state.present,
                          "stale": list(state.stale_reasons), "size": state.size,
-                         "base": state.labels.get("io.llm-docker.image-base")})
+                         "base": state.labels.get(LABEL_BASE)})
         if as_json:
-            json.dump({"images": rows, "extra_ca_certs": certificates.describe()}, sys.stdout, indent=2)
+            json.dump({"images": rows, "extra_ca_certs": plans[0].certificates.describe()}, sys.stdout, indent=2)
             print()
             return 0
         for row in rows:

@@ -58,12 +58,16 @@ def refresh_stamp(config: Config, now: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(now)) if config.update_on_start else ""
 
 
-async def build_images(docker: aiodocker.Docker, config: Config, tools: list[Tool], progress: BuildProgress,
-                       *, no_cache: bool, refresh: str = "") -> list[BuildResult]:
-    """Build each tool's image (the second reuses the first one's shared layers)."""
+def plan_builds(config: Config, tools: list[Tool], *, no_cache: bool, refresh: str = "") -> list[BuildPlan]:
+    """One plan per tool; the extra certificates are read once for all of them."""
     certificates = select_extra_certificates(config.extra_ca_certs)
-    plans = [plan_build(config, tool, certificates, no_cache=no_cache, refresh=refresh) for tool in tools]
-    progress.note(f"trusting {certificates.describe()}")
+    return [plan_build(config, tool, certificates, no_cache=no_cache, refresh=refresh) for tool in tools]
+
+
+async def build_images(docker: aiodocker.Docker, config: Config, plans: list[BuildPlan],
+                       progress: BuildProgress) -> list[BuildResult]:
+    """Build each planned image (the second reuses the first one's shared layers)."""
+    progress.note(f"trusting {plans[0].certificates.describe()}")
     for note in outside_notes(config):
         progress.note(f"[yellow]{note}[/yellow]")
     base = await resolve_base(docker, config.base_image, progress)
@@ -80,7 +84,7 @@ async def ensure_image(docker: aiodocker.Docker, config: Config, tool: Tool, sta
                    "--build/--rebuild-force build nothing — unset it to use llm-docker's image")
         await require_image(docker, config.llm_docker_image, tool)
         return config.llm_docker_image
-    plan = plan_build(config, tool, select_extra_certificates(config.extra_ca_certs), no_cache=no_cache)
+    [plan] = plan_builds(config, [tool], no_cache=no_cache)
     status = await image_status(docker, plan)
     # Keep the image's refresh stamp unless UPDATE_ON_START asks for today's: a --build then
     # re-uses the agent layer instead of re-installing the agent.
@@ -98,7 +102,7 @@ async def ensure_image(docker: aiodocker.Docker, config: Config, tool: Tool, sta
         notice(f"UPDATE_ON_START: refreshing the agent in {plan.tag} to its newest release (once a day)")
     progress = BuildProgress(stream or sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
     try:
-        await build_images(docker, config, [tool], progress, no_cache=no_cache, refresh=refresh)
+        await build_images(docker, config, [dataclasses.replace(plan, refresh=refresh)], progress)
     finally:
         progress.close()
     return plan.tag

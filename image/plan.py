@@ -22,8 +22,8 @@ from image.groups import GROUPS
 from launch import __version__
 from launch.argv import Tool
 from launch.config import Config, default_image_tag
+from launch.spec import LABEL_PREFIX
 
-LABEL_PREFIX = "io.llm-docker."
 LABEL_INPUTS = LABEL_PREFIX + "image-inputs"
 LABEL_ARGS = LABEL_PREFIX + "image-args"
 LABEL_FILES = LABEL_PREFIX + "image-files"

@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+import aiodocker
 import anyio
 
-from supervisor.engine import EngineError, connect
+from supervisor.engine import EngineError, connect, run_with_engine
 from supervisor.recovery import collect_garbage, recover_dead_launches
 from supervisor.store import StateStore
 
@@ -47,39 +48,22 @@ async def _list_slots(state_home: Path, as_json: bool) -> int:
 
 
 def garbage_collect(state_home: Path) -> int:
-    return anyio.run(_garbage_collect, state_home, backend="asyncio")
-
-
-async def _garbage_collect(state_home: Path) -> int:
-    try:
-        docker = await connect()
-    except EngineError as error:
-        print(f"llm-docker: {error}", file=sys.stderr)
-        return error.exit_code
-    try:
+    async def body(docker: aiodocker.Docker) -> int:
         async with StateStore.open(state_home) as store:
             removed = await collect_garbage(store, docker, state_home,
                                             lambda message: print(f"llm-docker: {message}"))
-    finally:
-        await docker.close()
-    print(f"removed {removed} container(s) of dead launchers")
-    return 0
+        print(f"removed {removed} container(s) of dead launchers")
+        return 0
+
+    return run_with_engine(body)
 
 
 def show_status(*, as_json: bool) -> int:
     """`llm-docker status`: the running slots, straight from the engine."""
     from supervisor.status import print_status, running_slots
 
-    async def main() -> int:
-        try:
-            docker = await connect()
-        except EngineError as error:
-            print(f"llm-docker: {error}", file=sys.stderr)
-            return error.exit_code
-        try:
-            print_status(await running_slots(docker), as_json=as_json)
-        finally:
-            await docker.close()
+    async def body(docker: aiodocker.Docker) -> int:
+        print_status(await running_slots(docker), as_json=as_json)
         return 0
 
-    return anyio.run(main, backend="asyncio")
+    return run_with_engine(body)

@@ -16,11 +16,11 @@ import anyio
 from aiodocker.containers import DockerContainer
 
 from launch.layout import DETACH_KEYS
+from launch.spec import LABEL_PREFIX as LABEL
 from supervisor.context import STOP_GRACE_SECONDS, write_stderr
 from supervisor.proxy import follow_window_size, pump_output, read_terminal
 from supervisor.terminal import raw_mode, window_size
 
-LABEL = "io.llm-docker."
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
 
@@ -41,7 +41,7 @@ async def attach(docker: aiodocker.Docker, container: DockerContainer, *, title:
     write_stderr(f"attached to {title} — detach: Ctrl-P Ctrl-Q; closing this window ends the slot\n")
     ended_slot = False
 
-    async def stop(reason: str) -> None:
+    async def stop() -> None:
         nonlocal ended_slot
         ended_slot = True
         with anyio.CancelScope(shield=True):
@@ -49,7 +49,6 @@ async def attach(docker: aiodocker.Docker, container: DockerContainer, *, title:
                 await container.stop(t=int(STOP_GRACE_SECONDS))
             except aiodocker.DockerError:
                 pass
-        del reason
 
     with raw_mode(fd):
         async with container.attach(stdin=True, stdout=True, stderr=True, detach_keys=DETACH_KEYS) as stream:
@@ -57,13 +56,13 @@ async def attach(docker: aiodocker.Docker, container: DockerContainer, *, title:
                 async def keystrokes() -> None:
                     while data := await read_terminal(fd):
                         await stream.write_in(data)
-                    await stop("the terminal closed")
+                    await stop()
                     group.cancel_scope.cancel()
 
                 async def hang_ups() -> None:
                     with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM) as signals:
                         async for _ in signals:
-                            await stop("hang-up")
+                            await stop()
                             group.cancel_scope.cancel()
                             return
 

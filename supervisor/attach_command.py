@@ -6,14 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-import anyio
+import aiodocker
 
 from launch.argv import LaunchRequest, Tool
 from launch.config import ConfigError
 from launch.guards import PathRefused
 from launch.plan import plan_launch
 from supervisor.attach import EXIT_NOT_FOUND, EXIT_USAGE, attach, find_slot_container
-from supervisor.engine import EngineError, connect
+from supervisor.engine import run_with_engine
 
 
 def attach_slot(tool: Tool, slot: int, directory: Path | None, *, launch_id: str | None = None) -> int:
@@ -28,24 +28,16 @@ def attach_slot(tool: Tool, slot: int, directory: Path | None, *, launch_id: str
         return EXIT_USAGE
     layout = plan.specs[0].layout
 
-    async def main() -> int:
-        try:
-            docker = await connect()
-        except EngineError as error:
-            print(f"llm-docker attach: {error}", file=sys.stderr)
-            return error.exit_code
-        try:
-            found = await find_slot_container(docker, tool=tool.value, project_token=layout.token, slot=slot,
-                                              launch_id=launch_id)
-            if not found:
-                print(f"llm-docker attach: no running {tool.value} slot {slot} in {layout.root} — "
-                      "`llm-docker status` lists the running slots", file=sys.stderr)
-                return EXIT_NOT_FOUND
-            if len(found) > 1:
-                print(f"llm-docker attach: {len(found)} launches run {tool.value} slot {slot} here; "
-                      "attaching to the newest", file=sys.stderr)
-            return await attach(docker, found[0], title=f"{tool.value} slot {slot} ({layout.root})")
-        finally:
-            await docker.close()
+    async def body(docker: aiodocker.Docker) -> int:
+        found = await find_slot_container(docker, tool=tool.value, project_token=layout.token, slot=slot,
+                                          launch_id=launch_id)
+        if not found:
+            print(f"llm-docker attach: no running {tool.value} slot {slot} in {layout.root} — "
+                  "`llm-docker status` lists the running slots", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        if len(found) > 1:
+            print(f"llm-docker attach: {len(found)} launches run {tool.value} slot {slot} here; "
+                  "attaching to the newest", file=sys.stderr)
+        return await attach(docker, found[0], title=f"{tool.value} slot {slot} ({layout.root})")
 
-    return anyio.run(main, backend="asyncio")
+    return run_with_engine(body, prefix="llm-docker attach")

@@ -7,8 +7,11 @@ exit code is 125, like `docker run`'s.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Awaitable, Callable
 
 import aiodocker
+import anyio
 
 from launch.argv import Tool
 
@@ -39,6 +42,23 @@ async def connect() -> aiodocker.Docker:
             "`sudo systemctl start docker` (or run scripts/ensure-docker-engine)"
         ) from None
     return docker
+
+
+def run_with_engine(body: Callable[[aiodocker.Docker], Awaitable[int]], *, prefix: str = "llm-docker") -> int:
+    """Run `body` with a connected client in a fresh event loop (asyncio, as aiodocker needs);
+    an unreachable engine is one line on stderr and exit 125. The client is always closed."""
+    async def main() -> int:
+        try:
+            docker = await connect()
+        except EngineError as error:
+            print(f"{prefix}: {error}", file=sys.stderr)
+            return error.exit_code
+        try:
+            return await body(docker)
+        finally:
+            await docker.close()
+
+    return anyio.run(main, backend="asyncio")
 
 
 async def require_image(docker: aiodocker.Docker, image: str, tool: Tool) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import aiodocker
 
 from launch.hostfacts import process_alive
+from launch.spec import LABEL_PREFIX as LABEL
 
-LABEL = "io.llm-docker."
 
 
 @dataclasses.dataclass(frozen=True)
