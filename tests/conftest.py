@@ -7,7 +7,7 @@ from pathlib import Path
 import aiodocker
 import pytest
 
-from tests.images import ensure_test_images
+from tests.images import BUSYBOX_IMAGE, ensure_test_images
 from tests.processes import PtyProcess
 
 
@@ -95,3 +95,12 @@ def pty_processes() -> Iterator[list[PtyProcess]]:
     yield started
     for process in started:
         process.cleanup()
+
+
+@pytest.fixture
+def home(user_home: Path) -> Path:
+    """A $HOME whose llm-docker runs the test image (busybox + the fake agent)."""
+    state = user_home / ".llm-docker"
+    state.mkdir()
+    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
+    return user_home

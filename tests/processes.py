@@ -12,6 +12,7 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).parent.parent
@@ -124,3 +125,37 @@ class PtyProcess:
             self.process.kill()
             self.process.wait()
         self._close_fds()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> float:
+    """Seconds until `condition()` held; fails after `timeout`."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for a reaper counts as gone: it runs nothing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def containers(label: str) -> list[str]:
+    result = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def project_containers(project: Path) -> list[str]:
+    return containers(f"io.llm-docker.project-root={project}")
+
+
+def slot_session(home: Path, tool: str, project: Path, slot: int) -> str | None:
+    """The session saved for (tool, project, slot), per `llm-docker slots --json`."""
+    return next((row["session_id"] for row in slots_json(home)
+                 if (row["tool"], row["project"], row["slot"]) == (tool, str(project), slot)), None)

@@ -7,15 +7,14 @@ import json
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.images import BUSYBOX_IMAGE
-from tests.processes import command, launcher_env, run
+from tests.processes import command, launcher_env, run, running, wait_until
 
 
 def free_port() -> int:
@@ -47,11 +46,8 @@ def call(port: int, method: str, path: str) -> dict:
         return json.loads(response.read())
 
 
-def wait_for(condition, timeout: float = 20) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not in time"
-        time.sleep(0.05)
+def wait_for(condition: Callable[[], bool]) -> None:
+    wait_until(condition, timeout=20)
 
 
 def serving(port: int) -> bool:
@@ -60,13 +56,6 @@ def serving(port: int) -> bool:
     except (urllib.error.URLError, ConnectionError, OSError):
         return False
     return True
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_standalone_api_sigterm_leaves_no_process(project: Path, user_home: Path) -> None:
@@ -108,20 +97,17 @@ def test_standalone_api_bad_config_and_taken_port(project: Path, user_home: Path
     assert result.returncode == 1 and "bind failed" in result.stderr
 
 
-def start_cld_a(project: Path, user_home: Path, port: int, *agent_args: str) -> subprocess.Popen[str]:
-    """`cld -a` with the fake agent, the test image and a builder-api config for `project`."""
-    state = user_home / ".llm-docker"
-    state.mkdir()
-    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
-    write_api_config(state / "api_config" / "builder-api.toml", project, port)
-    return subprocess.Popen(command("cld", "-a", "--", *agent_args), cwd=project, env=launcher_env(user_home),
+def start_cld_a(project: Path, home: Path, port: int, *agent_args: str) -> subprocess.Popen[str]:
+    """`cld -a` with the fake agent (the `home` fixture) and a builder-api config for `project`."""
+    write_api_config(home / ".llm-docker" / "api_config" / "builder-api.toml", project, port)
+    return subprocess.Popen(command("cld", "-a", "--", *agent_args), cwd=project, env=launcher_env(home),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.docker
-def test_cld_a_serves_the_api_for_the_launch_only(project: Path, user_home: Path, docker_engine_ready: None) -> None:
+def test_cld_a_serves_the_api_for_the_launch_only(project: Path, home: Path, docker_engine_ready: None) -> None:
     port = free_port()
-    launch = start_cld_a(project, user_home, port, "-p", "hi", "--fake-sleep", "4")
+    launch = start_cld_a(project, home, port, "-p", "hi", "--fake-sleep", "4")
     try:
         wait_for(lambda: serving(port))
         assert call(port, "GET", "/")["name"] == "app"
@@ -129,7 +115,7 @@ def test_cld_a_serves_the_api_for_the_launch_only(project: Path, user_home: Path
         wait_for(lambda: (project / "runtime-child.pid").exists()
                  and (project / "runtime-child.pid").read_text().strip() != "")
         child = int((project / "runtime-child.pid").read_text())
-        second = run("cld", "-a", "--", "-p", "again", cwd=project, home=user_home)  # reuses, never kills
+        second = run("cld", "-a", "--", "-p", "again", cwd=project, home=home)  # reuses, never kills
         assert second.returncode == 0 and "reusing it" in second.stderr
         assert serving(port)
         assert launch.wait(timeout=60) == 0
@@ -176,10 +162,10 @@ def test_the_agents_client_command(project: Path, user_home: Path) -> None:
 
 
 @pytest.mark.docker
-def test_sigterm_of_a_cld_a_launch_leaves_no_build_or_runtime(project: Path, user_home: Path,
+def test_sigterm_of_a_cld_a_launch_leaves_no_build_or_runtime(project: Path, home: Path,
                                                               docker_engine_ready: None) -> None:
     port = free_port()
-    launch = start_cld_a(project, user_home, port, "-p", "hi", "--fake-sleep", "60")
+    launch = start_cld_a(project, home, port, "-p", "hi", "--fake-sleep", "60")
     try:
         wait_for(lambda: serving(port))
         call(port, "POST", "/run")

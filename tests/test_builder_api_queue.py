@@ -14,6 +14,7 @@ import pytest
 from builder_api.config import EventSettings
 from builder_api.events import EventStore, Mailbox
 from builder_api.queue import BuildQueue, QueueFull
+from tests.processes import running
 
 pytestmark = pytest.mark.anyio
 SH = Path(shutil.which("sh") or "/bin/sh")
@@ -34,15 +35,6 @@ async def running_queue(tmp_path: Path, *, max_pending: int = 32, dedupe: float 
 def sh(queue: BuildQueue, script: str, *, timeout_s: int = 30, name: str = "sh", kill_after_s: int = 0):  # noqa: ANN201
     return queue.enqueue(job_name=name, argv=["-c", script], command=SH, timeout_s=timeout_s,
                          kill_after_s=kill_after_s, cwd=".", params={}, agent_id="tester")
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper counts as gone: it runs nothing)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 async def wait_for_file(path: Path) -> str:
@@ -100,7 +92,7 @@ async def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
             await queue.wait(entry.id, 10)
         assert (entry.status, entry.returncode, entry.finished_reason) == ("failed", -1, "timeout")
         with anyio.fail_after(5):
-            while alive(child):
+            while running(child):
                 await anyio.sleep(0.05)
 
 
@@ -111,7 +103,7 @@ async def test_cancel_current_kills_the_group(tmp_path: Path) -> None:
         with anyio.fail_after(10):
             cancelled = await queue.cancel_current()
         assert cancelled is entry and entry.status == "cancelled" and entry.returncode == -15
-        assert not alive(child)
+        assert not running(child)
         assert await queue.cancel_current() is None
 
 
@@ -127,7 +119,7 @@ async def test_shutdown_leaves_no_orphan(tmp_path: Path) -> None:
     async with running_queue(tmp_path) as (queue, _):
         sh(queue, f"sleep 100 & echo $! > {tmp_path}/child; sleep 100; wait")
         child = int(await wait_for_file(tmp_path / "child"))
-    assert not alive(child)
+    assert not running(child)
 
 
 async def test_container_token_and_cwd_failures_show_their_own_reason(tmp_path: Path) -> None:
@@ -181,4 +173,4 @@ async def test_a_group_member_that_ignores_sigterm_is_killed_after_the_grace(tmp
         with anyio.fail_after(10):
             await queue.cancel_current()
         assert entry.status == "cancelled"
-        assert not alive(child), "the leader exited on SIGTERM; its stubborn child must still be killed"
+        assert not running(child), "the leader exited on SIGTERM; its stubborn child must still be killed"

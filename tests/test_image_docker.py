@@ -19,7 +19,7 @@ import aiodocker
 import pytest
 
 from tests.agent_images import build_agent_images, stub_model, write_test_config
-from tests.processes import run, slots_json
+from tests.processes import run, slot_session
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 
@@ -69,11 +69,6 @@ def docker_run(image: str, *command: str, entrypoint: str = "sh", stdin: str = "
                             timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-def slot_session(home: Path, tool: str, project: Path, slot: int) -> str | None:
-    return next((row["session_id"] for row in slots_json(home)
-                 if (row["tool"], row["project"], row["slot"]) == (tool, str(project), slot)), None)
 
 
 def test_first_launch_builds_the_image_and_the_second_reuses_it(project: Path, home: Path) -> None:

@@ -9,28 +9,15 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.images import BUSYBOX_IMAGE
-from tests.processes import PtyProcess, command, launcher_env, run, slots_json
+from tests.processes import PtyProcess, command, launcher_env, project_containers, run, slots_json, wait_until
 
-pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(autouse=True)
-def engine(docker_engine_ready: None) -> None:
-    """Every test here needs the engine and the test image."""
-
-
-@pytest.fixture
-def home(user_home: Path) -> Path:
-    state = user_home / ".llm-docker"
-    state.mkdir()
-    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
-    return user_home
+#: every test here needs the engine and the test image (absent engine: failure, never a skip)
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 
 
 class Supervisor:
@@ -97,19 +84,6 @@ def status(home: Path, project: Path) -> list[dict]:
 
 def container_of(home: Path, project: Path, slot: int) -> str:
     return next(row["container"] for row in status(home, project) if row["slot"] == slot)
-
-
-def project_containers(project: Path) -> list[str]:
-    result = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=io.llm-docker.project-root={project}"],
-                            capture_output=True, text=True, check=True)
-    return result.stdout.split()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def saved_slots(home: Path, project: Path) -> dict[int, str]:

@@ -11,56 +11,17 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.images import BUSYBOX_IMAGE
-from tests.processes import PtyProcess, field, run, slots_json
+from tests.processes import (PtyProcess, field, project_containers, run, slot_session, slots_json,
+                             wait_until)
 
-pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(autouse=True)
-def engine(docker_engine_ready: None) -> None:
-    """Every test here needs the engine and the test image."""
-
-
-@pytest.fixture
-def home(user_home: Path) -> Path:
-    state = user_home / ".llm-docker"
-    state.mkdir()
-    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
-    return user_home
-
-
-def containers(label: str) -> list[str]:
-    result = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"],
-                            capture_output=True, text=True, check=True)
-    return result.stdout.split()
-
-
-def project_containers(project: Path) -> list[str]:
-    return containers(f"io.llm-docker.project-root={project}")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> float:
-    """Seconds until `condition()` held; fails after `timeout`."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.1)
-    return time.monotonic() - start
-
-
-def slot_session(home: Path, tool: str, project: Path, slot: int) -> str | None:
-    for row in slots_json(home):
-        if (row["tool"], row["project"], row["slot"]) == (tool, str(project), slot):
-            return row["session_id"]
-    return None
+#: every test here needs the engine and the test image (absent engine: failure, never a skip)
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 
 
 def start_interactive(pty_processes: list[PtyProcess], program: str, *args: str, project: Path,
