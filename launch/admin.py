@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "~/.llm-docker/api_config/builder-api.toml)")
     api.add_argument("--port", type=int, help=argparse.SUPPRESS)
     api.set_defaults(handler=command_api)
+    quarantine = commands.add_parser("quarantine", help="what the tripwire took out of your projects: list, "
+                                                        "or accept a reviewed change back")
+    quarantine.add_argument("action", nargs="?", choices=("list", "accept"), default="list")
+    quarantine.add_argument("quarantine_id", nargs="?", metavar="ID", help="the quarantine to accept")
+    quarantine.set_defaults(handler=command_quarantine)
     image = commands.add_parser("image", help="build and inspect the agent images")
     image_commands = image.add_subparsers(dest="image_command", required=True, metavar="IMAGE_COMMAND")
     build = image_commands.add_parser("build", help="build the agent image(s), reusing unchanged layers")
@@ -187,6 +192,29 @@ def command_gc(arguments: argparse.Namespace) -> int:
     from supervisor.admin import garbage_collect
 
     return garbage_collect(_state_home())
+
+
+def command_quarantine(arguments: argparse.Namespace) -> int:
+    from supervisor.tripwire import QuarantineError, accept, quarantined
+
+    state_home = _state_home()
+    if arguments.action == "list":
+        if arguments.quarantine_id:
+            print("llm-docker: quarantine list takes no ID", file=sys.stderr)
+            return EXIT_USAGE
+        for item in quarantined(state_home):
+            print(f"{item.quarantine_id}  {item.project}  {', '.join(item.paths)}")
+        return 0
+    if not arguments.quarantine_id:
+        print("llm-docker: quarantine accept needs an ID — `llm-docker quarantine` lists them", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        item = accept(state_home, arguments.quarantine_id)
+    except QuarantineError as error:
+        print(f"llm-docker: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"accepted: {', '.join(item.paths)} back in {item.project}")
+    return 0
 
 
 def command_image_build(arguments: argparse.Namespace) -> int:

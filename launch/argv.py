@@ -104,6 +104,8 @@ class LaunchRequest:
     build: bool = False
     rebuild_force: bool = False
     dry_run: bool = False
+    #: with --dry-run: print the secrets instead of `***`
+    show_secrets: bool = False
     passthrough: tuple[str, ...] = ()
     #: `llm-docker supervise --layout`; None = `cld`/`ocd` (the default layout when N > 1).
     layout: Layout | None = None
@@ -157,6 +159,7 @@ _register(("--clean",), _Flag("clean"))
 _register(("--build",), _Flag("build"))
 _register(("--rebuild-force",), _Flag("rebuild_force"))
 _register(("--dry-run",), _Flag("dry_run"))
+_register(("--show-secrets",), _Flag("show_secrets"))
 _register(("-h", "--help"), _Flag("help"))
 _register(("--version",), _Flag("version"))
 
@@ -348,6 +351,8 @@ class _Parser:
                 f"{windows} windows from --slot {first_slot} would need slots up to "
                 f"{first_slot + windows - 1}; the last slot is {MAX_SLOT}"
             )
+        if self.values.get("show_secrets") and not self.values.get("dry_run"):
+            raise UsageError("--show-secrets only goes with --dry-run (it prints the secrets instead of ***)")
         if windows > 1 and "resume_id" in self.values:
             raise UsageError("one session id cannot be resumed in several windows — drop the window count")
 

@@ -53,15 +53,15 @@ def run_request(request: LaunchRequest, *, environ: Mapping[str, str], stdout: T
     for warning in plan.warnings:
         print(f"{launcher}: warning: {warning}", file=stderr)
     if request.dry_run:
-        _print_dry_run(plan, stdout)
+        _print_dry_run(plan, stdout, show_secrets=request.show_secrets)
         return 0
     from supervisor.launcher import run_plan  # imported late: -h and --dry-run stay light
 
     return run_plan(plan)
 
 
-def _print_dry_run(plan: LaunchPlan, stdout: TextIO) -> None:
-    objects = [spec.as_json_object() for spec in plan.specs]
+def _print_dry_run(plan: LaunchPlan, stdout: TextIO, *, show_secrets: bool) -> None:
+    objects = [spec.as_json_object(show_secrets=show_secrets) for spec in plan.specs]
     json.dump(objects[0] if len(objects) == 1 else objects, stdout, indent=2)
     stdout.write("\n")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from launch.argv import Tool
 from launch.envfile import EnvFileError, parse_env_text
 from launch.envnames import forwardable
+from launch.limits import DEFAULT_PIDS_LIMIT, parse_cpus, parse_memory
 
 CONF_FILE = "llm-docker.conf"
 SECRETS_FILE = ".env"
@@ -44,10 +45,12 @@ class ConfigError(ValueError):
 
 def _setting(default: object, *, secret: bool = False, container: bool = False,
              choices: tuple[str, ...] = (), minimum: int | None = None,
-             maximum: int | None = None, doc: str = "") -> typing.Any:
+             maximum: int | None = None, check: typing.Callable[[str], object] | None = None,
+             doc: str = "") -> typing.Any:
+    """`check` validates a text value (raises ValueError with what is expected)."""
     return dataclasses.field(default=default, metadata={
         "secret": secret, "container": container, "choices": choices,
-        "minimum": minimum, "maximum": maximum, "doc": doc,
+        "minimum": minimum, "maximum": maximum, "check": check, "doc": doc,
     })
 
 
@@ -67,11 +70,21 @@ class Config:
     internet_access: bool = _setting(True, container=True, doc="false = no route out of the container")
     danger_mode: bool = _setting(True, doc="cld default for --danger/--safe (skip Claude's permission prompts)")
     forward_env: str = _setting("", doc="Comma-separated extra host variables to forward to the container")
+    agent_git_commit: bool = _setting(False, doc="true = the agent may commit: .git is writable, but its config, "
+                                      "hooks, info and modules stay read-only (default: .git read-only)")
     # -- container behaviour -----------------------------------------------------------
     node_env: str = _setting("production", container=True, choices=("production", "development"),
                              doc="development = verbose, readable logs")
     exit_to_docker: bool = _setting(False, container=True, doc="Drop to a shell after the tool exits")
     update_on_start: bool = _setting(False, doc="Refresh the image's agent CLI layer to the newest release, at most once a day, before a launch")
+    # -- resource limits (see launch.limits) -------------------------------------------
+    memory_limit: str = _setting("auto", check=parse_memory,
+                                 doc="Container memory limit (no swap on top): auto = half of the host's RAM, "
+                                     "at most 16g; a size like 4g or 512m; none = no limit")
+    cpu_limit: str = _setting("auto", check=parse_cpus,
+                              doc="CPUs the container may use: auto = all but one; a number like 1.5; none = no limit")
+    pids_limit: int = _setting(DEFAULT_PIDS_LIMIT, minimum=16, maximum=4194304,
+                               doc="Most processes and threads at once in the container (a fork bomb stops there)")
     log_max_kilobytes: int = _setting(1024, minimum=0, doc="Rotate logs/llm-docker.log past this size; 0 = no file log")
     debug: bool = _setting(False, doc="Stream full build output")
     llm_docker_image: str = _setting("", doc="Image to run; empty = the tag the image build makes")
@@ -144,6 +157,7 @@ class SettingInfo:
     minimum: int | None
     maximum: int | None
     doc: str
+    check: typing.Callable[[str], object] | None = None
 
 
 def settings() -> Iterator[SettingInfo]:
@@ -160,6 +174,7 @@ def settings() -> Iterator[SettingInfo]:
             secret=field.metadata["secret"], container=field.metadata["container"],
             choices=field.metadata["choices"], minimum=field.metadata["minimum"],
             maximum=field.metadata["maximum"], doc=field.metadata["doc"],
+            check=field.metadata["check"],
         )
 
 
@@ -241,6 +256,11 @@ def _convert(info: SettingInfo, raw: str, *, where: str) -> object:
         return Path(text) if text else None
     if info.choices and text not in info.choices:
         raise ConfigError(f"{where}: expected one of {', '.join(info.choices)}, got '{raw}'")
+    if info.check is not None:
+        try:
+            info.check(text)
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
     return raw
 
 

@@ -35,6 +35,7 @@ Maintenance:
   --build                rebuild the image where its inputs changed (layer cache)
   --rebuild-force        rebuild the image from scratch (no cache)
   --dry-run              print the container spec as JSON and exit; touches nothing
+  --show-secrets         with --dry-run: print the secrets (API keys...) instead of ***
   -h, --help             this help
   --version              print the version
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
+import stat
 import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from launch.identity import OPTIONAL_DOTFILES, PROTECTED_PATTERNS, project_root
+from launch.identity import OPTIONAL_DOTFILES, project_root
+from launch.liveness import Here, read_here
+from launch.surface import GIT, GIT_PINNED_IN_COMMIT_MODE, GIT_WATCHED_IN_COMMIT_MODE, ROOT_ENTRIES, Kind, SurfaceFacts
 
 BOOT_FILE = "BOOT.md"
 CLAUDE_FILE = "CLAUDE.md"
@@ -33,7 +37,7 @@ class HostFacts:
     environ: Mapping[str, str]
     stdin_tty: bool
     git_toplevel: Path | None
-    protected: tuple[str, ...]
+    surface: SurfaceFacts
     dotfiles: tuple[str, ...]
     boot_prompt: str | None
     has_claude_md: bool
@@ -45,6 +49,18 @@ class HostFacts:
     tmux_available: bool = False
     #: (port, password) of this project's builder-api when the launch uses it (-a/-ab/autostart)
     builder_api: tuple[int, str] | None = None
+    #: Where the launcher runs (labels for `launch.liveness`): host id, boot id, PID namespace.
+    host_id: str = ""
+    boot_id: str = ""
+    pid_namespace: str = ""
+    #: The host's RAM in bytes and usable CPUs, for MEMORY_LIMIT/CPU_LIMIT=auto (0 = unknown).
+    host_memory: int = 0
+    host_cpus: int = 0
+
+    @property
+    def here(self) -> Here:
+        """Where the launcher runs, as `launch.liveness` records and compares it."""
+        return Here(self.host_id, self.boot_id, self.pid_namespace, self.uid)
 
 
 def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, workspace: Path | None,
@@ -53,6 +69,7 @@ def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, wo
     `toplevel` is `find_git_toplevel(launch_dir)`, which the caller needed for its guard)."""
     root = project_root(launch_dir, workspace, toplevel)
     launch_id = uuid.uuid4().hex
+    here = read_here()
     return HostFacts(
         launch_dir=launch_dir,
         workspace=workspace,
@@ -63,7 +80,7 @@ def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, wo
         environ=dict(environ),
         stdin_tty=sys.stdin is not None and sys.stdin.isatty(),
         git_toplevel=toplevel,
-        protected=existing_protected_paths(root),
+        surface=gather_surface(root),
         dotfiles=tuple(name for name in OPTIONAL_DOTFILES if (user_home / name).is_file()),
         boot_prompt=_read_boot_prompt(launch_dir / BOOT_FILE),
         has_claude_md=(launch_dir / CLAUDE_FILE).is_file(),
@@ -73,7 +90,20 @@ def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, wo
         new_session_id=str(uuid.uuid4()),
         platform=sys.platform,
         tmux_available=shutil.which("tmux", path=environ.get("PATH")) is not None,
+        host_id=here.host_id,
+        boot_id=here.boot_id,
+        pid_namespace=here.pidns,
+        host_memory=_host_memory(),
+        host_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0,
     )
+
+
+def _host_memory() -> int:
+    """Physical RAM in bytes (0 if the platform will not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
 
 
 def process_start_time(pid: int) -> str | None:
@@ -90,6 +120,7 @@ def process_start_time(pid: int) -> str | None:
 def process_alive(pid: int, start: str) -> bool:
     """Whether the process that had `pid` and `start` is still running."""
     current = process_start_time(pid)
+    start = start.split(";", 1)[0]  # a journal row's start also carries host/boot/pidns (launch.liveness)
     return current is not None and (not start or current == start)
 
 
@@ -99,22 +130,6 @@ def find_git_toplevel(start: Path) -> Path | None:
         if (folder / ".git").exists():
             return folder
     return None
-
-
-def existing_protected_paths(root: Path) -> tuple[str, ...]:
-    """Protected paths of `root` that exist and resolve inside it (relative, sorted).
-
-    A symlink that leads out of the project is skipped: inside the container it points at
-    a container path, not at the host file, so there is nothing to protect, and binding
-    its host target would expose that file to the agent.
-    """
-    found: set[str] = set()
-    resolved_root = root.resolve()
-    for pattern in PROTECTED_PATTERNS:
-        for path in root.glob(pattern):
-            if path.resolve().is_relative_to(resolved_root) and path.resolve() != resolved_root:
-                found.add(path.relative_to(root).as_posix())
-    return tuple(sorted(found))
 
 
 def _read_boot_prompt(path: Path) -> str | None:
@@ -127,3 +142,98 @@ def _read_boot_prompt(path: Path) -> str | None:
         data = data[:MAX_BOOT_PROMPT_BYTES]
     text = data.decode("utf-8", errors="replace").strip()
     return text or None
+
+
+# -- the host-executed surface (see launch.surface) -----------------------------------------
+
+MAX_SUBMODULES = 64
+MAX_SMALL_FILE_BYTES = 64 * 1024
+_GITFILE = re.compile(r"^gitdir:\s*(.+?)\s*$", re.MULTILINE)
+_SUBMODULE_PATH = re.compile(r"^\s*path\s*=\s*(.+?)\s*$", re.MULTILINE)
+_HOOKS_PATH = re.compile(r"^\s*hookspath\s*=\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+def entry_kind(path: Path) -> Kind:
+    """What `path` is, without following a symlink at its end (parents must be real folders)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return Kind.ABSENT
+    if stat.S_ISDIR(mode):
+        return Kind.DIRECTORY
+    if stat.S_ISREG(mode):
+        return Kind.FILE
+    if stat.S_ISLNK(mode):
+        return Kind.SYMLINK
+    return Kind.OTHER
+
+
+def read_small_file(path: Path, limit: int = MAX_SMALL_FILE_BYTES) -> str | None:
+    """At most `limit` bytes of a regular file, never following a symlink and never blocking
+    on a FIFO; None for anything else. Project files may have been written by an agent."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        return os.read(descriptor, limit).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def inside_without_symlinks(root: Path, relative: str) -> bool:
+    """Whether `relative` is a plain path below `root` whose every parent folder is a real
+    folder: a bind mount of it can never be redirected out of the project."""
+    parts = Path(relative).parts
+    if not parts or Path(relative).is_absolute() or any(part in ("", ".", "..") for part in parts):
+        return False
+    folder = root
+    for part in parts[:-1]:
+        folder = folder / part
+        if entry_kind(folder) is not Kind.DIRECTORY:
+            return False
+    return True
+
+
+def gather_surface(root: Path) -> SurfaceFacts:
+    """The project's host-executed surface as it is now (see `launch.surface`)."""
+    entries = {name: entry_kind(root / name) for name in ROOT_ENTRIES}
+    git = entries[GIT]
+    if git is Kind.DIRECTORY:
+        for name in GIT_PINNED_IN_COMMIT_MODE + GIT_WATCHED_IN_COMMIT_MODE:
+            entries[f"{GIT}/{name}"] = entry_kind(root / GIT / name)
+        config = read_small_file(root / GIT / "config") or ""
+        for match in _HOOKS_PATH.finditer(config):
+            hooks = match.group(1).strip('"').rstrip("/")
+            if hooks and inside_without_symlinks(root, hooks) and not hooks.startswith(GIT):
+                entries[hooks] = entry_kind(root / hooks)
+    modules = read_small_file(root / ".gitmodules") or ""
+    for match in list(_SUBMODULE_PATH.finditer(modules))[:MAX_SUBMODULES]:
+        relative = f"{match.group(1).strip(chr(34)).rstrip('/')}/{GIT}"
+        if inside_without_symlinks(root, relative):
+            entries[relative] = entry_kind(root / relative)
+    external = external_git_dirs(root) if git is Kind.FILE else ()
+    return SurfaceFacts(entries=entries, external_git_dirs=external)
+
+
+def external_git_dirs(root: Path) -> tuple[Path, ...]:
+    """For `.git` as a file (a worktree): the git folder it names and that folder's common
+    folder — only real git folders (HEAD + objects), never an arbitrary host folder."""
+    text = read_small_file(root / GIT) or ""
+    match = _GITFILE.search(text)
+    if match is None:
+        return ()
+    git_dir = (root / match.group(1)).resolve()
+    common_text = read_small_file(git_dir / "commondir")
+    common = (git_dir / common_text.strip()).resolve() if common_text and common_text.strip() else git_dir
+    chosen: list[Path] = []
+    for folder in (common, git_dir):
+        if any(folder.is_relative_to(done) for done in chosen):
+            continue
+        if (folder / "HEAD").is_file() and (common / "objects").is_dir() and not root.is_relative_to(folder):
+            chosen.append(folder)
+    return tuple(chosen)

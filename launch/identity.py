@@ -17,25 +17,15 @@ The identity rules are upstream's, so sessions recorded by the bash version keep
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import posixpath
 import re
 from pathlib import Path, PurePosixPath
 
 from launch.argv import Tool
+from launch.surface import Protection
 
 CONTAINER_HOME = "/root"
-
-#: Files and folders of a project that a host program may later execute or obey. They are
-#: bind-mounted read-only over themselves so no agent can plant code that the host runs.
-PROTECTED_PATTERNS = (
-    ".git/hooks",
-    ".git/config",
-    ".claude/settings*.json",
-    ".mcp.json",
-    ".github/workflows",
-    ".vscode/tasks.json",
-    ".envrc",
-)
 
 #: Optional host dotfiles mounted read-only when they exist.
 OPTIONAL_DOTFILES = (".tmux.conf", ".p10k.zsh")
@@ -64,7 +54,7 @@ class ProjectLayout:
 
 @dataclasses.dataclass(frozen=True)
 class PersistencePath:
-    """A folder (or file) under `$LLM_DOCKER_HOME` that keeps a tool's state across containers."""
+    """A folder (or file) of a project's state home that keeps a tool's state across containers."""
 
     relative: str
     target: str
@@ -84,6 +74,9 @@ PERSISTENCE: dict[Tool, tuple[PersistencePath, ...]] = {
     ),
 }
 SSH_KEYS = PersistencePath("ssh", "/etc/ssh/keys")
+
+#: Per-project agent state lives under `$LLM_DOCKER_HOME/projects/<key>/` (see `project_state_home`).
+PROJECTS_FOLDER = "projects"
 
 #: Per-container folder for the hooks' events file (`runs/<container name>` on the host).
 RUNS_FOLDER = "runs"
@@ -150,18 +143,39 @@ def project_layout(cwd: Path, workspace: Path | None, docker_dir: str,
                          workspace_read_only=read_only_workspace)
 
 
-def protected_mounts(layout: ProjectLayout, existing: tuple[str, ...]) -> tuple[Mount, ...]:
-    """Read-only binds over the protected paths (`existing`, relative to the root)."""
+def protection_mounts(layout: ProjectLayout, protection: Protection) -> tuple[Mount, ...]:
+    """The surface pins (see `launch.surface`): each pinned entry bound over itself —
+    read-only, or read-write for commit mode's `.git` — plus a worktree's git folders,
+    read-only at their own host path."""
     writable = next(m for m in layout.mounts if m.source == layout.root and not m.read_only)
-    return tuple(
-        Mount(layout.root / relative, _join(writable.target, relative), read_only=True)
-        for relative in existing
+    pins = tuple(
+        Mount(layout.root / relative, _join(writable.target, relative), read_only=relative not in protection.writable_pins)
+        for relative in sorted(protection.writable_pins + protection.pins)
     )
+    return pins + tuple(Mount(folder, str(folder), read_only=True) for folder in protection.external)
 
 
-def persistence_mounts(tool: Tool, home: Path, *, ssh: bool) -> tuple[Mount, ...]:
-    paths = PERSISTENCE[tool] + ((SSH_KEYS,) if ssh else ())
-    return tuple(Mount(home / p.relative, p.target) for p in paths)
+def project_state_key(root: Path) -> str:
+    """The folder name of a project's own agent state: readable token + a hash of the path,
+    so two projects with the same folder name never share state."""
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return f"{project_token(root)}-{digest}"
+
+
+def project_state_home(state_home: Path, root: Path | str) -> Path:
+    """Where one project's agent state lives: `$LLM_DOCKER_HOME/projects/<key>/`.
+
+    Claude's and OpenCode's folders (settings, hooks, commands, plugins, MCP servers, session
+    history, caches) are per project: what an agent writes into its home in one project can
+    never change what runs in another project's session.
+    """
+    return state_home / PROJECTS_FOLDER / project_state_key(Path(root))
+
+
+def persistence_mounts(tool: Tool, state_home: Path, project_home: Path, *, ssh: bool) -> tuple[Mount, ...]:
+    """The tool's state folders of this project, plus the install's SSH keys."""
+    mounts = tuple(Mount(project_home / p.relative, p.target) for p in PERSISTENCE[tool])
+    return mounts + ((Mount(state_home / SSH_KEYS.relative, SSH_KEYS.target),) if ssh else ())
 
 
 def dotfile_mounts(user_home: Path, existing: tuple[str, ...]) -> tuple[Mount, ...]:

@@ -10,7 +10,8 @@ Security properties encoded here:
 * sandbox on: every capability dropped, only what an enabled feature needs added back,
   `no-new-privileges`, a PID limit; never the Docker socket;
 * an explicit environment allow-list (`launch.environment`);
-* read-only binds over the project's protected paths;
+* the project's host-executed surface pinned read-only over itself (`launch.surface`);
+* the tool's state folders are the project's own (`identity.project_state_home`);
 * on Linux the agent runs as the invoking user, so files it creates belong to the user
   and it can edit the user's files with no capabilities at all;
 * published ports bind to 127.0.0.1 only.
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from launch.argv import LaunchRequest, TmuxMode, Tool
@@ -35,6 +38,9 @@ from launch.config import Config
 from launch.environment import container_environment
 from launch.guards import check_docker_dir
 from launch.hostfacts import HostFacts
+from launch.limits import host_limits
+from launch.liveness import identity_labels
+from launch.secrets import SECRETS_ENV, SECRETS_FILE, split_secrets
 from launch.identity import (
     CONTAINER_HOME,
     EVENTS_FILE,
@@ -44,13 +50,15 @@ from launch.identity import (
     dotfile_mounts,
     persistence_mounts,
     project_layout,
-    protected_mounts,
+    project_state_home,
+    protection_mounts,
     run_folder,
 )
+from launch.surface import Protection, plan_protection
 
 HOSTNAME = "llm-docker"
 LABEL_PREFIX = "io.llm-docker."
-PIDS_LIMIT = 4096
+MASK = "***"
 OFFLINE_NETWORK = "llm-docker-offline"
 LOOPBACK = "127.0.0.1"
 
@@ -62,10 +70,21 @@ class ContainerSpec:
     layout: ProjectLayout
     mounts: tuple[Mount, ...]
     session: SessionChoice
+    #: How this launch protects the project's host-executed surface (pins + tripwire).
+    protection: Protection
+    #: `$LLM_DOCKER_HOME/projects/<key>`: this project's own agent state.
+    project_home: Path
 
-    def as_json_object(self) -> dict[str, Any]:
-        """What `--dry-run` prints."""
-        return {"name": self.name, "create": self.create}
+    #: Secret variables (provider keys, passwords): never in `create` (and so never in
+    #: `docker inspect`); the supervisor writes them to the run folder's secrets file.
+    secrets: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def as_json_object(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        """What `--dry-run` prints: the secrets masked unless `--show-secrets`."""
+        shown: dict[str, Any] = {"name": self.name, "create": self.create}
+        if self.secrets:
+            shown["secrets"] = {key: value if show_secrets else MASK for key, value in sorted(self.secrets.items())}
+        return shown
 
 
 #: Docker's own read-only /proc paths (setting the list replaces them, so they are repeated),
@@ -93,10 +112,12 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
     slot = request.slot if slot is None else slot
     docker_dir = check_docker_dir(config.docker_dir)
     layout = project_layout(facts.launch_dir, facts.workspace, docker_dir, facts.git_toplevel)
+    protection = plan_protection(facts.surface, commit=config.agent_git_commit)
+    project_home = project_state_home(facts.state_home, layout.root)
     mounts = (
         layout.mounts
-        + protected_mounts(layout, facts.protected)
-        + persistence_mounts(tool, facts.state_home, ssh=config.llm_docker_ssh_enabled)
+        + protection_mounts(layout, protection)
+        + persistence_mounts(tool, facts.state_home, project_home, ssh=config.llm_docker_ssh_enabled)
         + dotfile_mounts(facts.user_home, facts.dotfiles)
     )
     session = session or session_from_request(request, facts.new_session_id)
@@ -114,6 +135,9 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         LABEL_PREFIX + "launcher-pid": str(facts.launcher_pid),
         LABEL_PREFIX + "launcher-start": facts.launcher_start,
         LABEL_PREFIX + "launch-id": facts.launch_id,
+        # where the launcher runs, so gc on a shared engine never mistakes "not visible from
+        # here" for "dead" (launch.liveness)
+        **{LABEL_PREFIX + key: value for key, value in identity_labels(facts.here).items()},
         # upstream's label: what builder-api's `{{container}}` and existing tooling look up
         UPSTREAM_PROJECT_LABEL: layout.token,
     }
@@ -132,14 +156,17 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         own_env["BUILDER_API_PORT"] = str(facts.builder_api[0])
         if facts.builder_api[1] and not config.builder_api_password:
             own_env["BUILDER_API_PASSWORD"] = facts.builder_api[1]
-    env = container_environment(config, facts.environ, own_env)
+    env, secrets = split_secrets(container_environment(config, facts.environ, own_env))
+    if secrets:
+        env[SECRETS_ENV] = posixpath.join(RUN_TARGET, SECRETS_FILE)
     network_mode = _network_mode(config, ports)
     host_config: dict[str, Any] = {
         "Init": True,
         "Mounts": [_engine_mount(m) for m in mounts],
         "NetworkMode": network_mode,
         "ExtraHosts": [f"host.docker.internal:{LOOPBACK if network_mode == 'host' else 'host-gateway'}"],
-        "PidsLimit": PIDS_LIMIT,
+        **host_limits(config.memory_limit, config.cpu_limit, config.pids_limit,
+                      host_memory=facts.host_memory, host_cpus=facts.host_cpus),
         "ReadonlyPaths": list(READONLY_PATHS),
         "AutoRemove": False,
         **_privileges(config),
@@ -169,7 +196,8 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
     }
     if ports:
         body["ExposedPorts"] = {f"{container}/tcp": {} for container in ports}
-    return ContainerSpec(name=name, create=body, layout=layout, mounts=mounts, session=session)
+    return ContainerSpec(name=name, create=body, layout=layout, mounts=mounts, session=session,
+                         protection=protection, project_home=project_home, secrets=secrets)
 
 
 def container_name(tool: Tool, token: str, slot: int | None, launch_id: str) -> str:

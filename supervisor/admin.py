@@ -12,11 +12,15 @@ import anyio
 
 from supervisor.engine import EngineError, connect, run_with_engine
 from supervisor.recovery import collect_garbage, recover_dead_launches
-from supervisor.store import StateStore
+from supervisor.store import EXIT_STATE, StateError, StateStore
 
 
 def list_slots(state_home: Path, *, as_json: bool) -> int:
-    return anyio.run(_list_slots, state_home, as_json, backend="asyncio")
+    try:
+        return anyio.run(_list_slots, state_home, as_json, backend="asyncio")
+    except StateError as error:
+        print(f"llm-docker: {error}", file=sys.stderr)
+        return EXIT_STATE
 
 
 async def _list_slots(state_home: Path, as_json: bool) -> int:
@@ -49,9 +53,13 @@ async def _list_slots(state_home: Path, as_json: bool) -> int:
 
 def garbage_collect(state_home: Path) -> int:
     async def body(docker: aiodocker.Docker) -> int:
-        async with StateStore.open(state_home) as store:
-            removed = await collect_garbage(store, docker, state_home,
-                                            lambda message: print(f"llm-docker: {message}"))
+        try:
+            async with StateStore.open(state_home) as store:
+                removed = await collect_garbage(store, docker, state_home,
+                                                lambda message: print(f"llm-docker: {message}"))
+        except StateError as error:
+            print(f"llm-docker: {error}", file=sys.stderr)
+            return EXIT_STATE
         print(f"removed {removed} container(s) of dead launchers")
         return 0
 

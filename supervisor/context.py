@@ -44,7 +44,12 @@ class SlotRun:
     ready_after: float | None = None
     container_gone: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     saved: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    #: Set once the tripwire has been settled (`tasks.tripwire`), whatever it found.
+    surface_checked: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     container_id: str | None = None
+    #: The engine reported that the container hit its memory limit (`watchdog`).
+    out_of_memory: bool = False
+    memory_reported: bool = False
     exit_code: int | None = None
     error: str | None = None
 

@@ -7,7 +7,10 @@ supervisor died: the guardian stops and removes the launch's containers within s
 and finishes their slot saves from the journal. It blocks in `read()` meanwhile — no
 polling, no CPU.
 
-Run as `python -m supervisor.guardian STATE_HOME RUN_ID...`.
+Run as `python -m supervisor.guardian STATE_HOME RUN_ID...`. A state database it cannot
+use (`StateError`) is one line on stderr and exit `EXIT_STATE`; the journal rows stay open
+for the next launch's recovery. Its discovery reads are bounded (`supervisor.untrusted`), so
+a hostile events file cannot keep it alive.
 """
 
 from __future__ import annotations
@@ -62,7 +65,13 @@ def main(argv: list[str]) -> int:
     received = sys.stdin.buffer.read()
     if received.startswith(DONE):
         return 0
-    anyio.run(_recover, state_home, run_ids)
+    from supervisor.store import EXIT_STATE, StateError
+
+    try:
+        anyio.run(_recover, state_home, run_ids, backend="asyncio")
+    except StateError as error:
+        print(f"llm-docker guardian: {error}", file=sys.stderr)
+        return EXIT_STATE
     return 0
 
 

@@ -1,9 +1,12 @@
 """Finishing what dead launchers left behind, without ever touching a live one.
 
-A launcher is identified by its pid *and* its kernel start time (journal columns and
-container labels), so a recycled pid never makes a dead launcher look alive — or a live
-one look dead. Upstream's `--clean` removed every llm-docker container, including other
-terminals' running sessions.
+A launcher is identified by its pid and kernel start time *and* where it ran: host id,
+boot id, PID namespace (container labels; the journal's `launcher_start`), and its uid
+(labels). `launch.liveness` decides: only a launcher that is provably dead from here is
+dead — a pid that is merely not visible from here (another user's, another PID
+namespace's, another host's on a shared engine) keeps its container. `gc` touches only
+the caller's own containers. Upstream's `--clean` removed every llm-docker container,
+including other terminals' running sessions.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import aiodocker
 
-from launch.hostfacts import process_alive
+from launch.liveness import Here, Liveness, journal_liveness, launcher_from_labels, launcher_liveness, read_here
 from launch.spec import LABEL_PREFIX
 from supervisor.slots import Notice, save_launch
 from supervisor.store import StateStore
@@ -41,10 +44,11 @@ async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, sta
                                 notice: Notice | None = None, *, only: set[str] | None = None) -> int:
     """Remove the containers of dead launchers' unfinished launches and save their slots."""
     recovered = 0
+    here = read_here()
     for launch in await store.unfinished_launches():
         if only is not None and launch.run_id not in only:
             continue
-        if only is None and process_alive(launch.launcher_pid, launch.launcher_start):
+        if only is None and journal_liveness(launch.launcher_pid, launch.launcher_start, here) is not Liveness.DEAD:
             continue
         await remove_container(docker, launch.container)
         await save_launch(store, launch, state_home, notice)
@@ -54,18 +58,38 @@ async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, sta
 
 async def collect_garbage(store: StateStore, docker: aiodocker.Docker, state_home: Path,
                           notice: Notice | None = None) -> int:
-    """Remove every llm-docker container whose launcher is dead; finish their saves."""
-    removed = 0
+    """Remove every container of the caller's whose launcher is provably dead; finish their
+    saves. Other users' containers are never looked at; ours that cannot be judged from
+    here are kept, and counted in one line."""
+    removed = undecided = 0
+    here = read_here()
     filters = json.dumps({"label": [f"{LABEL_PREFIX}launcher-pid"]})
     for container in await docker.containers.list(all=True, filters=filters):
         labels = container._container.get("Labels") or {}  # noqa: SLF001 - list() keeps the summary here
-        pid = int(labels.get(f"{LABEL_PREFIX}launcher-pid", "0") or 0)
-        if pid and process_alive(pid, labels.get(f"{LABEL_PREFIX}launcher-start", "")):
+        verdict = container_liveness(labels, here)
+        if verdict is None or verdict is Liveness.ALIVE:
+            continue
+        if verdict is Liveness.UNKNOWN:
+            undecided += 1
             continue
         name = (container._container.get("Names") or [container.id])[0].lstrip("/")  # noqa: SLF001
         if await remove_container(docker, container.id):
             removed += 1
             if notice is not None:
                 notice(f"removed {name} (its launcher is gone)")
+    if undecided and notice is not None:
+        notice(f"kept {undecided} container(s) whose launcher cannot be checked from here (another host or "
+               "PID namespace, or made by an older llm-docker); `docker rm` them if you know they are stale")
     await recover_dead_launches(store, docker, state_home, notice)
     return removed
+
+
+def container_liveness(labels: dict[str, str], here: Here) -> Liveness | None:
+    """The liveness of a container's launcher; None when another uid launched it (not
+    ours to judge); UNKNOWN when no uid was recorded (an older version made it)."""
+    launcher = launcher_from_labels(labels, LABEL_PREFIX)
+    if launcher.uid is None:
+        return Liveness.UNKNOWN
+    if launcher.uid != here.uid:
+        return None
+    return launcher_liveness(launcher, here)

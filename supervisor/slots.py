@@ -11,8 +11,12 @@ Before launch (`resolve_session`):
 * otherwise a fresh session (for Claude with a UUID minted here, passed as `--session-id`).
 
 After the container is gone (`save_launch`): the session discovered by `supervisor.sessions`
-is written to the slot and the terminal map, claimed, and the journal row closed — one
-transaction. The same function finishes the save for a launcher that died (`recover`).
+(bounded reads of agent-written files, BEFORE any transaction) is written to the slot and the
+terminal map, claimed, and the journal row closed — one short transaction. The same function
+finishes the save for a launcher that died (`recover`).
+
+A slot runs once at a time: the journal row is its lease (`StateStore.record_launches`); a
+second launch of a busy slot is refused with `busy_message`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import anyio
-
 from launch.command import SessionChoice, SessionKind, session_from_request
 from launch.identity import EVENTS_FILE, run_folder
 from launch.argv import LaunchRequest
-from supervisor.sessions import discover_session, session_exists
-from supervisor.store import Launch, StateStore
+from supervisor.sessions import EVENTS_SECONDS, discover_bounded, session_exists
+from supervisor.store import Launch, SlotBusy, StateStore
+from supervisor.untrusted import run_bounded
 
 Notice = Callable[[str], None]
 
@@ -47,30 +50,50 @@ async def resolve_session(store: StateStore, request: LaunchRequest, *, project:
         if saved is None:
             notice(f"slot {slot} has no saved session for this project yet — starting a fresh one")
             return fresh
-        if not await anyio.to_thread.run_sync(session_exists, tool, state_home, workdir, saved.session_id):
+        if not await _exists(tool, state_home, workdir, saved.session_id):
             notice(f"slot {slot}'s session {saved.session_id} is not available from {workdir} "
                    f"(it was saved from {saved.workdir}) — starting a fresh one")
             return fresh
         return SessionChoice(SessionKind.RESUME, saved.session_id)
     remembered = await store.terminal_session(tool, project, terminal)
-    if remembered and await anyio.to_thread.run_sync(session_exists, tool, state_home, workdir, remembered):
+    if remembered and await _exists(tool, state_home, workdir, remembered):
         return SessionChoice(SessionKind.RESUME, remembered)
     return requested
 
 
+async def _exists(tool: str, state_home: Path, workdir: str, session_id: str) -> bool:
+    """`session_exists` on agent-written files, bounded: too slow counts as absent."""
+    try:
+        return await run_bounded(lambda: session_exists(tool, state_home, workdir, session_id), EVENTS_SECONDS)
+    except TimeoutError:
+        return False
+
+
+def busy_message(busy: SlotBusy) -> str:
+    """The one-line refusal of a second launch of a busy slot: who holds it, what to do."""
+    holder = busy.holder
+    return (f"slot {holder.slot} is busy: the {holder.tool} launch in terminal {holder.terminal} "
+            f"(pid {holder.launcher_pid}) runs it in this project — attach to it with "
+            f"`llm-docker attach {holder.tool} {holder.slot}`, or pick another --slot")
+
+
 async def save_launch(store: StateStore, launch: Launch, state_home: Path, notice: Notice | None) -> str | None:
-    """Discover the session of a finished launch and save it; idempotent across processes."""
+    """Discover the session of a finished launch and save it; idempotent across processes.
+
+    Discovery (bounded, agent-written files) runs first; the transaction only decides. A
+    `StateError` (e.g. a full disk) propagates with the journal row still open and the run
+    folder kept: the events file is the evidence the next launch's recovery saves from.
+    """
     folder = run_folder(state_home, launch.container)
-
-    async def discover(exclude: set[str]) -> str | None:
-        return await anyio.to_thread.run_sync(lambda: discover_session(
-            tool=launch.tool, state_home=state_home, workdir=launch.workdir, events=folder / EVENTS_FILE,
-            since=launch.started_at, started_with=launch.session_id, exclude=exclude))
-
-    finished, session = await store.finish_launch(launch, discover)
+    found = await discover_bounded(tool=launch.tool, state_home=state_home, workdir=launch.workdir,
+                                   events=folder / EVENTS_FILE, since=launch.started_at,
+                                   started_with=launch.session_id)
+    finished, session = await store.finish_launch(launch, found.choose)
     if not finished:
         return None  # somebody (the guardian, another invocation) saved it already
     shutil.rmtree(folder, ignore_errors=True)
+    if notice is not None and found.problem is not None:
+        notice(f"{_label(launch)}: {found.problem} — the session was attributed from the tool's own files")
     if notice is not None and launch.slot is not None:
         # Slotless launches (`cld -- --version`) stay quiet: nothing was asked to be kept.
         if session is None:

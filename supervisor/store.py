@@ -13,14 +13,28 @@ upstream's global `slot_N.id` files and the lock-free TSV (bugs B13 and race §2
 
 `project` is the resolved host path of the project root (two folders of the same name are
 different projects).
+
+The journal is also the slot lease: an unfinished row of (tool, project, slot) whose
+launcher is alive holds the slot, and `record_launches` checks and inserts in ONE
+`BEGIN IMMEDIATE` transaction, so two launches of one slot at the same instant cannot both
+get it (`SlotBusy`).
+
+Every SQLite failure (at open, in a transaction, in a read) surfaces as ONE `StateError`
+with a one-line message naming the file and the fix; callers print it and exit
+`EXIT_STATE`. No transaction ever waits on an agent-written file: session discovery runs
+before `finish_launch`, which only decides and records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import os
+import shutil
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -28,6 +42,57 @@ import aiosqlite
 import anyio
 
 DATABASE = "state.db"
+#: Exit code of every command that stops on a `StateError` (and of a refused busy slot).
+EXIT_STATE = 2
+EXIT_SLOT_BUSY = 2
+
+
+class StateError(Exception):
+    """The state database cannot be used; the message is one line: the file and the fix."""
+
+
+class SlotBusy(Exception):
+    """The slot is held by an unfinished launch; `alive` is False when its launcher is dead
+    (the caller recovers it and tries again)."""
+
+    def __init__(self, holder: Launch, *, alive: bool) -> None:
+        super().__init__(f"slot {holder.slot} is held by {holder.run_id}")
+        self.holder = holder
+        self.alive = alive
+
+
+class SlotMoved(Exception):
+    """A slot's saved session changed after the launch resolved it: resolve again."""
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free == 0
+    except OSError:
+        return False
+
+
+def state_error(path: Path, error: BaseException) -> StateError:
+    """The one-line `StateError` for a failure of the database `path`."""
+    detail = str(error) or type(error).__name__
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    folder = path.parent
+    os_errno = getattr(error, "errno", None) if isinstance(error, OSError) else None
+    if primary == sqlite3.SQLITE_FULL or os_errno == errno.ENOSPC or (
+            primary == sqlite3.SQLITE_IOERR and _disk_full(folder)):
+        return StateError(f"state database {path}: the disk is full — free space; "
+                          "the slot's save finishes on the next launch")
+    if primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return StateError(f"state database {path} is corrupt ({detail}) — move it aside: mv {path} {path}.broken")
+    read_only = primary == sqlite3.SQLITE_READONLY or os_errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    if read_only or primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+        blocked = [str(target) for target in (path, folder) if target.exists() and not os.access(target, os.W_OK)]
+        if read_only or blocked:
+            fix = f"chmod u+w {' '.join(blocked)}" if blocked else f"remount {folder} read-write"
+            return StateError(f"state database {path} is read-only ({detail}) — make it writable "
+                              f"(its folder too: SQLite's WAL writes next to it): {fix}")
+    return StateError(f"state database {path}: {detail}")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slots (
     tool TEXT NOT NULL, project TEXT NOT NULL, slot INTEGER NOT NULL,
@@ -109,52 +174,79 @@ class StateStore:
     nesting `BEGIN`s.
     """
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._db = connection
         self._lock = anyio.Lock()
+        self.path = path
 
     @classmethod
     @asynccontextmanager
     async def open(cls, state_home: Path) -> AsyncIterator[StateStore]:
-        state_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        async with aiosqlite.connect(state_home / DATABASE, timeout=30, isolation_level=None) as db:
-            await db.execute("PRAGMA busy_timeout=30000")
-            await _retry_when_locked(db, lambda: _execute_fully(db, "PRAGMA journal_mode=WAL"))
-            # One write transaction taken up front: statements that upgrade a read snapshot
-            # to a write can get SQLITE_BUSY without the busy handler ever being asked.
-            await _retry_when_locked(db, lambda: db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; COMMIT;"))
-            yield cls(db)
+        """Open (and create) the database; `StateError` if it cannot be used."""
+        path = state_home / DATABASE
+        opened = False
+        try:
+            state_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            async with aiosqlite.connect(path, timeout=30, isolation_level=None) as db:
+                await db.execute("PRAGMA busy_timeout=30000")
+                await _retry_when_locked(db, lambda: _execute_fully(db, "PRAGMA journal_mode=WAL"))
+                # One write transaction taken up front: statements that upgrade a read snapshot
+                # to a write can get SQLITE_BUSY without the busy handler ever being asked.
+                await _retry_when_locked(db, lambda: db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; COMMIT;"))
+                opened = True
+                yield cls(db, path)
+        except (sqlite3.Error, OSError) as error:
+            if opened and not isinstance(error, sqlite3.Error):
+                raise  # an OSError of the caller's own work inside the block is not ours
+            raise state_error(path, error) from error
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise state_error(self.path, error) from error
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            with self._errors():
+                yield self._db
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; on any failure (COMMIT on a full disk included) the
+        transaction is rolled back, so the journal row stays as it was."""
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+            with self._errors():
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+                        if self._db.in_transaction:  # SQLite may have rolled back by itself (SQLITE_FULL)
+                            await self._db.execute("ROLLBACK")
+                    raise
 
     # -- sessions --------------------------------------------------------------------
 
     async def slot(self, tool: str, project: str, slot: int) -> SavedSlot | None:
-        async with self._lock, self._db.execute(
+        async with self._read() as db, db.execute(
             "SELECT tool, project, slot, session_id, workdir, updated_at FROM slots "
             "WHERE tool=? AND project=? AND slot=?", (tool, project, slot)) as cursor:
             row = await cursor.fetchone()
         return SavedSlot(*row) if row else None
 
     async def terminal_session(self, tool: str, project: str, terminal: str) -> str | None:
-        async with self._lock, self._db.execute(
+        async with self._read() as db, db.execute(
             "SELECT session_id FROM terminal_sessions WHERE tool=? AND project=? AND terminal=?",
             (tool, project, terminal)) as cursor:
             row = await cursor.fetchone()
         return row[0] if row else None
 
     async def slots(self) -> list[SavedSlot]:
-        async with self._lock, self._db.execute(
+        async with self._read() as db, db.execute(
             "SELECT tool, project, slot, session_id, workdir, updated_at FROM slots "
             "ORDER BY tool, project, slot") as cursor:
             return [SavedSlot(*row) async for row in cursor]
@@ -162,7 +254,7 @@ class StateStore:
     async def claimed_by_others(self, tool: str, run_id: str, since: float) -> set[str]:
         """Sessions owned by launches that overlapped this one in time (alive at some point
         after `since`): what they claimed and what they were started with."""
-        async with self._lock:
+        async with self._read():
             return await self._claims(tool, run_id, since)
 
     async def _claims(self, tool: str, run_id: str, since: float) -> set[str]:
@@ -177,31 +269,66 @@ class StateStore:
     # -- the journal -----------------------------------------------------------------
 
     async def record_launch(self, launch: Launch) -> None:
+        """Write one journal row; a slot held by anyone else is `SlotBusy` (alive)."""
+        await self.record_launches([launch])
+
+    async def record_launches(self, launches: Sequence[Launch], *,
+                              holder_alive: Callable[[Launch], bool] = lambda _: True,
+                              resolved_since: float | None = None) -> None:
+        """Take the slot leases of `launches` and write their journal rows — all or none,
+        in one `BEGIN IMMEDIATE` transaction (two launches at the same instant serialise
+        here, and the second sees the first's row).
+
+        A slot is busy while an unfinished row of the same (tool, project, slot) exists:
+        `SlotBusy(alive=holder_alive(row))` — the caller refuses if alive (or unknown, which
+        `holder_alive` must report as alive), or recovers the dead holder and tries again.
+        `SlotMoved` if a slot's saved session changed at or after `resolved_since` (the
+        session the launch resolved from it is stale).
+        """
         async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO launches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                dataclasses.astuple(launch))
-            if launch.session_id is not None and launch.session_kind == "fresh":
-                await db.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)",
-                                 (launch.tool, launch.session_id, launch.run_id))
+            for launch in launches:
+                if launch.slot is None:
+                    continue
+                async with db.execute(
+                        "SELECT * FROM launches WHERE tool=? AND project=? AND slot=? AND finished_at IS NULL "
+                        "AND run_id<>? ORDER BY started_at", (launch.tool, launch.project, launch.slot,
+                                                               launch.run_id)) as cursor:
+                    holder = await cursor.fetchone()
+                if holder is not None:
+                    held = Launch(*holder)
+                    raise SlotBusy(held, alive=holder_alive(held))
+                if resolved_since is not None:
+                    async with db.execute("SELECT updated_at FROM slots WHERE tool=? AND project=? AND slot=?",
+                                          (launch.tool, launch.project, launch.slot)) as cursor:
+                        saved = await cursor.fetchone()
+                    if saved is not None and saved[0] >= resolved_since:
+                        raise SlotMoved(launch.slot)
+            for launch in launches:
+                await db.execute("INSERT INTO launches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 dataclasses.astuple(launch))
+                if launch.session_id is not None and launch.session_kind == "fresh":
+                    await db.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)",
+                                     (launch.tool, launch.session_id, launch.run_id))
 
     async def unfinished_launches(self) -> list[Launch]:
-        async with self._lock, self._db.execute(
+        async with self._read() as db, db.execute(
             "SELECT * FROM launches WHERE finished_at IS NULL ORDER BY started_at") as cursor:
             return [Launch(*row) async for row in cursor]
 
     async def launch(self, run_id: str) -> Launch | None:
-        async with self._lock, self._db.execute("SELECT * FROM launches WHERE run_id=?", (run_id,)) as cursor:
+        async with self._read() as db, db.execute("SELECT * FROM launches WHERE run_id=?", (run_id,)) as cursor:
             row = await cursor.fetchone()
         return Launch(*row) if row else None
 
     async def finish_launch(self, launch: Launch,
-                            discover: Callable[[set[str]], Awaitable[str | None]]) -> tuple[bool, str | None]:
-        """Discover the launch's session and save it to its slot and terminal, claim it and
-        close the journal row, all in one write transaction: two launches finishing at the
-        same moment see each other's claims, so they never take the same session.
+                            choose: Callable[[Collection[str]], str | None]) -> tuple[bool, str | None]:
+        """Save the launch's session to its slot and terminal, claim it and close the
+        journal row, all in one short write transaction: two launches finishing at the same
+        moment see each other's claims, so they never take the same session.
 
-        `discover` gets the sessions other overlapping launches own. Returns (False, None)
+        `choose` is given the sessions other overlapping launches own (read inside the
+        transaction) and picks from what discovery found BEFORE it: it must not do I/O —
+        nothing agent-written is read while the database is locked. Returns (False, None)
         if someone else finished this launch first.
         """
         now = time.time()
@@ -210,7 +337,7 @@ class StateStore:
                 row = await cursor.fetchone()
             if row is None or row[0] is not None:
                 return False, None
-            session_id = await discover(await self._claims(launch.tool, launch.run_id, launch.started_at))
+            session_id = choose(await self._claims(launch.tool, launch.run_id, launch.started_at))
             await db.execute("UPDATE launches SET finished_at=? WHERE run_id=?", (now, launch.run_id))
             if session_id is None:
                 return True, None

@@ -6,7 +6,8 @@ Order of events:
    build on first run or on --build/--rebuild-force, say when it is stale);
 2. open the state store, finish saves left by dead launchers, `--clean` if asked;
 3. per container: resolve the session from the slot store, rebuild the spec with it,
-   create its folders, write the journal row;
+   create its folders; then take every slot's lease and write the journal rows in ONE
+   transaction (a busy slot: one line, exit 2, no container created);
 4. start the guardian (the SIGKILL lease), then run the tasks until every slot is saved;
 5. tell the guardian we are done; the exit code is the tool's.
 """
@@ -14,8 +15,11 @@ Order of events:
 from __future__ import annotations
 
 import os
+import shutil
+import time
 import uuid
 
+import aiodocker
 import anyio
 
 from image.base import BaseImageError
@@ -23,6 +27,7 @@ from image.build import BuildError
 from image.certs import CertificateError
 from image.ensure import ensure_image
 from image.plan import BuildInputError
+from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
 from launch.plan import LaunchPlan
 from launch.spec import OFFLINE_NETWORK, ContainerSpec, container_spec
 from launch.state import prepare_for_container
@@ -31,13 +36,16 @@ from supervisor.engine import EngineError, connect, ensure_network
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
 from supervisor.recovery import collect_garbage, recover_dead_launches
-from supervisor.slots import Notice, new_launch, resolve_session
-from supervisor.store import StateStore
+from supervisor.slots import Notice, busy_message, new_launch, resolve_session
+from supervisor.store import EXIT_SLOT_BUSY, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore
+from supervisor import tripwire
 from supervisor.tasks import TASKS
 from supervisor.terminal import terminal_id
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: Tries to take the leases: a dead holder recovered, or a slot saved meanwhile, retries.
+LEASE_ATTEMPTS = 5
 
 
 async def supervise(plan: LaunchPlan) -> int:
@@ -73,8 +81,9 @@ async def supervise(plan: LaunchPlan) -> int:
             if plan.request.clean:
                 removed = await collect_garbage(store, docker, plan.facts.state_home, notice)
                 notice(f"--clean: removed {removed} container(s) of dead launchers; live sessions untouched")
-            slots = [await _prepare_slot(plan, store, planned, slot, notice)
-                     for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True)]
+            slots = await _lease_slots(plan, store, docker, notice)
+            if slots is None:
+                return EXIT_SLOT_BUSY
             supervisor = Supervisor(plan=plan, docker=docker, store=store, slots=slots, log=log,
                                     interactive=not plan.request.supervised, log_lines=receive)
             log.info("launch", containers=[s.spec.name for s in slots], image=image)
@@ -84,9 +93,54 @@ async def supervise(plan: LaunchPlan) -> int:
     except EngineError as error:
         notice(str(error))
         return error.exit_code
+    except StateError as error:
+        notice(str(error))
+        return EXIT_STATE
     finally:
         await send.aclose()
         await docker.close()
+
+
+async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: aiodocker.Docker,
+                       notice: Notice) -> list[SlotRun] | None:
+    """Prepare every slot, then take all their leases at once (or none): None after the
+    one-line refusal when a slot is busy. Notices of the preparation wait until the leases
+    are taken, so a refused launch says one line."""
+    for _ in range(LEASE_ATTEMPTS):
+        held: list[str] = []
+        resolved_since = time.time()
+        slots = [await _prepare_slot(plan, store, planned, slot, held.append)
+                 for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True)]
+        try:
+            await store.record_launches([s.launch for s in slots], holder_alive=_launcher_alive,
+                                        resolved_since=resolved_since)
+        except SlotBusy as busy:
+            _discard(slots)
+            if busy.alive:
+                notice(busy_message(busy))
+                return None
+            await recover_dead_launches(store, docker, plan.facts.state_home, notice, only={busy.holder.run_id})
+            continue
+        except SlotMoved:
+            _discard(slots)
+            continue
+        for message in held:
+            notice(message)
+        return slots
+    notice("the slots kept changing while this launch started — try again")
+    return None
+
+
+def _launcher_alive(holder: Launch) -> bool:
+    """Liveness of a lease holder: only a provably dead launcher frees its slot; one we
+    cannot judge from here (UNKNOWN) counts as alive — refuse, never steal."""
+    launcher = launcher_from_journal(holder.launcher_pid, holder.launcher_start)
+    return launcher_liveness(launcher) is not Liveness.DEAD
+
+
+def _discard(slots: list[SlotRun]) -> None:
+    for slot in slots:
+        shutil.rmtree(slot.run_folder, ignore_errors=True)
 
 
 async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: ContainerSpec, slot: int | None,
@@ -97,13 +151,18 @@ async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: ContainerS
         terminal=terminal, state_home=plan.facts.state_home,
         new_session_id=planned.session.session_id or str(uuid.uuid4()), notice=notice)
     spec = container_spec(plan.request, plan.config, plan.facts, slot=slot, session=session)
-    folder = prepare_for_container(plan.request.tool, plan.facts.state_home, spec.name,
-                                   ssh=plan.config.llm_docker_ssh_enabled)
+    folder = prepare_for_container(plan.request.tool, plan.facts.state_home, spec.project_home, spec.name,
+                                   ssh=plan.config.llm_docker_ssh_enabled, workdir=spec.layout.workdir)
+    for note in spec.protection.notes:
+        notice(note)
+    # Recorded before the container exists: whatever the agent creates is compared with this.
+    tripwire.arm(plan.facts.state_home, spec.name, spec.layout.root, spec.protection)
     launch = new_launch(run_id=spec.name, tool=plan.request.tool.value, project=str(spec.layout.root),
                         workdir=spec.layout.workdir, slot=slot, terminal=terminal,
-                        launcher_pid=plan.facts.launcher_pid, launcher_start=plan.facts.launcher_start,
+                        launcher_pid=plan.facts.launcher_pid,
+                        # the start time plus host/boot/PID namespace, for launch.liveness
+                        launcher_start=journal_start(plan.facts.launcher_start, plan.facts.here),
                         container=spec.name, session=session)
-    await store.record_launch(launch)
     return SlotRun(spec=spec, launch=launch, run_folder=folder)
 
 
@@ -113,6 +172,7 @@ async def _run_tasks(supervisor: Supervisor) -> None:
             group.start_soon(task.run, supervisor, name=task.NAME)
         for slot in supervisor.slots:
             await slot.saved.wait()
+            await slot.surface_checked.wait()
         group.cancel_scope.cancel()
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.images import BUSYBOX_IMAGE, ensure_test_images
 from tests.processes import PtyProcess
+from tests.unprivileged import User, sweep_dead_homes
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -104,3 +105,18 @@ def home(user_home: Path) -> Path:
     state.mkdir()
     (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
     return user_home
+
+
+@pytest.fixture
+def user() -> Iterator[User]:
+    """An unprivileged user (uid 1000, in the docker group) whose llm-docker runs the test
+    image; the launcher, `llm-docker` and host `git` run as this uid through `user.run`,
+    `user.popen` and `user.shell`."""
+    sweep_dead_homes()
+    person = User()
+    person.write(person.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n", mode=0o600)
+    person.state_home.chmod(0o700)
+    try:
+        yield person
+    finally:
+        person.cleanup()

@@ -14,6 +14,8 @@
  *   --fake-exit N     exit code                --fake-sleep S   sleep S seconds before exiting
  *   --fake-clear      switch to a new session after starting (like /clear)
  *   --fake-no-hooks   do not write $LLM_DOCKER_EVENTS
+ *   --fake-sh CMD     the hostile agent: run `/bin/sh -c CMD` after writing the session
+ *                     (and its event), print SH:<exit status>, then carry on as usual
  * If ./.llm-docker-probe.sh exists, it prints the ARG lines and execs `sh` on it instead.
  */
 #include <ctype.h>
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,6 +178,7 @@ int main(int argc, char **argv) {
     }
     char session[128] = "";
     int print_mode = 0, exit_code = 0, clear = 0, sleep_s = 0, cont = 0;
+    const char *shell = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -186,6 +190,7 @@ int main(int argc, char **argv) {
         else if (next && !strcmp(a, "--fake-sleep")) sleep_s = atoi(argv[++i]);
         else if (!strcmp(a, "--fake-clear")) clear = 1;
         else if (!strcmp(a, "--fake-no-hooks")) hooks = 0;
+        else if (next && !strcmp(a, "--fake-sh")) shell = argv[++i];
     }
     if (!*session && cont) {
         if (!(is_claude ? claude_latest(session) : opencode_latest(session))) session[0] = 0;
@@ -200,6 +205,11 @@ int main(int argc, char **argv) {
         if (is_claude) new_uuid(session);
         else { char h[17]; random_hex(h, 16); snprintf(session, sizeof session, "ses_%s", h); }
         if (is_claude) claude_write(session); else opencode_write(session);
+    }
+    if (shell) {
+        fflush(stdout);
+        int status = system(shell);
+        printf("SH:%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
     printf("SESSION:%s\nREADY\n", session);
     fflush(stdout);

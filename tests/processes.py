@@ -52,12 +52,15 @@ def field(output: str, key: str) -> list[str]:
 class PtyProcess:
     """A launcher running in a real pseudo-terminal, as in a terminal emulator."""
 
-    def __init__(self, program: str, *args: str, cwd: Path, home: Path, **extra: str) -> None:
+    def __init__(self, program: str, *args: str, cwd: Path, home: Path, argv: list[str] | None = None,
+                 env: dict[str, str] | None = None, **extra: str) -> None:
+        """`argv`/`env` replace the default command line and environment (e.g. to run as
+        an unprivileged user, see `tests.unprivileged`)."""
         self.master, self.slave = pty.openpty()
         fcntl.ioctl(self.slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24x80
         self.original_attributes = termios.tcgetattr(self.slave)
         self.process = subprocess.Popen(
-            command(program, *args), cwd=cwd, env=launcher_env(home, **extra),
+            argv or command(program, *args), cwd=cwd, env=env or launcher_env(home, **extra),
             stdin=self.slave, stdout=self.slave, stderr=self.slave,
             start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
         self.output = bytearray()

@@ -12,6 +12,13 @@ Every answer is ``STUB-ANSWER: <last user text>`` so a test can tell which
 prompt an answer belongs to. Each request is appended to ``--log`` as one
 JSON line (path, model, stream flag) for tests that check what was asked.
 
+On the Anthropic API the stub can also act as a prompt-injected model that uses
+Claude Code's own tools: a line ``RUN-BASH: <command>`` in the last user
+message is answered with a ``tool_use`` block for the ``Bash`` tool (stop
+reason ``tool_use``); the request that carries its ``tool_result`` is answered
+with ``STUB-ANSWER: tool-done`` followed by the result's text, so a test reads
+what the command printed in the agent's final answer.
+
 Run: ``python -m tests.stub_model --host 127.0.0.1 --port 0`` prints
 ``LISTENING <port>`` once it accepts connections.
 """
@@ -29,6 +36,9 @@ from typing import Any
 from aiohttp import web
 
 ANSWER_PREFIX = "STUB-ANSWER: "
+RUN_BASH_PREFIX = "RUN-BASH: "
+TOOL_DONE = ANSWER_PREFIX + "tool-done"
+BASH_TOOL = "Bash"
 
 
 def _text_of(content: Any) -> str:
@@ -58,6 +68,51 @@ def answer_for(messages: list[dict[str, Any]]) -> str:
     return ANSWER_PREFIX + last_user_text(messages)
 
 
+def _last_user_message(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((m for m in reversed(messages) if m.get("role") == "user"), None)
+
+
+def bash_request(messages: list[dict[str, Any]]) -> str | None:
+    """The command of a ``RUN-BASH: <command>`` line in the last user message, if any.
+
+    The whole text is searched (not just the last line): Claude Code adds system
+    reminders and may split the prompt into several text blocks."""
+    message = _last_user_message(messages)
+    if message is None:
+        return None
+    for line in _text_of(message.get("content")).splitlines():
+        if line.startswith(RUN_BASH_PREFIX):
+            return line[len(RUN_BASH_PREFIX):]
+    return None
+
+
+def tool_results(messages: list[dict[str, Any]]) -> list[str] | None:
+    """The texts of the ``tool_result`` blocks of the last user message; None if it has none.
+
+    A result's content is a string or a list of blocks (text, images); only text is kept."""
+    message = _last_user_message(messages)
+    content = message.get("content") if message is not None else None
+    if not isinstance(content, list):
+        return None
+    results = [block for block in content if isinstance(block, dict) and block.get("type") == "tool_result"]
+    if not results:
+        return None
+    return [_text_of(block.get("content")) for block in results]
+
+
+def anthropic_content(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The assistant's content blocks and stop reason for one Anthropic request."""
+    results = tool_results(messages)
+    if results is not None:
+        return [{"type": "text", "text": "\n".join([TOOL_DONE, *results])}], "end_turn"
+    command = bash_request(messages)
+    if command is not None:
+        call = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": BASH_TOOL,
+                "input": {"command": command, "description": "test"}}
+        return [call], "tool_use"
+    return [{"type": "text", "text": answer_for(messages)}], "end_turn"
+
+
 class StubModel:
     def __init__(self, log: Path | None) -> None:
         self.log = log
@@ -70,6 +125,8 @@ class StubModel:
             "model": body.get("model"),
             "stream": bool(body.get("stream")),
             "user": last_user_text(body.get("messages", [])),
+            "bash": bash_request(body.get("messages", [])),
+            "tool_results": tool_results(body.get("messages", [])),
         }
         with self.log.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
@@ -77,7 +134,7 @@ class StubModel:
     async def anthropic_messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.record(request, body)
-        text = answer_for(body.get("messages", []))
+        content, stop_reason = anthropic_content(body.get("messages", []))
         model = body.get("model", "stub")
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         usage = {"input_tokens": 10, "output_tokens": 5}
@@ -88,8 +145,8 @@ class StubModel:
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": [{"type": "text", "text": text}],
-                    "stop_reason": "end_turn",
+                    "content": content,
+                    "stop_reason": stop_reason,
                     "stop_sequence": None,
                     "usage": usage,
                 }
@@ -116,20 +173,21 @@ class StubModel:
                 },
             },
         )
-        await send(
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        )
-        await send(
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-        )
-        await send("content_block_stop", {"type": "content_block_stop", "index": 0})
+        for index, block in enumerate(content):
+            if block["type"] == "tool_use":
+                start = {**block, "input": {}}
+                delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+            else:
+                start = {"type": "text", "text": ""}
+                delta = {"type": "text_delta", "text": block["text"]}
+            await send("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+            await send("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            await send("content_block_stop", {"type": "content_block_stop", "index": index})
         await send(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": 5},
             },
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from launch.argv import Tool
-from launch.hostfacts import existing_protected_paths, find_git_toplevel
+from launch.hostfacts import find_git_toplevel
 from launch.identity import (
     Mount,
     claude_session_dir_name,
@@ -15,7 +15,7 @@ from launch.identity import (
     project_layout,
     project_root,
     project_token,
-    protected_mounts,
+    project_state_home,
 )
 
 WS = Path("/h/Projects/ai")
@@ -84,24 +84,18 @@ def test_layout_token_equal_to_workspace_name_does_not_duplicate_the_mount_point
 
 def test_persistence_mounts_are_narrow() -> None:
     home = Path("/h/.llm-docker")
-    assert [m.target for m in persistence_mounts(Tool.CLAUDE, home, ssh=False)] == [
+    project = project_state_home(home, Path("/h/Projects/app"))
+    assert [m.target for m in persistence_mounts(Tool.CLAUDE, home, project, ssh=False)] == [
         "/root/.claude", "/root/.config", "/root/.claude.json"]
-    assert [m.target for m in persistence_mounts(Tool.OPENCODE, home, ssh=True)] == [
+    opencode = persistence_mounts(Tool.OPENCODE, home, project, ssh=True)
+    assert [m.target for m in opencode] == [
         "/root/.config/opencode", "/root/.local/share/opencode", "/root/.cache/opencode", "/etc/ssh/keys"]
+    assert all(m.source.is_relative_to(project) for m in opencode[:3])
+    assert opencode[3].source == home / "ssh"  # the install's SSH keys are shared, the agents' state is not
 
 
-def test_protected_paths_found_on_disk(tmp_path: Path) -> None:
+def test_git_toplevel_found_on_disk(tmp_path: Path) -> None:
     root = tmp_path / "proj"
-    for folder in (".git/hooks", ".github/workflows", ".claude", ".vscode", "src"):
-        (root / folder).mkdir(parents=True)
-    for file in (".git/config", ".claude/settings.json", ".claude/settings.local.json", ".vscode/tasks.json",
-                 ".claude/commands.md", ".mcp.json"):
-        (root / file).write_text("{}")
-    (root / ".envrc").symlink_to("/etc/passwd")  # leads outside: not bound (would expose the target)
-    assert existing_protected_paths(root) == (
-        ".claude/settings.json", ".claude/settings.local.json", ".git/config", ".git/hooks",
-        ".github/workflows", ".mcp.json", ".vscode/tasks.json")
+    (root / ".git").mkdir(parents=True)
+    (root / "src").mkdir()
     assert find_git_toplevel(root / "src") == root
-    layout = project_layout(root / "src", None, DD, root)
-    mounts = protected_mounts(layout, (".git/hooks",))
-    assert mounts == (Mount(root / ".git/hooks", "/root/Projects/proj/.git/hooks", read_only=True),)

@@ -11,6 +11,7 @@ from launch.argv import Tool, parse_argv
 from launch.command import CLAUDE_MD_PROMPT
 from launch.config import Config
 from launch.hostfacts import HostFacts
+from launch.surface import Kind, SurfaceFacts
 from launch.spec import container_name, container_spec
 
 UUID = "0b6f2c3e-8a1d-4e55-9f0a-1c2d3e4f5a6b"
@@ -25,7 +26,7 @@ def facts(**changes: object) -> HostFacts:
                  "AWS_SECRET_ACCESS_KEY": "leak", "SSH_AUTH_SOCK": "/tmp/agent", "PATH": "/usr/bin",
                  "ANTHROPIC_BASE_URL": "http://127.0.0.1:8080", "LANG": "en_US.UTF-8", "MY_TOOL_VAR": "v",
                  "HTTPS_PROXY": "http://proxy:3128"},
-        stdin_tty=True, git_toplevel=None, protected=(), dotfiles=(), boot_prompt=None,
+        stdin_tty=True, git_toplevel=None, surface=SurfaceFacts({}), dotfiles=(), boot_prompt=None,
         has_claude_md=False, launcher_pid=4242, launcher_start="777", launch_id="abcdef0123456789" * 2, new_session_id=NEW,
     )
     return dataclasses.replace(base, **changes)
@@ -69,9 +70,13 @@ def test_environment_is_an_allow_list() -> None:
 
 
 def test_secrets_reach_the_container_but_empty_ones_do_not() -> None:
-    env = env_of(spec(Tool.OPENCODE, "", Config(zai_api_key="z-secret")))
-    assert env["ZAI_API_KEY"] == "z-secret"
-    assert "OPENAI_API_KEY" not in env
+    """Through the secrets file (`ContainerSpec.secrets`), never through the Env."""
+    request = parse_argv(Tool.OPENCODE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False)
+    planned = container_spec(request, Config(zai_api_key="z-secret"), facts())  # type: ignore[arg-type]
+    assert planned.secrets == {"ZAI_API_KEY": "z-secret"}
+    env = env_of(planned.create)
+    assert "ZAI_API_KEY" not in env and "OPENAI_API_KEY" not in env
+    assert env["LLM_DOCKER_SECRETS_FILE"] == "/run/llm-docker/secrets.env"
 
 
 def test_opencode_cmd() -> None:
@@ -141,14 +146,43 @@ def test_offline_and_unsandboxed() -> None:
     assert body["HostConfig"]["CapAdd"] == ["SYS_PTRACE"]
 
 
-def test_protected_and_dotfile_mounts_are_read_only() -> None:
-    body = spec(Tool.CLAUDE, "", protected=(".git/hooks", ".vscode/tasks.json"), dotfiles=(".tmux.conf",))
+def test_surface_pins_and_dotfile_mounts_are_read_only() -> None:
+    surface = SurfaceFacts({".git": Kind.DIRECTORY, ".vscode": Kind.DIRECTORY, ".mcp.json": Kind.FILE,
+                            ".claude": Kind.ABSENT, ".envrc": Kind.SYMLINK})
+    body = spec(Tool.CLAUDE, "", surface=surface, dotfiles=(".tmux.conf",))
     mounts = {m["Target"]: m for m in body["HostConfig"]["Mounts"]}
     assert mounts["/root/Projects/app"]["ReadOnly"] is False
-    assert mounts["/root/Projects/app/.git/hooks"]["ReadOnly"] is True
-    assert mounts["/root/Projects/app/.vscode/tasks.json"]["Source"] == "/home/u/Projects/app/.vscode/tasks.json"
+    for pinned in (".git", ".vscode", ".mcp.json"):
+        assert mounts[f"/root/Projects/app/{pinned}"] == {
+            "Type": "bind", "Source": f"/home/u/Projects/app/{pinned}", "Target": f"/root/Projects/app/{pinned}",
+            "ReadOnly": True}
+    # absent entries and symlinks cannot be pinned (a bind would follow the link): the tripwire watches them
+    assert "/root/Projects/app/.claude" not in mounts and "/root/Projects/app/.envrc" not in mounts
     assert mounts["/root/.tmux.conf"] == {"Type": "bind", "Source": "/home/u/.tmux.conf",
                                           "Target": "/root/.tmux.conf", "ReadOnly": True}
+
+
+def test_commit_mode_pins_what_git_executes_and_keeps_git_its_own_mount() -> None:
+    surface = SurfaceFacts({".git": Kind.DIRECTORY, ".git/config": Kind.FILE, ".git/hooks": Kind.ABSENT,
+                            ".git/info": Kind.DIRECTORY, ".git/modules": Kind.ABSENT})
+    body = spec(Tool.CLAUDE, "", Config(agent_git_commit=True), surface=surface)
+    mounts = {m["Target"]: m["ReadOnly"] for m in body["HostConfig"]["Mounts"]}
+    assert mounts["/root/Projects/app/.git"] is False  # its own mount: it cannot be moved away
+    assert mounts["/root/Projects/app/.git/config"] is True
+    assert mounts["/root/Projects/app/.git/hooks"] is True  # created before the launch so it can be pinned
+    assert mounts["/root/Projects/app/.git/info"] is True
+
+
+def test_agent_state_is_per_project() -> None:
+    first = container_spec(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False),
+                           Config(), facts())
+    other = container_spec(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Work/app"), is_dir=lambda p: False),
+                           Config(), facts(launch_dir=Path("/home/u/Work/app")))
+    sources = {m.target: m.source for m in first.mounts}
+    assert sources["/root/.claude"] == first.project_home / "claude/.claude"
+    assert first.project_home.parent == Path("/home/u/.llm-docker/projects")
+    assert first.project_home.name.startswith("app-")
+    assert first.project_home != other.project_home  # same folder name, different project
 
 
 def test_image_and_name() -> None:

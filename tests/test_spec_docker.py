@@ -64,7 +64,7 @@ async def test_spec_hardening_from_inside(docker: aiodocker.Docker, project: Pat
     assert isinstance(request, LaunchRequest)
     plan = plan_launch(request, environ=clean_environ(TMUX="/tmp/x,1,0"), cwd=project, user_home=user_home)
     spec = plan.specs[0]
-    prepare_for_container(Tool.CLAUDE, state, spec.name, ssh=False)
+    prepare_for_container(Tool.CLAUDE, state, spec.project_home, spec.name, ssh=False)
 
     status, lines = await run_to_completion(docker, spec.name, spec.create)
     assert status == 0, lines
@@ -87,7 +87,8 @@ async def test_spec_hardening_from_inside(docker: aiodocker.Docker, project: Pat
     planned = {m.target for m in spec.mounts if m.target.startswith(docker_dir + "/")}
     assert "/run/llm-docker" in mounts and "/root/.claude" in mounts
     assert under_project == planned
-    assert planned >= {"/root/Projects/app", "/root/Projects/app/.git/hooks", "/root/Projects/app/.git/config"}
+    assert planned >= {"/root/Projects/app", "/root/Projects/app/.git", "/root/Projects/app/.claude",
+                       "/root/Projects/app/.github", "/root/Projects/app/.vscode"}
     for target in planned - {"/root/Projects/app"}:
         assert mounts[target].split(",")[0] == "ro", target
 
@@ -109,8 +110,8 @@ async def test_opencode_spec_runs(docker: aiodocker.Docker, project: Path, user_
     request = parse_argv(Tool.OPENCODE, ["--", "run", "--model", "x"], cwd=project)
     assert isinstance(request, LaunchRequest)
     spec = plan_launch(request, environ=clean_environ(), cwd=project, user_home=user_home).specs[0]
-    prepare_for_container(Tool.OPENCODE, state, spec.name, ssh=False)
+    prepare_for_container(Tool.OPENCODE, state, spec.project_home, spec.name, ssh=False)
     status, lines = await run_to_completion(docker, spec.name, spec.create)
     assert status == 0
     assert [line for line in lines if line.startswith("ARG:")] == ["ARG:run", "ARG:--model", "ARG:x"]
-    assert (state / "opencode/.local/share/opencode").stat().st_mode & 0o777 == 0o700
+    assert (spec.project_home / "opencode/.local/share/opencode").stat().st_mode & 0o777 == 0o700

@@ -161,7 +161,7 @@ async def test_store_finish_is_atomic_and_once(tmp_path: Path) -> None:
         await store.record_launch(b)
         assert {x.run_id for x in await store.unfinished_launches()} == {"a", "b"}
 
-        async def pick(exclude: set[str]) -> str | None:
+        def pick(exclude: set[str]) -> str | None:
             return next(s for s in ("s1", "s2") if s not in exclude)
 
         assert await store.finish_launch(a, pick) == (True, "s1")

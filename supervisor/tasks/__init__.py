@@ -10,6 +10,8 @@ builder-api) is a new module appended to `TASKS`, not surgery on the others.
 * `signals` turns SIGINT/SIGTERM/SIGHUP/SIGQUIT into forwarded signals or graceful stops;
 * `watchdog` ends the run when the parent process, the container or the engine goes away;
 * `slots` saves each slot's session once its container is gone — also on a crash;
+* `tripwire` quarantines what the agent changed of the project's host-executed surface
+  once its container is gone (`supervisor.tripwire`) — also on a crash;
 * `windows` (supervised launches) reports when every slot is ready and opens one window
   per slot: tmux, macOS terminal windows, or none;
 * `builder_api` serves the project's builder-api with `-a` (stopping with the launch) or
@@ -22,7 +24,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from supervisor.context import Supervisor
-from supervisor.tasks import builder_api, container, logs, signals, slots, watchdog, windows
+from supervisor.tasks import builder_api, container, logs, signals, slots, tripwire, watchdog, windows
 
 
 class Task(Protocol):
@@ -31,4 +33,4 @@ class Task(Protocol):
     async def run(self, supervisor: Supervisor) -> None: ...
 
 
-TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots, windows, builder_api)  # type: ignore[assignment]
+TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots, tripwire, windows, builder_api)  # type: ignore[assignment]

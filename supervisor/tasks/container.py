@@ -13,7 +13,6 @@ still removes the container.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import aiodocker
@@ -23,11 +22,14 @@ from aiodocker.stream import Stream
 
 from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from supervisor.engine import EXIT_ENGINE, engine_message
-from supervisor.proxy import READ_SIZE, follow_window_size, pump_output, read_terminal
+from supervisor.memory import report_container_killed, report_process_killed
+from supervisor.proxy import follow_window_size, pump_input, pump_output, read_terminal
+from supervisor.secretfile import write_secrets_file
 from supervisor.terminal import raw_mode
 
 NAME = "container"
 EXIT_KILLED = 137
+EXIT_FAILURE = 1
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -37,6 +39,8 @@ async def run(supervisor: Supervisor) -> None:
 async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
     container: DockerContainer | None = None
     try:
+        # before the container exists: its entrypoint reads the file at start
+        await anyio.to_thread.run_sync(write_secrets_file, slot.run_folder, slot.spec.secrets)
         container = await supervisor.docker.containers.create(config=slot.spec.create, name=slot.spec.name)
         slot.container_id = container.id
         supervisor.log.info("container-created", container=slot.spec.name, id=container.id[:12])
@@ -50,6 +54,10 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
         slot.error = engine_message(error)
         slot.exit_code = EXIT_ENGINE
         supervisor.notice(f"{slot.label}: Docker: {slot.error}")
+    except OSError as error:
+        slot.error = f"cannot write the secrets file in {slot.run_folder}: {error.strerror or error}"
+        slot.exit_code = EXIT_FAILURE
+        supervisor.notice(f"{slot.label}: {slot.error}")
     finally:
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_SECONDS):
@@ -129,18 +137,15 @@ async def _pump_terminal_input(slot: SlotRun, stream: Stream) -> None:
 
 
 async def _pump_piped_input(stream: Stream) -> None:
+    """Forward stdin (pipe, FIFO, socket, file, /dev/null or closed) until EOF, then close
+    the container's stdin. Cancelled when the container is gone, whatever stdin is doing
+    (`proxy.pump_input` never leaves a thread blocked on it)."""
     try:
         fd = sys.stdin.fileno()
     except (AttributeError, ValueError, OSError):
         fd = -1
-    while fd >= 0:
-        try:
-            data = await anyio.to_thread.run_sync(os.read, fd, READ_SIZE, abandon_on_cancel=True)
-        except OSError:
-            break
-        if not data:
-            break
-        await stream.write_in(data)
+    if fd >= 0:
+        await pump_input(fd, stream.write_in)
     close_stdin(stream)
 
 
@@ -175,6 +180,7 @@ async def _wait(container: DockerContainer) -> int:
 async def _remove(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
     try:
         info = await container.show()
+        slot.out_of_memory = slot.out_of_memory or bool(info.get("State", {}).get("OOMKilled"))
         if info.get("State", {}).get("Running"):
             await container.stop(t=int(STOP_GRACE_SECONDS))
         await container.delete(force=True)
@@ -184,4 +190,9 @@ async def _remove(supervisor: Supervisor, slot: SlotRun, container: DockerContai
             supervisor.log.warning("container-remove-failed", container=slot.spec.name, error=str(error))
     if slot.exit_code == EXIT_KILLED and not slot.stop_requested.is_set():
         others = " — the other slots go on" if supervisor.supervised and len(supervisor.slots) > 1 else ""
-        supervisor.notice(f"{slot.label}: the container was killed from outside{others}")
+        if slot.out_of_memory:
+            report_container_killed(supervisor, slot, others)
+        else:
+            supervisor.notice(f"{slot.label}: the container was killed from outside{others}")
+    elif slot.out_of_memory:
+        report_process_killed(supervisor, slot)  # if the watchdog has not said so yet

@@ -2,6 +2,10 @@
 
 The save runs in a shielded cancel scope, so it happens on a normal exit, on a graceful
 stop, and when another task crashed and the group is being cancelled.
+
+A save the state database refuses (`StateError`: a full disk, a read-only or corrupt file)
+ends this slot with one line and `EXIT_STATE`, not a crash of the whole group: the journal
+row stays open and the run folder is kept, so the next launch's recovery finishes it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import anyio
 
 from supervisor.context import CLEANUP_SECONDS, SlotRun, Supervisor
 from supervisor.slots import save_launch
+from supervisor.store import EXIT_STATE, StateError
 
 NAME = "slots"
 SAVE_SECONDS = 30.0
@@ -28,6 +33,11 @@ async def save_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
                 with anyio.move_on_after(CLEANUP_SECONDS + 5):
                     await slot.container_gone.wait()
                 with anyio.move_on_after(SAVE_SECONDS):
-                    await save_launch(supervisor.store, slot.launch, supervisor.state_home, supervisor.notice)
+                    try:
+                        await save_launch(supervisor.store, slot.launch, supervisor.state_home, supervisor.notice)
+                    except StateError as error:
+                        slot.error = str(error)
+                        slot.exit_code = EXIT_STATE
+                        supervisor.notice(f"{slot.label} not saved: {error}")
         finally:
             slot.saved.set()

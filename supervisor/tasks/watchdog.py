@@ -17,9 +17,13 @@ import anyio
 from aiodocker.events import DockerEvents
 
 from launch.spec import LABEL_PREFIX
-from supervisor.context import Supervisor
+from supervisor.context import SlotRun, Supervisor
+from supervisor.memory import report_process_killed
 
 NAME = "watchdog"
+#: After an `oom` event, how long to wait for the container to die before saying that only
+#: a process in it was killed (when the agent itself was the victim, the removal says so).
+OOM_GRACE_SECONDS = 3.0
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -73,7 +77,9 @@ async def watch_engine(supervisor: Supervisor) -> None:
             if slot is None:
                 continue
             if event.get("Action") == "oom":
-                supervisor.notice(f"{slot.label}: the container ran out of memory")
+                slot.out_of_memory = True
+                supervisor.log.warning("container-oom", container=slot.spec.name)
+                group.start_soon(_report_oom, supervisor, slot)
             elif not slot.stop_requested.is_set():
                 code = event.get("Actor", {}).get("Attributes", {}).get("exitCode", "?")
                 supervisor.log.info("container-died", container=slot.spec.name, exit_code=code)
@@ -81,6 +87,12 @@ async def watch_engine(supervisor: Supervisor) -> None:
     if not all(slot.container_gone.is_set() for slot in supervisor.slots):
         supervisor.notice("lost the connection to the Docker engine — stopping")
         supervisor.stop_all("lost the connection to the Docker engine")
+
+
+async def _report_oom(supervisor: Supervisor, slot: SlotRun) -> None:
+    with anyio.move_on_after(OOM_GRACE_SECONDS):
+        await slot.container_gone.wait()
+    report_process_killed(supervisor, slot)
 
 
 async def _run_events(events: DockerEvents, filters: str) -> None:

@@ -1,0 +1,39 @@
+"""Write a container's secrets file into its run folder, before the container exists.
+
+The folder is `$LLM_DOCKER_HOME/runs/<container name>` (0700), mounted at /run/llm-docker;
+the file is created 0600 by the supervisor, which runs as the invoking user — the same
+uid the agent runs as, so the agent's entrypoint can read it and nobody else on the host
+can. It goes away with the run folder when the slot is saved (`supervisor.slots`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from launch.secrets import SECRETS_FILE, render
+
+FILE_MODE = 0o600
+
+
+def write_secrets_file(folder: Path, secrets: Mapping[str, str]) -> Path | None:
+    """Create `folder/secrets.env` atomically with mode 0600; None when there are none.
+
+    The temporary name is opened with O_EXCL|O_NOFOLLOW, so a planted symlink in the run
+    folder can never redirect the secrets elsewhere."""
+    if not secrets:
+        return None
+    path = folder / SECRETS_FILE
+    temporary = folder / f".{SECRETS_FILE}.{os.getpid()}.tmp"
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask
+            handle.write(render(secrets))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path

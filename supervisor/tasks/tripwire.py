@@ -1,0 +1,45 @@
+"""The tripwire task: once a slot's container is gone, settle its tripwire.
+
+Whatever the agent managed to change of the project's host-executed surface that the pins
+could not hold (`supervisor.tripwire`) is quarantined and restored before the launcher
+returns — on a normal exit, a graceful stop, or while a crashed task group unwinds (the
+check runs shielded, in a worker thread, with a time bound).
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from supervisor import tripwire
+from supervisor.context import CLEANUP_SECONDS, SlotRun, Supervisor
+
+NAME = "tripwire"
+SETTLE_SECONDS = 30.0
+
+
+async def run(supervisor: Supervisor) -> None:
+    await supervisor.for_each_slot(settle_when_gone)
+
+
+async def settle_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
+    try:
+        await slot.container_gone.wait()
+    finally:
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(CLEANUP_SECONDS + 5):
+                    await slot.container_gone.wait()
+                with anyio.move_on_after(SETTLE_SECONDS):
+                    report = await anyio.to_thread.run_sync(tripwire.settle, supervisor.state_home, slot.launch.run_id,
+                                                            abandon_on_cancel=True)
+                    message = report.notice() if report is not None else None
+                    if report is not None and report.changes:
+                        supervisor.log.warning("tripwire", project=str(report.root), quarantine=str(report.quarantine),
+                                               changes=[c.relative for c in report.changes])
+                    if message is not None:
+                        supervisor.notice(message)
+        except OSError as error:
+            supervisor.notice(f"tripwire: could not check the project ({error}) — review its .git and tool "
+                              "settings before running git there")
+        finally:
+            slot.surface_checked.set()

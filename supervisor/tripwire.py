@@ -1,0 +1,324 @@
+"""The tripwire: what the pins cannot hold, checked on the host when a slot ends.
+
+`launch.surface` pins every existing part of a project's host-executed surface read-only.
+What cannot be pinned — entries absent at launch (the agent could create `.vscode/` or a
+`.git` of its own), symlinks, and in commit mode git's redirections inside `.git` — is
+*watched*: `arm` records it before the container is created, and `settle` compares when the
+container is gone (at the slot's end, or during recovery after a crash). Every change is
+moved into `$LLM_DOCKER_HOME/quarantine/<id>/files/`, what was there is restored, and the
+user gets one notice saying what changed, where it is now and how to accept it.
+
+Everything here treats the project as hostile: paths are walked one component at a time
+with `O_NOFOLLOW` folder descriptors, entries are looked at with `lstat`, moved with
+`rename` relative to those descriptors, and nothing is ever read through a symlink. The
+records live under `$LLM_DOCKER_HOME/tripwire/`, which no container mounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import json
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from launch.surface import Kind, Protection
+
+RECORDS_FOLDER = "tripwire"
+QUARANTINE_FOLDER = "quarantine"
+MANIFEST = "manifest.json"
+FILES = "files"
+MAX_LISTED = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """An entry as seen without following symlinks: its kind, and a symlink's target."""
+
+    kind: Kind
+    target: str | None = None
+
+    def describe(self) -> str:
+        return f"symlink → {self.target}" if self.kind is Kind.SYMLINK else self.kind.value
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    relative: str
+    was: Entry
+    now: Entry
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    root: Path
+    changes: tuple[Change, ...]
+    quarantine_id: str | None
+    quarantine: Path | None
+    problems: tuple[str, ...] = ()
+
+    def notice(self) -> str | None:
+        """One line for the user, or None when nothing changed."""
+        if not self.changes and not self.problems:
+            return None
+        if not self.changes:
+            return f"tripwire: {'; '.join(self.problems)}"
+        listed = ", ".join(f"{c.relative} ({'created' if c.was.kind is Kind.ABSENT else 'replaced'})"
+                           for c in self.changes[:MAX_LISTED])
+        more = f" and {len(self.changes) - MAX_LISTED} more" if len(self.changes) > MAX_LISTED else ""
+        text = (f"tripwire: the agent changed what your host tools run in {self.root}: {listed}{more} — "
+                f"moved to {self.quarantine}, the originals restored. Review it; to keep it: "
+                f"llm-docker quarantine accept {self.quarantine_id}")
+        if self.problems:
+            text += f" ({'; '.join(self.problems)})"
+        return text
+
+
+# -- walking the project without following symlinks ----------------------------------------
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def _parent(root: Path, relative: str) -> Iterator[tuple[int, str]]:
+    """A descriptor of the folder holding `relative` (every component a real folder) and
+    the entry's name. Raises OSError (ELOOP/ENOTDIR/ENOENT) when a parent is not one."""
+    parts = Path(relative).parts
+    descriptor = os.open(root, _DIRECTORY_FLAGS)
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, _DIRECTORY_FLAGS, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = child
+        yield descriptor, parts[-1]
+    finally:
+        os.close(descriptor)
+
+
+def _entry(folder: int, name: str) -> Entry:
+    try:
+        mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return Entry(Kind.ABSENT)
+    if stat.S_ISLNK(mode):
+        return Entry(Kind.SYMLINK, os.readlink(name, dir_fd=folder))
+    if stat.S_ISDIR(mode):
+        return Entry(Kind.DIRECTORY)
+    if stat.S_ISREG(mode):
+        return Entry(Kind.FILE)
+    return Entry(Kind.OTHER)
+
+
+def look(root: Path, relative: str) -> Entry | None:
+    """The entry at `relative`, or None when a parent folder is not a real folder (then no
+    host tool reaches it through the project either)."""
+    try:
+        with _parent(root, relative) as (folder, name):
+            return _entry(folder, name)
+    except OSError:
+        return None
+
+
+# -- arming ------------------------------------------------------------------------------
+
+def records_folder(state_home: Path) -> Path:
+    return state_home / RECORDS_FOLDER
+
+
+def record_path(state_home: Path, run_id: str) -> Path:
+    return records_folder(state_home) / f"{run_id}.json"
+
+
+def arm(state_home: Path, run_id: str, root: Path, protection: Protection) -> None:
+    """Before the container exists: create what commit mode pins, and record the watched
+    entries (kept 0600 in a folder no container mounts)."""
+    for relative in protection.create:
+        with contextlib.suppress(FileExistsError), _parent(root, relative) as (folder, name):
+            os.mkdir(name, 0o755, dir_fd=folder)
+    watched = {}
+    for relative in protection.watched:
+        entry = look(root, relative)
+        if entry is not None:
+            watched[relative] = {"kind": entry.kind.value, "target": entry.target}
+    folder = records_folder(state_home)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write_private(record_path(state_home, run_id),
+                   json.dumps({"root": str(root), "run_id": run_id, "watched": watched, "armed_at": time.time()}))
+
+
+def disarm(state_home: Path, run_id: str) -> None:
+    """Forget a record whose container was never created."""
+    record_path(state_home, run_id).unlink(missing_ok=True)
+
+
+# -- settling ----------------------------------------------------------------------------
+
+def settle(state_home: Path, run_id: str) -> Report | None:
+    """After the container is gone: compare the watched entries with the record, quarantine
+    every change and restore what was there. None when the run has no record (settled
+    already, or never armed). Idempotent across processes (a lock serialises settlers)."""
+    with _lock(state_home):
+        path = record_path(state_home, run_id)
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        root = Path(record["root"])
+        changes = []
+        for relative, saved in sorted(record["watched"].items()):
+            was = Entry(Kind(saved["kind"]), saved.get("target"))
+            now = look(root, relative)
+            if now is not None and now != was:
+                changes.append(Change(relative, was, now))
+        report = _quarantine(state_home, root, run_id, changes) if changes else Report(root, (), None, None)
+        path.unlink(missing_ok=True)
+        return report
+
+
+def _quarantine(state_home: Path, root: Path, run_id: str, changes: list[Change]) -> Report:
+    quarantine_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{root.name}-{run_id[-8:]}"
+    folder = state_home / QUARANTINE_FOLDER / quarantine_id
+    (folder / FILES).mkdir(mode=0o700, parents=True)
+    (state_home / QUARANTINE_FOLDER).chmod(0o700)
+    moved: list[Change] = []
+    problems: list[str] = []
+    for change in changes:
+        try:
+            _move_out(root, change.relative, folder / FILES)
+        except OSError as error:
+            problems.append(f"could not move {change.relative} ({error.strerror})")
+            continue
+        moved.append(change)
+        if change.was.kind is Kind.SYMLINK and change.was.target is not None:
+            try:
+                with _parent(root, change.relative) as (parent, name):
+                    os.symlink(change.was.target, name, dir_fd=parent)
+            except OSError as error:
+                problems.append(f"could not restore the symlink {change.relative} ({error.strerror})")
+    manifest = {"project": str(root), "run_id": run_id, "quarantined_at": time.time(),
+                "changes": [{"path": c.relative, "was": c.was.describe(), "now": c.now.describe(),
+                             "restore_symlink": c.was.target if c.was.kind is Kind.SYMLINK else None}
+                            for c in moved]}
+    _write_private(folder / MANIFEST, json.dumps(manifest, indent=2))
+    return Report(root, tuple(moved), quarantine_id, folder, tuple(problems))
+
+
+def _move_out(root: Path, relative: str, destination: Path) -> None:
+    """Move the entry at `relative` (not following it) to `destination/relative`."""
+    target_folder = destination / Path(relative).parent
+    target_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _parent(root, relative) as (parent, name):
+        target = os.open(target_folder, _DIRECTORY_FLAGS)
+        try:
+            try:
+                os.rename(name, name, src_dir_fd=parent, dst_dir_fd=target)
+                return
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+            _copy_then_remove(parent, name, target_folder / name)
+        finally:
+            os.close(target)
+
+
+def _copy_then_remove(parent: int, name: str, target: Path) -> None:
+    """The quarantine is on another file system: copy (links as links), then remove."""
+    entry = _entry(parent, name)
+    source = f"/proc/self/fd/{parent}/{name}"
+    if entry.kind is Kind.SYMLINK and entry.target is not None:
+        os.symlink(entry.target, target)
+        os.unlink(name, dir_fd=parent)
+    elif entry.kind is Kind.DIRECTORY:
+        shutil.copytree(source, target, symlinks=True)
+        shutil.rmtree(name, dir_fd=parent)
+    elif entry.kind is Kind.FILE:
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+        with os.fdopen(descriptor, "rb") as source_file, open(target, "xb") as copy:
+            shutil.copyfileobj(source_file, copy)
+        os.unlink(name, dir_fd=parent)
+    else:
+        os.unlink(name, dir_fd=parent)  # a FIFO or socket: nothing to keep
+
+
+# -- the quarantine, for `llm-docker quarantine` -------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Quarantined:
+    quarantine_id: str
+    project: str
+    paths: tuple[str, ...]
+    quarantined_at: float
+
+
+class QuarantineError(Exception):
+    """A quarantine that cannot be accepted as asked; `str()` is one line for the user."""
+
+
+def quarantined(state_home: Path) -> list[Quarantined]:
+    folder = state_home / QUARANTINE_FOLDER
+    found = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        try:
+            manifest = json.loads((entry / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        found.append(Quarantined(entry.name, manifest["project"], tuple(c["path"] for c in manifest["changes"]),
+                                 manifest["quarantined_at"]))
+    return found
+
+
+def accept(state_home: Path, quarantine_id: str) -> Quarantined:
+    """Put the quarantined entries back into the project (the user reviewed them) and
+    forget the quarantine. Refuses when the project has something at one of the paths,
+    other than the symlink the tripwire restored."""
+    folder = state_home / QUARANTINE_FOLDER / quarantine_id
+    if "/" in quarantine_id or quarantine_id in ("", ".", "..") or not (folder / MANIFEST).is_file():
+        raise QuarantineError(f"no quarantine {quarantine_id!r} — `llm-docker quarantine` lists them")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    root = Path(manifest["project"])
+    for change in manifest["changes"]:
+        now = look(root, change["path"])
+        restored = change.get("restore_symlink")
+        if now is None or (now.kind is not Kind.ABSENT and not (now.kind is Kind.SYMLINK and now.target == restored)):
+            raise QuarantineError(f"{root / change['path']} exists now — move it away first, then accept again")
+    for change in manifest["changes"]:
+        with _parent(root, change["path"]) as (parent, name):
+            if change.get("restore_symlink"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=parent)
+            source = os.open(folder / FILES / Path(change["path"]).parent, _DIRECTORY_FLAGS)
+            try:
+                os.rename(name, name, src_dir_fd=source, dst_dir_fd=parent)
+            finally:
+                os.close(source)
+    shutil.rmtree(folder)
+    return Quarantined(quarantine_id, str(root), tuple(c["path"] for c in manifest["changes"]),
+                       manifest["quarantined_at"])
+
+
+# -- small helpers -------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _lock(state_home: Path) -> Iterator[None]:
+    folder = records_folder(state_home)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _write_private(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
