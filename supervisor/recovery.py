@@ -15,9 +15,11 @@ import json
 from pathlib import Path
 
 import aiodocker
+import anyio
 
 from launch.liveness import Here, Liveness, journal_liveness, launcher_from_labels, launcher_liveness, read_here
 from launch.spec import LABEL_PREFIX
+from supervisor import tripwire
 from supervisor.slots import Notice, save_launch
 from supervisor.store import StateStore
 
@@ -40,6 +42,14 @@ async def remove_container(docker: aiodocker.Docker, name: str) -> bool:
     return True
 
 
+async def settle_tripwire(state_home: Path, run_id: str, notice: Notice | None) -> None:
+    """The tripwire of a launch whose launcher died (its container is gone now)."""
+    report = await anyio.to_thread.run_sync(tripwire.settle, state_home, run_id, abandon_on_cancel=True)
+    message = report.notice() if report is not None else None
+    if message is not None and notice is not None:
+        notice(message)
+
+
 async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, state_home: Path,
                                 notice: Notice | None = None, *, only: set[str] | None = None) -> int:
     """Remove the containers of dead launchers' unfinished launches and save their slots."""
@@ -51,6 +61,7 @@ async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, sta
         if only is None and journal_liveness(launch.launcher_pid, launch.launcher_start, here) is not Liveness.DEAD:
             continue
         await remove_container(docker, launch.container)
+        await settle_tripwire(state_home, launch.run_id, notice)
         await save_launch(store, launch, state_home, notice)
         recovered += 1
     return recovered

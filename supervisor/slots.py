@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from launch.command import SessionChoice, SessionKind, session_from_request
-from launch.identity import EVENTS_FILE, run_folder
+from launch.identity import EVENTS_FILE, project_state_home, run_folder
 from launch.argv import LaunchRequest
 from supervisor.sessions import EVENTS_SECONDS, discover_bounded, session_exists
 from supervisor.store import Launch, SlotBusy, StateStore
@@ -50,21 +50,22 @@ async def resolve_session(store: StateStore, request: LaunchRequest, *, project:
         if saved is None:
             notice(f"slot {slot} has no saved session for this project yet — starting a fresh one")
             return fresh
-        if not await _exists(tool, state_home, workdir, saved.session_id):
+        if not await _exists(tool, project_state_home(state_home, project), workdir, saved.session_id):
             notice(f"slot {slot}'s session {saved.session_id} is not available from {workdir} "
                    f"(it was saved from {saved.workdir}) — starting a fresh one")
             return fresh
         return SessionChoice(SessionKind.RESUME, saved.session_id)
     remembered = await store.terminal_session(tool, project, terminal)
-    if remembered and await _exists(tool, state_home, workdir, remembered):
+    if remembered and await _exists(tool, project_state_home(state_home, project), workdir, remembered):
         return SessionChoice(SessionKind.RESUME, remembered)
     return requested
 
 
-async def _exists(tool: str, state_home: Path, workdir: str, session_id: str) -> bool:
-    """`session_exists` on agent-written files, bounded: too slow counts as absent."""
+async def _exists(tool: str, tool_home: Path, workdir: str, session_id: str) -> bool:
+    """`session_exists` on agent-written files (the project's tool folders), bounded: too
+    slow counts as absent."""
     try:
-        return await run_bounded(lambda: session_exists(tool, state_home, workdir, session_id), EVENTS_SECONDS)
+        return await run_bounded(lambda: session_exists(tool, tool_home, workdir, session_id), EVENTS_SECONDS)
     except TimeoutError:
         return False
 
@@ -85,7 +86,9 @@ async def save_launch(store: StateStore, launch: Launch, state_home: Path, notic
     folder kept: the events file is the evidence the next launch's recovery saves from.
     """
     folder = run_folder(state_home, launch.container)
-    found = await discover_bounded(tool=launch.tool, state_home=state_home, workdir=launch.workdir,
+    # the tool's own files live in the project's state folder (`project_state_home`)
+    found = await discover_bounded(tool=launch.tool, state_home=project_state_home(state_home, launch.project),
+                                   workdir=launch.workdir,
                                    events=folder / EVENTS_FILE, since=launch.started_at,
                                    started_with=launch.session_id)
     finished, session = await store.finish_launch(launch, found.choose)

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiodocker
 
-from launch.hostfacts import process_alive
+from launch.liveness import Liveness, launcher_from_labels, launcher_liveness
 from launch.spec import LABEL_PREFIX as LABEL
 
 
@@ -48,8 +48,7 @@ def _health(info: dict[str, Any], labels: dict[str, str]) -> str:
     state = info.get("State") or {}
     if state.get("Health"):
         return str(state["Health"].get("Status", "unknown"))
-    pid, start = labels.get(LABEL + "launcher-pid", ""), labels.get(LABEL + "launcher-start", "")
-    if pid.isdigit() and not process_alive(int(pid), start):
+    if launcher_liveness(launcher_from_labels(labels, LABEL)) is Liveness.DEAD:
         return "orphaned (its launcher is gone: `llm-docker gc` removes it)"
     return str(state.get("Status", "unknown"))
 

@@ -87,7 +87,9 @@ def state_error(path: Path, error: BaseException) -> StateError:
         return StateError(f"state database {path} is corrupt ({detail}) — move it aside: mv {path} {path}.broken")
     read_only = primary == sqlite3.SQLITE_READONLY or os_errno in (errno.EACCES, errno.EPERM, errno.EROFS)
     if read_only or primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
-        blocked = [str(target) for target in (path, folder) if target.exists() and not os.access(target, os.W_OK)]
+        # SQLite gives -wal and -shm the database's mode: a read-only state.db has read-only companions
+        companions = (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm"), folder)
+        blocked = [str(target) for target in companions if target.exists() and not os.access(target, os.W_OK)]
         if read_only or blocked:
             fix = f"chmod u+w {' '.join(blocked)}" if blocked else f"remount {folder} read-write"
             return StateError(f"state database {path} is read-only ({detail}) — make it writable "

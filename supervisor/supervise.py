@@ -124,6 +124,9 @@ async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: aiodocker.Do
         except SlotMoved:
             _discard(slots)
             continue
+        except BaseException:
+            _discard(slots)
+            raise
         for message in held:
             notice(message)
         return slots

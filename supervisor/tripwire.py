@@ -30,6 +30,17 @@ from pathlib import Path
 
 from launch.surface import Kind, Protection
 
+#: Names that host tools obey in *any* folder of the project, not only at its root: git finds
+#: the nearest `.git` from the folder it runs in, direnv loads `.envrc` on `cd`, and the agent
+#: CLIs and editors read the settings of the folder they are started in.
+NESTED_ENTRIES = frozenset({".git", ".envrc", ".claude", ".mcp.json", ".vscode", ".devcontainer"})
+#: Inside a nested `.git` folder, what git executes or obeys (objects, refs and the index
+#: change with every ordinary git command and are not looked at).
+NESTED_GIT_SURFACE = ("config", "config.worktree", "commondir", "hooks", "info")
+SKIPPED_FOLDERS = frozenset({".git", "node_modules"})
+#: Upper bound for the folder walk at a slot's end.
+MAX_WALKED_ENTRIES = 400_000
+
 RECORDS_FOLDER = "tripwire"
 QUARANTINE_FOLDER = "quarantine"
 MANIFEST = "manifest.json"
@@ -176,9 +187,76 @@ def settle(state_home: Path, run_id: str) -> Report | None:
             now = look(root, relative)
             if now is not None and now != was:
                 changes.append(Change(relative, was, now))
+        nested, problems = nested_changes(root, since=record["armed_at"])
+        changes += nested
         report = _quarantine(state_home, root, run_id, changes) if changes else Report(root, (), None, None)
+        if problems:
+            report = dataclasses.replace(report, problems=report.problems + tuple(problems))
         path.unlink(missing_ok=True)
         return report
+
+
+def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]]:
+    """Surface entries below the root (`NESTED_ENTRIES`) that were created or changed since
+    `since`, judged by their ctime — which the agent cannot set back, unlike mtime. A nested
+    `.git` counts as changed when what git executes in it changed (`NESTED_GIT_SURFACE`)."""
+    found: list[Change] = []
+    walked = 0
+    with contextlib.suppress(OSError):
+        for folder, folders, files, descriptor in os.fwalk(root, follow_symlinks=False):
+            relative_folder = os.path.relpath(folder, root)
+            walked += len(folders) + len(files)
+            if walked > MAX_WALKED_ENTRIES:
+                return found, [f"the project has over {MAX_WALKED_ENTRIES} files: nested settings were not all checked"]
+            for name in sorted(NESTED_ENTRIES.intersection(folders + files)):
+                if relative_folder == ".":
+                    continue  # the root's own entries are pinned or watched by name
+                if _changed_since(descriptor, name, since):
+                    entry = _entry(descriptor, name)
+                    found.append(Change(f"{relative_folder}/{name}", Entry(Kind.ABSENT), entry))
+            # never walk into a repository's own folder, installed packages (no host tool is
+            # started from inside them), or back into a reported entry
+            folders[:] = [name for name in folders if name not in SKIPPED_FOLDERS and not (
+                name in NESTED_ENTRIES and any(c.relative == os.path.normpath(f"{relative_folder}/{name}") for c in found))]
+    return found, []
+
+
+def _changed_since(folder: int, name: str, since: float) -> bool:
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return False
+    is_git_folder = name == ".git" and stat.S_ISDIR(info.st_mode)
+    if info.st_ctime >= since and not is_git_folder:  # a git folder's own entry changes with every commit
+        return True
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    inside = NESTED_GIT_SURFACE if is_git_folder else None
+    try:
+        child = os.open(name, _DIRECTORY_FLAGS, dir_fd=folder)
+    except OSError:
+        return False
+    try:
+        return _tree_changed_since(child, since, only=inside, depth=3)
+    finally:
+        os.close(child)
+
+
+def _tree_changed_since(folder: int, since: float, *, only: tuple[str, ...] | None, depth: int) -> bool:
+    for entry in os.scandir(folder):
+        if only is not None and entry.name not in only:
+            continue
+        info = entry.stat(follow_symlinks=False)
+        if info.st_ctime >= since:
+            return True
+        if depth > 0 and stat.S_ISDIR(info.st_mode):
+            child = os.open(entry.name, _DIRECTORY_FLAGS, dir_fd=folder)
+            try:
+                if _tree_changed_since(child, since, only=None, depth=depth - 1):
+                    return True
+            finally:
+                os.close(child)
+    return False
 
 
 def _quarantine(state_home: Path, root: Path, run_id: str, changes: list[Change]) -> Report:

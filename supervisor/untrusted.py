@@ -52,16 +52,17 @@ class Refused(Exception):
 def describe(mode: int) -> str:
     """What kind of file `mode` is, for a one-line message."""
     for test, name in ((stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory")):
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory"),
+                       (stat.S_ISREG, "a regular file")):
         if test(mode):
             return name
     return "unknown kind"
 
 
-def _refuse_symlink(error: OSError, what: str) -> None:
+def _refuse_symlink(error: OSError, message: str) -> None:
     # O_NOFOLLOW on a symlink: ELOOP on Linux and macOS (EMLINK on some BSDs).
     if error.errno in (errno.ELOOP, errno.EMLINK):
-        raise Refused(f"{what} is a symlink") from None
+        raise Refused(message) from None
 
 
 def open_directory(path: Path, *, trusted: Path) -> int:
@@ -75,9 +76,11 @@ def open_directory(path: Path, *, trusted: Path) -> int:
             try:
                 inner = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
             except NotADirectoryError:
-                raise Refused(f"{part} is not a directory") from None
+                # O_DIRECTORY wins over O_NOFOLLOW on Linux: say which it was (lstat)
+                mode = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+                raise Refused(f"{part} is {'a symlink' if stat.S_ISLNK(mode) else describe(mode)}") from None
             except OSError as error:
-                _refuse_symlink(error, part)
+                _refuse_symlink(error, f"{part} is a symlink")
                 raise
             os.close(fd)
             fd = inner
@@ -93,7 +96,7 @@ def read_tail(path: Path, limit: int = TAIL_BYTES, *, dir_fd: int | None = None)
     try:
         fd = os.open(path if dir_fd is None else path.name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as error:
-        _refuse_symlink(error, "it")
+        _refuse_symlink(error, "is a symlink")
         raise
     try:
         info = os.fstat(fd)

@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.processes import run
+from tests.stub_model import RUN_BASH_PREFIX, TOOL_DONE
+from tests.unprivileged import User
 
 #: INSTALL_BROWSING (Chromium, ~400 MB) is off to keep CI's build short; every other
 #: setting is the default, so these are the images a user gets.
@@ -32,6 +36,43 @@ def write_test_config(home: Path, extra: str = "") -> Path:
 def build_agent_images(home: Path) -> subprocess.CompletedProcess[str]:
     write_test_config(home)
     return run("llm-docker", "image", "build", "--tool", "both", cwd=home, home=home, timeout=BUILD_TIMEOUT)
+
+
+def require_agent_images(home: Path) -> None:
+    """Build (or, with the layer cache, confirm) the agent images, failing the test session
+    loudly when that is impossible — these tests never skip."""
+    result = build_agent_images(home)
+    if result.returncode != 0:
+        pytest.fail(f"building the agent images failed:\n{result.stderr[-4000:]}", pytrace=False)
+
+
+#: A key for the stub model; it reaches the agent the product's way (llm-docker.conf →
+#: the 0600 secrets file → the entrypoint's environment).
+STUB_API_KEY = "sk-stub-key"
+
+
+def configure_agent_user(user: User, url: str, extra: str = "") -> Path:
+    """Make `user`'s llm-docker run the real agent images against the stub model at `url`:
+    the test image settings plus the provider settings, in the user's own 0600 config
+    (the launcher runs as that user and must be able to read it, nobody else)."""
+    text = (TEST_IMAGE_CONFIG + f"ANTHROPIC_BASE_URL={url}\nANTHROPIC_API_KEY={STUB_API_KEY}\n"
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\n" + extra)
+    config = user.write(user.state_home / "llm-docker.conf", text, mode=0o600)
+    user.state_home.chmod(0o700)
+    return config
+
+
+def bash_prompt(command: str) -> str:
+    """The prompt that makes the stub model call Claude Code's Bash tool with `command`
+    (what a prompt-injected model does); the command must be one line."""
+    assert "\n" not in command, "the stub reads one RUN-BASH line"
+    return RUN_BASH_PREFIX + command
+
+
+def bash_output(answer: str) -> str:
+    """What the Bash tool printed, from the agent's final answer (`-p` output)."""
+    assert answer.startswith(TOOL_DONE), f"the agent did not run the Bash tool: {answer!r}"
+    return answer[len(TOOL_DONE):].lstrip("\n")
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import field
+from tests.processes import field, project_containers, wait_until
 from tests.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
@@ -224,3 +224,44 @@ def test_agent_home_is_per_project(user: User) -> None:
            [h for h in homes if h.name.startswith("a-")]
     assert json.loads((next(h for h in homes if h.name.startswith("a-")) / "claude/.claude/settings.json")
                       .read_text())["hooks"]
+
+
+def test_a_repository_planted_in_a_sub_folder_is_quarantined(user: User) -> None:
+    """git finds the nearest `.git` from the folder it runs in: a repository the agent
+    makes in `src/` would run its config when the user runs git there."""
+    project = repository(user)
+    user.write(project / "src/main.c", "int main;\n")
+    fsmonitor = user.home / "PWNED-fsmonitor"
+    result = hostile(user, project, f"mkdir -p src/.git/refs src/.git/objects && "
+                                    f"echo 'ref: refs/heads/main' > src/.git/HEAD && "
+                                    f"printf '{fsmonitor_config(fsmonitor)}' > src/.git/config && echo PLANTED")
+    assert "PLANTED" in result.stdout
+    assert "tripwire:" in result.stderr and "src/.git" in result.stderr
+    assert not (project / "src/.git").exists()
+    user.shell("git status", cwd=project / "src")
+    assert not fsmonitor.exists()
+
+
+def test_the_guardian_settles_the_tripwire_after_a_sigkill(user: User) -> None:
+    """A launcher killed with SIGKILL cannot check anything: its guardian does, as soon as
+    it has removed the container."""
+    project = repository(user)
+    launcher = user.popen("cld", "--", "--fake-sh", "mkdir .vscode && echo '{}' > .vscode/tasks.json",
+                          "--fake-sleep", "60", "-p", "x", cwd=project, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL)
+    try:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:
+            if line.startswith(b"READY"):
+                break
+        assert (project / ".vscode/tasks.json").exists()
+        launcher.kill()
+        launcher.wait(timeout=10)
+        wait_until(lambda: not (project / ".vscode").exists() and project_containers(project) == [], timeout=30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    quarantine = next((user.state_home / "quarantine").iterdir())
+    assert (quarantine / "files/.vscode/tasks.json").is_file()
+    listed = user.run("llm-docker", "quarantine", cwd=project)
+    assert quarantine.name in listed.stdout and ".vscode" in listed.stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from launch.liveness import identity_labels, read_here
 from tests.images import BUSYBOX_IMAGE
 from tests.processes import (PtyProcess, field, project_containers, run, slot_session, slots_json,
                              wait_until)
@@ -225,9 +226,11 @@ def test_supervisor_is_idle_while_the_agent_waits(project: Path, home: Path,
 
 def test_gc_never_touches_a_live_launcher(project: Path, home: Path, pty_processes: list[PtyProcess]) -> None:
     process = start_interactive(pty_processes, "cld", project=project, home=home)
+    here = read_here()  # labelled as if launched here, by this uid: a dead launcher is provably dead
+    identity = [arg for key, value in identity_labels(here).items() for arg in ("--label", f"io.llm-docker.{key}={value}")]
     orphan = subprocess.run(
         ["docker", "create", "--label", "io.llm-docker.launcher-pid=999999", "--label",
-         f"io.llm-docker.project-root={project}", "--label", "io.llm-docker.launcher-start=1",
+         f"io.llm-docker.project-root={project}", "--label", "io.llm-docker.launcher-start=1", *identity,
          BUSYBOX_IMAGE, "sleep", "60"], capture_output=True, text=True, check=True).stdout.strip()
     assert len(project_containers(project)) == 2
     result = run("llm-docker", "gc", cwd=project, home=home)

@@ -108,3 +108,40 @@ def test_an_agent_made_repository_in_a_project_without_git_is_quarantined(tmp_pa
     report = tripwire.settle(state, "run-1")
     assert report is not None and [c.relative for c in report.changes] == [".git"]
     assert not (root / ".git").exists()
+
+
+def test_nested_repositories_and_settings_changed_in_the_session(tmp_path: Path, project: Path) -> None:
+    vendored = project / "vendor/x/.git"
+    (vendored / "hooks").mkdir(parents=True)
+    (vendored / "config").write_text("[core]\n")
+    (project / "node_modules/pkg").mkdir(parents=True)
+    state = tmp_path / "state"
+    arm(state, project)
+    # the user's own git work in the vendored repository changes only its index and refs
+    (vendored / "index").write_text("x")
+    (vendored / "refs").mkdir()
+    # the agent: a new repository in a sub-folder, a hook in the vendored one, settings in a package
+    (project / "src/.git").mkdir(parents=True)
+    (project / "src/.git/config").write_text('[core]\n\tfsmonitor = "touch /tmp/pwned"\n')
+    (vendored / "hooks/pre-commit").write_text("#!/bin/sh\n")
+    (project / "docs").mkdir()
+    (project / "docs/.envrc").write_text("x\n")
+    (project / "node_modules/pkg/.vscode").mkdir()
+    report = tripwire.settle(state, "run-1")
+    assert report is not None
+    assert {c.relative for c in report.changes} == {"src/.git", "vendor/x/.git", "docs/.envrc"}
+    assert not (project / "src/.git").exists() and not (project / "vendor/x/.git").exists()
+    assert (project / "node_modules/pkg/.vscode").is_dir()  # packages are not walked
+
+
+def test_a_nested_repository_used_only_by_ordinary_git_commands_stays(tmp_path: Path, project: Path) -> None:
+    vendored = project / "vendor/x/.git"
+    (vendored / "hooks").mkdir(parents=True)
+    (vendored / "config").write_text("[core]\n")
+    state = tmp_path / "state"
+    arm(state, project)
+    (vendored / "index").write_text("x")
+    (vendored / "FETCH_HEAD").write_text("x")
+    report = tripwire.settle(state, "run-1")
+    assert report is not None and report.changes == ()
+    assert vendored.is_dir()
