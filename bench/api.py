@@ -106,6 +106,7 @@ def _ms(text: str) -> float:
 
 def load_wrk(port: int, seconds: int, clients: int) -> dict[str, float]:
     output = subprocess.run(["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--latency",
+                             "-H", f"X-Builder-API-Password: {PASSWORD}",
                              f"http://127.0.0.1:{port}/status"], capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"\b(50|99)%\s+([\d.]+(?:us|ms|s))", output))
     if set(latency) != {"50", "99"}:
@@ -118,20 +119,23 @@ def load_wrk(port: int, seconds: int, clients: int) -> dict[str, float]:
 
 async def _load_httpx(port: int, seconds: int, clients: int) -> dict[str, float]:
     latencies: list[float] = []
+    errors = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
+                                 headers={"X-Builder-API-Password": PASSWORD}) as client:
         async def worker() -> None:
+            nonlocal errors
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                await client.get("/status")
+                errors += (await client.get("/status")).status_code != 200  # a 401 is not a result
                 latencies.append((time.perf_counter() - started) * 1000)
 
         async with anyio.create_task_group() as group:
             for _ in range(clients):
                 group.start_soon(worker)
     quantiles = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / seconds, "p50_ms": quantiles[49], "p99_ms": quantiles[98], "errors": 0.0}
+    return {"rps": len(latencies) / seconds, "p50_ms": quantiles[49], "p99_ms": quantiles[98], "errors": float(errors)}
 
 
 def load(port: int, seconds: int, clients: int) -> dict[str, float]:

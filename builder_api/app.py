@@ -18,20 +18,18 @@ from urllib.parse import parse_qs
 import anyio
 
 from builder_api.auth import AuthGate
+from builder_api.browser import BrowserVerdict, cors_headers, judge, preflight_headers
 from builder_api.config import ProjectConfig
 from builder_api.events import EventStore
 from builder_api.jobs import (CommandRefused, HubJob, LeafJob, ValidationFailed, resolve_command,
                               validate_and_substitute, verify_command_hash)
-from builder_api.logs import tail
+from builder_api.live import FollowerHub
+from builder_api.logs import FileRefused, tail
 from builder_api.openapi import document
 from builder_api.queue import BuildQueue, QueueFull
 from builder_api.runtime import Runtime, RuntimeError_
 
 SERVER = b"builder-api/0.1"
-CORS_PREFLIGHT = [(b"access-control-allow-origin", b"*"),
-                  (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
-                  (b"access-control-allow-headers", b"Content-Type, X-Agent-ID, X-Builder-API-Password"),
-                  (b"access-control-max-age", b"86400")]
 MUTED = {"/build_status", "/events", "/status", "/", "/ws", "/log"}
 LOG_LEVELS = {"log", "warn", "error", "info", "debug"}
 REMOVED_BUILD = {"error": "endpoint removed", "use": "POST /job/<name>",
@@ -64,6 +62,11 @@ class Request:
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client = scope.get("client") or ("?", 0)
         self.ip = str(client[0])
+        server = scope.get("server") or ("", 0)
+        #: The port this request really reached (the Host check compares against it).
+        self.port = int(server[1] or 0) if len(server) > 1 and server[1] is not None else 0
+        #: A `log_origins` origin this `/log` request came from (set by the browser check).
+        self.listed_origin: str | None = None
 
     @property
     def target_bytes(self) -> int:
@@ -120,8 +123,10 @@ class BuilderAPI:
         self.queue = queue
         self.runtime = runtime
         self.started = time.time()
+        self.followers = FollowerHub(lambda: self.config.root, lambda: self.config.security.max_ws_clients,
+                                     lambda: self.config.security.max_followers)
         self.auth = AuthGate(lambda: self.config.password, config.security.auth_failures_per_min,
-                             config.security.lockout_s)
+                             _max_delay(config))
         self.routes: dict[tuple[str, str], tuple[str, Callable[[Request], Awaitable[dict[str, Any] | Reply]]]] = {
             ("GET", "/status"): ("read", self.status),
             ("POST", "/build"): ("write", self.build_removed),
@@ -134,6 +139,7 @@ class BuilderAPI:
             ("POST", "/log"): ("write", self.ingest_log),
             ("POST", "/run"): ("write", self.run),
             ("POST", "/stop"): ("write", self.stop),
+            ("GET", "/openapi.json"): ("read", self.openapi),
         }
 
     def apply_config(self, config: ProjectConfig) -> None:
@@ -141,7 +147,7 @@ class BuilderAPI:
         self.config = config
         self.runtime.settings = config.runtime
         self.auth.threshold = config.security.auth_failures_per_min
-        self.auth.lockout_s = config.security.lockout_s
+        self.auth.max_delay_s = _max_delay(config)
 
     # -- ASGI ----------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,16 +164,29 @@ class BuilderAPI:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
+    def _browser(self, request: Request) -> BrowserVerdict:
+        config = self.config
+        verdict = judge(request.headers, method=request.method, path=request.path,
+                        port=request.port or config.port, bind=config.bind,
+                        allowed_hosts=config.allowed_hosts, log_origins=config.log_origins)
+        request.listed_origin = verdict.origin
+        return verdict
+
     async def _http(self, request: Request, send: Send) -> None:
+        browser = self._browser(request)
+        if browser.refusal is not None:
+            await _respond(send, browser.refusal.status, browser.refusal.body)
+            self._http_call(request, browser.refusal.status, browser.refusal.body)
+            return
         if request.method == "OPTIONS":
-            await _respond(send, 204, None, CORS_PREFLIGHT)
+            await _respond(send, 204, None, preflight_headers(browser.origin, request.headers))
             return
         if request.method not in ("GET", "POST", "DELETE"):
             # Upstream's stdlib answered 501 (HTML); a 4xx is the honest answer for a client's choice.
             await _respond(send, 405, {"error": f"method not allowed: {request.method}"},
                            [(b"allow", b"GET, POST, DELETE, OPTIONS")])
             return
-        cors = [(b"access-control-allow-origin", b"*")] if request.path == "/log" else []
+        cors = cors_headers(browser.origin)
         if request.target_bytes > self.config.security.max_url_bytes:
             await _respond(send, 414, {"error": "URI too long"})
             return
@@ -182,8 +201,6 @@ class BuilderAPI:
         path, method = request.path, request.method
         if method == "GET" and path == "/":
             return self.root()
-        if method == "GET" and path == "/openapi.json":
-            return document()
         route = self.routes.get((method, path))
         if route is None and method == "POST" and path.startswith("/job/"):
             route = ("write", self.run_job)
@@ -192,21 +209,22 @@ class BuilderAPI:
         if route is None:
             raise Reply(404, {"error": "not found", "path": path})
         kind, handler = route
-        self._authorize(request, required=kind == "write" or self.config.auth_reads)
+        # A listed origin's page may post its console logs without the password (it cannot
+        # hold one safely); everything else needs it — reads too, unless `auth_reads = false`.
+        simple_log = request.listed_origin is not None and path == "/log"
+        await self._authorize(request, required=not simple_log and (kind == "write" or self.config.auth_reads))
         result = await handler(request)
         if isinstance(result, Reply):
             raise result
         return result
 
-    def _authorize(self, request: Request, *, required: bool) -> None:
-        verdict = self.auth.check(request.ip, request.credential(), required=required)
-        if verdict.locked_out:
-            self.events.append("auth_failure_lockout", {"ip": request.ip, "lockout_s": self.auth.lockout_s,
-                                                        "at": time.time(), "threshold": self.auth.threshold,
-                                                        "window_s": 60})
+    async def _authorize(self, request: Request, *, required: bool) -> None:
+        verdict = await self.auth.check(request.ip, request.credential(), required=required)
+        if verdict.backoff_started:
+            self.events.append("auth_backoff", {"ip": request.ip, "at": time.time(), "threshold": self.auth.threshold,
+                                                "window_s": 60, "max_delay_s": self.auth.max_delay_s})
         if verdict.status:
-            headers = [(b"retry-after", str(verdict.retry_after).encode())] if verdict.retry_after else []
-            raise Reply(verdict.status, {"error": verdict.error}, headers)
+            raise Reply(verdict.status, {"error": verdict.error})
 
     def _http_call(self, request: Request, status: int, body: dict[str, Any] | None) -> None:
         if status < 400 and request.path in MUTED:
@@ -243,6 +261,9 @@ class BuilderAPI:
     def root(self) -> dict[str, Any]:
         return {"name": self.config.name, "version": "0.1", "port": self.config.port, "bind": self.config.bind,
                 "uptime_s": round(time.time() - self.started, 2)}
+
+    async def openapi(self, request: Request) -> dict[str, Any]:
+        return document()
 
     async def status(self, request: Request) -> dict[str, Any]:
         current = self.queue.current
@@ -305,7 +326,11 @@ class BuilderAPI:
         n = request.number("n", "200", int)
         if alias not in aliases:
             raise Reply(404, {"error": f"unknown log alias: {alias}", "available": sorted(aliases)})
-        return {"file": alias, "lines": n, "text": await anyio.to_thread.run_sync(tail, aliases[alias], n)}
+        try:
+            text = await anyio.to_thread.run_sync(tail, aliases[alias], n, self.config.root)
+        except FileRefused:
+            raise Reply(403, {"error": "log file refused: a symlink, or not a regular file", "file": alias}) from None
+        return {"file": alias, "lines": n, "text": text}
 
     async def query_events(self, request: Request) -> dict[str, Any]:
         since = request.number("since", "nan") if "since" in request.query else None
@@ -408,9 +433,7 @@ class BuilderAPI:
         try:
             entry = self.queue.enqueue(job_name=name, argv=argv, command=command, timeout_s=leaf.timeout_s,
                                        kill_after_s=leaf.kill_after_s, cwd=leaf.cwd, params=supplied,
-                                       agent_id=agent_id, platform=platform,
-                                       pin=((config.root / leaf.command_hash.path).resolve(), leaf.command_hash.sha256)
-                                       if leaf.command_hash else None)
+                                       agent_id=agent_id, platform=platform, job=leaf)
         except QueueFull as full:
             raise Reply(429, {"error": str(full)}) from None
         return Reply(202, {"queue_id": entry.id, **entry.public()})
@@ -418,27 +441,33 @@ class BuilderAPI:
     # -- WebSocket -------------------------------------------------------------------------------
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request({**scope, "method": "GET"}, receive, self.config.security)
+        browser = self._browser(request)  # browsers send Origin on WebSockets; CORS does not apply
+        if browser.refusal is not None:
+            await _deny(scope, send, browser.refusal.status, browser.refusal.body)
+            self._http_call(request, browser.refusal.status, browser.refusal.body)
+            return
         if request.path != "/ws":
             await _deny(scope, send, 404, {"error": "not found", "path": request.path})
             return
         try:
-            self._authorize(request, required=True)
+            await self._authorize(request, required=True)
         except Reply as reply:
             await _deny(scope, send, reply.status, reply.body)
             self._http_call(request, reply.status, reply.body)
             return
-        if (await receive())["type"] != "websocket.connect":
-            return
-        await send({"type": "websocket.accept"})
-        from builder_api.websocket import Session
+        from builder_api.websocket import accept
 
-        aliases = self.config.log_aliases
-        wanted = request.query.get("logs") if "logs" in request.present else None
-        if wanted is None or not wanted.strip():
-            subscribed = sorted(aliases)
-        else:
-            subscribed = [a for a in (part.strip() for part in wanted.split(",")) if a in aliases]
-        await Session(self, receive, send, subscribed).run()
+        async def deny(status: int, body: dict[str, Any]) -> None:
+            await _deny(scope, send, status, body)
+            self._http_call(request, status, body)
+
+        await accept(self, request.query.get("logs") if "logs" in request.present else None, receive, send, deny)
+
+
+def _max_delay(config: ProjectConfig) -> float:
+    """The back-off cap, kept under the server's read timeout so a slowed client still gets
+    its 401 instead of a dropped connection."""
+    return max(0.0, min(config.security.auth_backoff_max_s, config.security.request_timeout_s / 2))
 
 
 async def _respond(send: Send, status: int, body: dict[str, Any] | None,

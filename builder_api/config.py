@@ -19,12 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from builder_api.expansion import ExpansionError, expansion_values
 from builder_api.jobs import Job, JobConfigError, Verb, parse_jobs, parse_verbs
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 ALIAS = re.compile(r"[A-Za-z0-9_-]+")
 SHARD_STEM = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 ENV_REFERENCE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+AUTH_MODES = ("password", "none")
+HOST_NAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 HEADER = re.compile(r"^\s*\[([^\[\]]+)\]\s*$")
 EXIT_CONFIG = 2
 
@@ -44,11 +48,17 @@ class BuildSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SecuritySettings:
+    #: Failures per source and minute answered at once; every further one waits (back-off).
     auth_failures_per_min: int = 10
+    #: Upstream's lock-out length: accepted, ignored (a lock-out let the cage lock the user out).
     lockout_s: int = 300
+    #: The longest a failing request from one source waits before its 401.
+    auth_backoff_max_s: float = 5.0
     max_body_bytes: int = 1_048_576
     max_url_bytes: int = 8192
     request_timeout_s: int = 30
+    max_ws_clients: int = 64
+    max_followers: int = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +67,7 @@ class RuntimeSettings:
     start_command: str = ""
     cwd: str = "."
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    env_passthrough: tuple[str, ...] = ()
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 5.0
 
@@ -88,6 +99,12 @@ class ProjectConfig:
     shard_paths: tuple[Path, ...]
     config_mtime: float
     warnings: tuple[str, ...] = ()
+    #: "password" (the default) or "none" (explicitly open; warned about on every start).
+    auth: str = "password"
+    #: Extra Host names the API answers to (besides loopback and host.docker.internal).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Origins whose pages may POST /log (the browser snippet) without the password.
+    log_origins: tuple[str, ...] = ()
 
 
 def default_config_path(environ: Mapping[str, str]) -> Path:
@@ -179,6 +196,15 @@ def _expand(value: str, environ: Mapping[str, str]) -> str:
     return ENV_REFERENCE.sub(lambda match: environ.get(match.group(1), ""), value)
 
 
+def _passthrough(value: object, where: str) -> tuple[str, ...]:
+    from builder_api.jobs import parse_passthrough
+
+    try:
+        return parse_passthrough(value, where)
+    except JobConfigError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _signal(name: object) -> int:
     text = str(name or "SIGTERM").upper()
     text = text if text.startswith("SIG") else "SIG" + text
@@ -226,10 +252,14 @@ def load(project: str, config_path: Path | None = None, environ: Mapping[str, st
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"[project.{project}].port missing or invalid: {port!r}")
     bind = str(block.get("bind", defaults.get("bind", "127.0.0.1")))
-    password = _expand(str(block.get("password", defaults.get("password", "")) or ""), environ)
-    if bind not in LOOPBACK and not password:
-        raise ConfigError(f"[project.{project}]: bind {bind} is not loopback, so a password is required")
-    auth_reads = block.get("auth_reads", defaults.get("auth_reads", bind not in LOOPBACK))
+    auth = block.get("auth", defaults.get("auth", "password"))
+    if auth not in AUTH_MODES:
+        raise ConfigError(f"[project.{project}].auth must be one of {list(AUTH_MODES)}, got {auth!r}")
+    raw_password = str(block.get("password", defaults.get("password", "")) or "")
+    # Reads need the password too unless the config says otherwise: the cage shares 127.0.0.1.
+    auth_reads = block.get("auth_reads", defaults.get("auth_reads", True))
+    allowed_hosts = _names(block, defaults, "allowed_hosts", HOST_NAME, project)
+    log_origins = _names(block, defaults, "log_origins", ORIGIN, project)
     languages = block.get("languages", [])
     if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
         raise ConfigError(f"[project.{project}].languages must be a list of strings")
@@ -266,7 +296,7 @@ def load(project: str, config_path: Path | None = None, environ: Mapping[str, st
                           max(1, _number(build_block.get("max_pending"), 32, "build.max_pending")), dedupe)
     security_block = {**(defaults.get("security") or {}), **(block.get("security") or {})}
     security = SecuritySettings(*(
-        _number(security_block.get(field.name), field.default, f"security.{field.name}")
+        _number(security_block.get(field.name), field.default, f"security.{field.name}", type(field.default))
         for field in dataclasses.fields(SecuritySettings)))
     runtime_block = block.get("runtime") or {}
     runtime = RuntimeSettings(
@@ -274,15 +304,54 @@ def load(project: str, config_path: Path | None = None, environ: Mapping[str, st
         start_command=str(runtime_block.get("start_command", "") or ""),
         cwd=str(runtime_block.get("cwd", ".") or "."),
         env={str(k): str(v) for k, v in (runtime_block.get("env") or {}).items()},
+        env_passthrough=_passthrough(runtime_block.get("env_passthrough", []), f"[project.{project}.runtime]"),
         stop_signal=_signal(runtime_block.get("stop_signal")),
         stop_timeout_s=max(0.5, float(runtime_block.get("stop_timeout_s") or 5)),
     )
     if runtime.enabled and not runtime.start_command.strip():
         raise ConfigError(f"[project.{project}.runtime].enabled needs a start_command")
+    password = _password(project, str(auth), raw_password, bind, environ, warnings)
+    if security_block.get("lockout_s"):
+        warnings.append("security.lockout_s is ignored: nobody is locked out any more, failing requests are "
+                        "slowed down instead (security.auth_backoff_max_s)")
     shard_paths = tuple(shard for shard, _ in shards)
     mtime = max([path.stat().st_mtime, *(shard.stat().st_mtime for shard in shard_paths)])
     return ProjectConfig(
         name=project, root=root, port=port, bind=bind, password=password, auth_reads=bool(auth_reads),
         languages=tuple(languages), jobs=jobs, verbs=verbs, log_aliases=aliases, events=events, build=build,
         runtime=runtime, security=security, config_path=path, shard_paths=shard_paths, config_mtime=mtime,
-        warnings=tuple(warnings))
+        warnings=tuple(warnings), auth=str(auth), allowed_hosts=allowed_hosts, log_origins=log_origins)
+
+
+def _password(project: str, auth: str, raw: str, bind: str, environ: Mapping[str, str],
+              warnings: list[str]) -> str:
+    """The expanded password, or a one-line refusal: an empty or unexpanded password must
+    never mean "no auth" silently (the container would be handed a password nobody checks).
+    Only `auth = "none"`, said explicitly, runs without one — loopback only, warned each start."""
+    if auth == "none":
+        if bind not in LOOPBACK:
+            raise ConfigError(f"[project.{project}]: auth = \"none\" is refused on bind {bind} (not loopback); "
+                              "a password is required")
+        warnings.append(f"[project.{project}] auth = \"none\": NO PASSWORD — any local process (the cage "
+                        "included) and anything that reaches the port may run every job")
+        return ""
+    try:
+        values = expansion_values(environ) if "${" in raw else {}
+    except ExpansionError as error:
+        raise ConfigError(str(error)) from None
+    password = _expand(raw, values)
+    if "${" in password or not password.strip():
+        names = sorted(set(ENV_REFERENCE.findall(raw)))
+        where = (f" ({', '.join(names)} set neither in the environment nor in $LLM_DOCKER_HOME/.env)"
+                 if names else "")
+        raise ConfigError(f"[project.{project}].password is empty or unexpanded{where} — a password is required; "
+                          "set it, or say auth = \"none\" to run without one")
+    return password
+
+
+def _names(block: Mapping[str, Any], defaults: Mapping[str, Any], key: str, shape: re.Pattern[str],
+           project: str) -> tuple[str, ...]:
+    values = block.get(key, defaults.get(key, []))
+    if not isinstance(values, list) or not all(isinstance(v, str) and shape.match(v) for v in values):
+        raise ConfigError(f"[project.{project}].{key} must be a list of strings like {shape.pattern}")
+    return tuple(v.lower().rstrip("/") for v in values)

@@ -1,14 +1,20 @@
 """The event feed: JSON lines appended to the events file, and pushed live to every
 subscriber (WebSocket sessions) through a bounded mailbox that drops its oldest frame
 instead of ever blocking the producer (builder-api-protocol.md §9, §11.6).
+
+The events file may sit inside the project (`[events].path`), where the agent can swap it
+for a symlink or a FIFO: every read, append and rotation goes through `safefs` (no symlink
+followed, regular files only, never blocking). Records are JSON lines, so no value of a
+request ever becomes a line of its own.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,9 +22,11 @@ from typing import Any
 import anyio
 
 from builder_api.config import EventSettings
+from builder_api.safefs import READ, FileRefused, open_file, open_folder
 
 ROTATION_NEWLINE_SEARCH = 256 * 1024
 MAILBOX_FRAMES = 512
+APPEND_READ = os.O_RDWR | os.O_APPEND | os.O_CREAT  # read too: a rotation reads what it keeps
 
 
 class Mailbox:
@@ -57,8 +65,10 @@ def _default(value: object) -> str:
 
 
 class EventStore:
-    def __init__(self, settings: EventSettings) -> None:
+    def __init__(self, settings: EventSettings, root: Callable[[], Path | None] = lambda: None) -> None:
+        """`root`: the project root, the anchor of an events file inside the project."""
         self.settings = settings
+        self._root = root
         self._subscribers: set[Mailbox] = set()
 
     def append(self, event_type: str, payload: dict[str, Any] | None = None, *, persist: bool = True) -> dict[str, Any]:
@@ -76,22 +86,42 @@ class EventStore:
         assert path is not None
         data = line.encode()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists() and path.stat().st_size + len(data) > self.settings.max_bytes:
-                self._rotate(path)
-            with path.open("ab") as handle:
-                handle.write(data)
+            descriptor = open_file(path, self._root(), APPEND_READ, 0o600, make_folders=True)
+            try:
+                if os.fstat(descriptor).st_size + len(data) > self.settings.max_bytes:
+                    self._rotate(path, descriptor)
+                os.write(descriptor, data)
+            finally:
+                os.close(descriptor)
         except OSError:
-            pass  # the feed must never take the API down
+            pass  # the feed must never take the API down (a refused file included)
 
-    def _rotate(self, path: Path) -> None:
-        content = path.read_bytes()
+    def _rotate(self, path: Path, descriptor: int) -> None:
+        """Drop the oldest `drop_bytes` (whole lines): the rest is written to a new file that
+        atomically replaces the old one — created and renamed inside the folder's descriptor,
+        so no symlink on the way is followed. `descriptor` then appends to the new file."""
+        content = os.pread(descriptor, self.settings.max_bytes + (1 << 20), 0)
         cut = min(self.settings.drop_bytes, len(content))
         newline = content.find(b"\n", cut, cut + ROTATION_NEWLINE_SEARCH)
         cut = newline + 1 if newline >= 0 else cut
-        temporary = path.with_name(path.name + ".rotating")
-        temporary.write_bytes(content[cut:])
-        temporary.replace(path)  # atomic, unlike upstream's in-place rewrite
+        folder = open_folder(path.parent, self._root())
+        temporary = path.name + ".rotating"
+        try:
+            try:
+                os.unlink(temporary, dir_fd=folder)
+            except FileNotFoundError:
+                pass
+            fresh = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                            dir_fd=folder)
+            try:
+                os.write(fresh, content[cut:])
+                os.rename(temporary, path.name, src_dir_fd=folder, dst_dir_fd=folder)  # atomic
+                os.dup2(fresh, descriptor)
+                os.lseek(descriptor, 0, os.SEEK_END)
+            finally:
+                os.close(fresh)
+        finally:
+            os.close(folder)
 
     @contextmanager
     def subscribe(self, mailbox: Mailbox) -> Iterator[Mailbox]:
@@ -105,11 +135,16 @@ class EventStore:
               pid: int | None = None) -> dict[str, Any]:
         n = max(1, min(10_000, n))
         path = self.settings.path
-        if path is None or not path.exists():
-            return {"events": [], "count": 0, "total": 0}
+        empty: dict[str, Any] = {"events": [], "count": 0, "total": 0}
+        if path is None:
+            return empty
+        try:
+            descriptor = open_file(path, self._root(), READ)
+        except (OSError, FileRefused):
+            return empty
         kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=n)
         total = 0
-        with path.open("rb") as handle:
+        with os.fdopen(descriptor, "rb") as handle:
             for raw in handle:
                 total += 1
                 try:

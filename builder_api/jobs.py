@@ -4,17 +4,23 @@ resolving the command and checking its sha256 pin.
 Jobs are argv templates — never shell lines — whose `{placeholder}` elements are filled
 with values that passed a regex (`fullmatch`) and a length cap. The shapes of the 400/412
 error bodies are part of the wire protocol (builder-api-protocol.md §5).
+
+A pinned file (`command_hash`) is read once through a no-follow descriptor (`read_pinned`):
+the bytes hashed are the bytes the queue then runs from a private copy (see `pins.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+from builder_api.safefs import READ, FileRefused, open_beneath, read_all
 
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 PLATFORM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -23,9 +29,12 @@ RESERVED_TOKEN = re.compile(r"^\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}$")
 STANDALONE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 EMBEDDED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SHA256_PIN = re.compile(r"sha256:[0-9a-f]{64}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A pinned file larger than this is refused (it is read into memory to be hashed and copied).
+MAX_PINNED_BYTES = 64 << 20
 RESERVED_TOKENS = ("container",)
 LEAF_FIELDS = ("command", "args", "placeholders", "timeout_s", "kill_after_s", "cwd", "command_hash",
-               "mutates_filesystem", "description")
+               "mutates_filesystem", "description", "env", "env_passthrough")
 DEFAULT_TIMEOUT_S = 60
 DEFAULT_MAX_LEN = 200
 
@@ -67,6 +76,10 @@ class LeafJob:
     command_hash: CommandHash | None = None
     mutates_filesystem: bool = False
     description: str = ""
+    #: Variables set for this job (on top of the allow-listed ones).
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Names of the API's own variables this job may see besides the allow-list (DOCKER_HOST…).
+    env_passthrough: tuple[str, ...] = ()
 
     def public(self) -> dict[str, Any]:
         shown: dict[str, Any] = {
@@ -116,6 +129,21 @@ def _relative_path(value: object, where: str) -> str:
     if value.startswith("/") or ".." in Path(value).parts:
         raise JobConfigError(f"{where} must be relative to the project root, without '..': {value!r}")
     return value
+
+
+def parse_passthrough(value: object, where: str) -> tuple[str, ...]:
+    """`env_passthrough`: a list of variable names (no patterns: every name is a decision)."""
+    if not isinstance(value, list) or not all(isinstance(name, str) and ENV_NAME.fullmatch(name) for name in value):
+        raise JobConfigError(f"{where}.env_passthrough must be a list of variable names like \"DOCKER_HOST\", "
+                             f"got {value!r}")
+    return tuple(dict.fromkeys(value))
+
+
+def _env_table(value: object, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and ENV_NAME.fullmatch(k) and isinstance(v, str)
+                                              for k, v in value.items()):
+        raise JobConfigError(f"{where}.env must be a table of NAME = \"value\" strings, got {value!r}")
+    return dict(value)
 
 
 def _int(value: object, where: str, minimum: int) -> int:
@@ -203,11 +231,18 @@ def parse_leaf(name: str, table: Mapping[str, Any], warnings: list[str]) -> Leaf
     for key in table:
         if key not in LEAF_FIELDS:
             warnings.append(f"{where}.{key} = {table[key]!r} — unknown field, ignored. Known fields: {list(LEAF_FIELDS)}")
-    return LeafJob(name=name, command=command, args=tuple(args), placeholders=placeholders,
+    leaf = LeafJob(name=name, command=command, args=tuple(args), placeholders=placeholders,
                    timeout_s=_int(table.get("timeout_s", DEFAULT_TIMEOUT_S), f"{where}.timeout_s", 1),
                    kill_after_s=_int(table.get("kill_after_s", 0), f"{where}.kill_after_s", 0),
                    cwd=cwd or ".", command_hash=command_hash, mutates_filesystem=mutates,
-                   description=str(table.get("description", "") or ""))
+                   description=str(table.get("description", "") or ""),
+                   env=_env_table(table.get("env", {}), where),
+                   env_passthrough=parse_passthrough(table.get("env_passthrough", []), where))
+    if command_hash is not None and not pin_is_named(leaf):
+        warnings.append(f"{where}.command_hash.path {command_hash.path!r} is neither the command nor one of its "
+                        "args: it is checked before the run but cannot be run from a verified copy — name it in "
+                        "args (e.g. make -f FILE) so that the pin holds during the run")
+    return leaf
 
 
 def parse_job(name: str, table: object, warnings: list[str]) -> Job:
@@ -347,24 +382,59 @@ def resolve_command(job: LeafJob, root: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The sha256 of a regular file, opened without following a final symlink or blocking."""
+    descriptor = open_beneath(path.parent, path.name, READ)
+    try:
+        return hashlib.sha256(read_all(descriptor, MAX_PINNED_BYTES)).hexdigest()
+    finally:
+        os.close(descriptor)
+
+
+def read_pinned(root: Path, relative: str) -> tuple[bytes | None, str]:
+    """(the file's bytes, their sha256) — read ONCE through a descriptor reached from `root`
+    without following any symlink; (None, "<reason>") when it cannot be read that way."""
+    try:
+        descriptor = open_beneath(root, relative, READ)
+    except FileNotFoundError:
+        return None, f"<file not found: {relative}>"
+    except FileRefused:
+        return None, f"<refused: {relative} is a symlink, runs through one, or is not a regular file>"
+    try:
+        data = read_all(descriptor, MAX_PINNED_BYTES)
+    except FileRefused:
+        return None, f"<refused: {relative} is larger than {MAX_PINNED_BYTES} bytes>"
+    finally:
+        os.close(descriptor)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _same_file(element: str, pin: str, cwd: str) -> bool:
+    if "{" in element:
+        return False
+    normal = os.path.normpath
+    return normal(element) == normal(pin) or normal(os.path.join(cwd, element)) == normal(pin)
+
+
+def pin_is_named(job: LeafJob) -> bool:
+    """Whether the pinned file is the job's command or one of its fixed args — the cases in
+    which the queue can hand the program a verified private copy instead of the path."""
+    if job.command_hash is None:
+        return False
+    pin = job.command_hash.path
+    command = job.command if "/" in job.command and not job.command.startswith("/") else ""
+    return bool(command and _same_file(command, pin, job.cwd)) or any(
+        _same_file(arg, pin, job.cwd) for arg in job.args)
 
 
 def verify_command_hash(job: LeafJob, root: Path, resolved: Path) -> None:
-    """412 `command_hash_mismatch` unless the pinned file hashes to the pin."""
+    """412 `command_hash_mismatch` unless the pinned file hashes to the pin. (The queue
+    checks again, on the very bytes it runs: this early answer only saves a queue slot.)"""
     if job.command_hash is None:
         return
-    target = (root / job.command_hash.path).resolve()
-    if not _inside(target, root.resolve()):
+    if ".." in PurePosixPath(job.command_hash.path).parts:
         actual = f"<path escapes project_root: {job.command_hash.path}>"
-    elif not target.is_file():
-        actual = f"<file not found: {job.command_hash.path}>"
     else:
-        actual = file_sha256(target)
+        _, actual = read_pinned(root, job.command_hash.path)
         if actual == job.command_hash.sha256:
             return
     raise CommandRefused({"error": "command_hash_mismatch", "job": job.name, "command": str(resolved),

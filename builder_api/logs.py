@@ -1,69 +1,90 @@
-"""Log aliases: tail a file by alias (§8), and follow new complete lines (§11.5)."""
+"""Log aliases: tail a file by alias (§8), and read what was appended since last time (§11.5).
+
+Every read opens the file anew through `safefs` (no symlink followed, regular files only,
+never blocking), so a log alias inside the project that the agent swaps for a symlink to a
+host file, a FIFO or a device yields a refusal, never the host file's content.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
-
-from builder_api.watch import Inotify
+from builder_api.safefs import READ, FileRefused, open_file
 
 BLOCK = 64 * 1024
-FOLLOW_INTERVAL_S = 0.25
+#: A line longer than this is cut (with a marker): one frame never holds a whole huge file.
+MAX_LINE_BYTES = 16 * 1024
+#: At most this much is read per wake-up and file, so one busy log cannot starve the others.
+MAX_READ_BYTES = 1 << 20
+
+__all__ = ["FileRefused", "LogCursor", "tail"]
 
 
-def tail(path: Path, n: int) -> str:
+def tail(path: Path, n: int, root: Path | None = None) -> str:
+    """The last `n` lines (1..10000) of `path`; "" when it does not exist. `FileRefused`
+    when it is a symlink, runs through one, or is not a regular file."""
     n = max(1, min(10_000, n))
     try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            position = handle.tell()
-            data = b""
-            while position > 0 and data.count(b"\n") <= n:
-                step = min(BLOCK, position)
-                position -= step
-                handle.seek(position)
-                data = handle.read(step) + data
-    except OSError:
+        descriptor = open_file(path, root, READ)
+    except FileNotFoundError:
         return ""
+    try:
+        position = os.fstat(descriptor).st_size
+        data = b""
+        while position > 0 and data.count(b"\n") <= n:
+            step = min(BLOCK, position)
+            position -= step
+            data = os.pread(descriptor, step, position) + data
+    finally:
+        os.close(descriptor)
     return "\n".join(data.decode(errors="replace").splitlines()[-n:])
 
 
-async def follow(path: Path) -> AsyncIterator[str]:
-    """New complete lines appended after the call; restarts from 0 when the file shrinks
-    (rotation, truncation). Woken by inotify on Linux, by a 0.25 s timer elsewhere."""
-    offset = path.stat().st_size if path.exists() else 0
-    pending = b""
-    inotify = None
-    if sys.platform == "linux":
-        inotify = Inotify()
-        inotify.watch(path.parent)
-    try:
-        while True:
-            if inotify is not None:
-                await anyio.wait_readable(inotify.fd)
-                inotify.drain()
-            else:
-                await anyio.sleep(FOLLOW_INTERVAL_S)
-            try:
-                size = path.stat().st_size
-            except OSError:
-                continue
-            if size < offset:
-                offset, pending = 0, b""
-            if size == offset:
-                continue
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read(size - offset)
-            offset += len(chunk)
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line.decode(errors="replace")
-    finally:
-        if inotify is not None:
-            inotify.close()
+def _cut(line: bytes) -> str:
+    if len(line) <= MAX_LINE_BYTES:
+        return line.decode(errors="replace")
+    return line[:MAX_LINE_BYTES].decode(errors="replace") + f"…[{len(line) - MAX_LINE_BYTES} bytes cut]"
+
+
+class LogCursor:
+    """New complete lines of one file since the cursor was made; restarts from 0 when the
+    file shrinks (rotation, truncation). A partial last line waits for its newline (up to
+    `MAX_LINE_BYTES`, then it is cut and sent)."""
+
+    def __init__(self, path: Path, root: Path | None) -> None:
+        self.path, self.root = path, root
+        self.offset = self._size()
+        self._pending = b""
+
+    def _size(self) -> int:
+        try:
+            descriptor = open_file(self.path, self.root, READ)
+        except OSError:
+            return 0
+        try:
+            return os.fstat(descriptor).st_size
+        finally:
+            os.close(descriptor)
+
+    def read(self) -> tuple[list[str], bool]:
+        """(new lines, whether more is waiting). A missing or refused file reads as nothing."""
+        try:
+            descriptor = open_file(self.path, self.root, READ)
+        except OSError:
+            return [], False
+        try:
+            size = os.fstat(descriptor).st_size
+            if size < self.offset:
+                self.offset, self._pending = 0, b""
+            if size == self.offset:
+                return [], False
+            chunk = os.pread(descriptor, min(size - self.offset, MAX_READ_BYTES), self.offset)
+        finally:
+            os.close(descriptor)
+        self.offset += len(chunk)
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        if len(self._pending) > MAX_LINE_BYTES:
+            lines.append(self._pending)
+            self._pending = b""
+        return [_cut(line) for line in lines], self.offset < size

@@ -16,8 +16,13 @@ _ENTRY = {"type": "object", "required": ["id", "agent_id", "args", "status", "re
                          "command": {"type": "string"}, "timeout_s": {"type": "integer"},
                          "elapsed_s": {"type": ["number", "null"]}, "log_tail": {"type": "string"},
                          "job_name": {"type": "string"}, "params": {"type": "object"}}}
-_AUTH = {"401": {"description": "authentication required", "content": {"application/json": {"schema": _ERROR}}},
-         "429": {"description": "locked out", "content": {"application/json": {"schema": _ERROR}}}}
+_AUTH = {"401": {"description": "authentication required (failures from one source are answered ever more "
+                                  "slowly; the right password never is)",
+                   "content": {"application/json": {"schema": _ERROR}}},
+         "403": {"description": "Host not allowed, or a cross-origin (browser) request",
+                 "content": {"application/json": {"schema": _ERROR}}}}
+_BODY = {"415": {"description": "a body that is not Content-Type: application/json",
+                 "content": {"application/json": {"schema": _ERROR}}}}
 
 
 def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -41,7 +46,7 @@ def document() -> dict[str, Any]:
             "key": {"type": "apiKey", "in": "query", "name": "key"}}},
         "security": security,
         "paths": {
-            "/": {"get": {"security": [], "responses": {"200": _json("identity", {
+            "/": {"get": {"security": [], "responses": {"403": _AUTH["403"], "200": _json("identity", {
                 "type": "object", "required": ["name", "version", "port", "bind", "uptime_s"]})}}},
             "/status": {"get": {"responses": {"200": _json("runtime and current build"), **_AUTH}}},
             "/build": {"post": {"responses": {"410": _json("removed: use POST /job/<name>", _ERROR), **_AUTH}}},
@@ -61,7 +66,7 @@ def document() -> dict[str, Any]:
                               "400": _json("validation failed / missing platform", _ERROR),
                               "404": _json("unknown job or verb", _ERROR), "412": _json("command refused", _ERROR),
                               "413": _json("body too large", _ERROR), "428": _json("confirmation needed", _ERROR),
-                              **_AUTH}}},
+                              "429": _json("too many pending jobs", _ERROR), **_BODY, **_AUTH}}},
             "/jobs": {"get": {"responses": {"200": _json("job catalogue"), **_AUTH}}},
             "/queue": {"get": {"responses": {"200": _json("current, pending, history"), **_AUTH}}},
             "/queue/{id}": {"delete": {
@@ -82,12 +87,15 @@ def document() -> dict[str, Any]:
                         "message": {"type": "string"}, "level": {"type": "string"}, "source": {"type": "string"},
                         "url": {"type": "string"}, "stack": {"type": "string"}, "timestamp": {"type": "number"},
                         "agent_id": {"type": "string"}}}}}},
-                "responses": {"202": _json("stored"), **bad, "413": _json("body too large", _ERROR), **_AUTH}}},
+                "description": "Also the browser snippet's endpoint: from an origin listed in `log_origins` it "
+                               "needs no password and may send `text/plain` (navigator.sendBeacon).",
+                "responses": {"202": _json("stored"), **bad, "413": _json("body too large", _ERROR), **_BODY,
+                              **_AUTH}}},
             "/run": {"post": {"responses": {"200": _json("started"), "400": _json("cannot start", _ERROR), **_AUTH}}},
             "/stop": {"post": {"responses": {"200": _json("stopped"), **_AUTH}}},
             "/ws": {"get": {"description": "WebSocket: hello, event, log and status frames; commands status, "
                                            "queue, events.",
                             "responses": {"101": {"description": "switching protocols"}, **_AUTH}}},
-            "/openapi.json": {"get": {"security": [], "responses": {"200": _json("this document")}}},
+            "/openapi.json": {"get": {"responses": {"200": _json("this document"), **_AUTH}}},
         },
     }

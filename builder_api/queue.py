@@ -4,6 +4,11 @@ Everything here is anyio, so it runs on asyncio (inside the supervisor) and on t
 Jobs run without a shell in their own process group; a timeout or a cancel signals the
 whole group (TERM, then KILL after the grace), and shutting the queue down does the same —
 no orphans (upstream's `os._exit` left them running).
+
+Walls (docs/builder-api.md, "Files, pins, environment, caps"): a job gets an allow-listed
+environment (`environment.py`); a pinned job runs a verified private copy (`pins.py`);
+the build log is opened without following symlinks (`safefs.py`), and the header line the
+API writes into it carries request values JSON-encoded, so none becomes a line of its own.
 """
 
 from __future__ import annotations
@@ -11,21 +16,27 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import contextlib
 import hashlib
+import json
+import os
 import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.abc import Process
 
+from builder_api.environment import job_environment
 from builder_api.events import EventStore
-from builder_api.jobs import file_sha256
+from builder_api.jobs import LeafJob, pin_is_named
+from builder_api.pins import PinBroken, names_pinned_file as names_pinned, substitute, verified_copy
 from builder_api.processes import stop_group
+from builder_api.safefs import APPEND, READ, open_file
 
 HISTORY = 20
 LOG_TAIL_LINES = 40
@@ -42,6 +53,7 @@ ContainerLookup = Callable[[str], Awaitable[str | None]]
 class QueueFull(Exception):
     def __init__(self, capacity: int) -> None:
         super().__init__(f"pending queue at capacity ({capacity})")
+        self.capacity = capacity
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -68,8 +80,13 @@ class Entry:
     agent_id: str
     fingerprint: str
     platform: str | None = None
-    #: (file, sha256) re-checked right before exec: no swap between enqueue and run (§18.18)
+    #: (file, sha256): re-read right before exec, and the verified bytes are what runs (§18.18)
     pin: tuple[Path, str] | None = None
+    #: "command": the pinned file is the command; "args": an argument names it; "auto": any
+    #: argument naming it gets the copy (else check only); "check": check only (make's Makefile)
+    pin_mode: str = "auto"
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    env_passthrough: tuple[str, ...] = ()
     status: str = "queued"
     returncode: int | None = None
     queued_at: float = dataclasses.field(default_factory=time.time)
@@ -105,27 +122,48 @@ class Entry:
         return shown
 
 
-def tail_lines(path: Path, offset: int, count: int = LOG_TAIL_LINES) -> str:
+TAIL_READ_BYTES = 256 * 1024
+
+
+def tail_lines(path: Path, offset: int, count: int = LOG_TAIL_LINES, root: Path | None = None) -> str:
+    """The last `count` lines written after `offset` (the last 256 KiB of them at most)."""
     try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode(errors="replace")
+        descriptor = open_file(path, root, READ)
     except OSError:
         return ""
+    try:
+        size = os.fstat(descriptor).st_size
+        start = max(offset, size - TAIL_READ_BYTES)
+        text = os.pread(descriptor, max(0, size - start), start).decode(errors="replace")
+    finally:
+        os.close(descriptor)
     return "\n".join(text.splitlines()[-count:])
 
 
-def _pin_holds(path: Path, sha256: str) -> bool:
-    try:
-        return file_sha256(path) == sha256
-    except OSError:
-        return False
+def _pin_mode(job: LeafJob) -> str:
+    if job.command_hash is None:
+        return "auto"
+    if not pin_is_named(job):
+        return "check"
+    command = job.command
+    pin = os.path.normpath(job.command_hash.path)
+    if "/" in command and not command.startswith("/") and pin in (
+            os.path.normpath(command), os.path.normpath(os.path.join(job.cwd, command))):
+        return "command"
+    return "args"
+
+
+def _header(entry: Entry, cwd: Path) -> str:
+    """The build log's header line: every request-provided value JSON-encoded (a newline in
+    an `agent_id` stays `\\n`, never the start of a forged line)."""
+    return (f"\n=== build {entry.id} agent={json.dumps(entry.agent_id or '?')} args={json.dumps(entry.args)} "
+            f"cwd={json.dumps(str(cwd))} start={_iso(entry.started_at)} ===\n")
 
 
 class BuildQueue:
     def __init__(self, *, project: str, root: Callable[[], Path], events: EventStore, build_log: Path,
                  max_pending: Callable[[], int], dedupe_window_s: Callable[[], float],
-                 find_container: ContainerLookup | None = None, environ: dict[str, str] | None = None) -> None:
+                 find_container: ContainerLookup | None = None, environ: Mapping[str, str] | None = None) -> None:
         self.project = project
         self._root = root
         self._events = events
@@ -133,6 +171,7 @@ class BuildQueue:
         self._max_pending = max_pending
         self._dedupe_window_s = dedupe_window_s
         self._find_container = find_container
+        #: The environment the allow-list is taken from (default: this process's).
         self._environ = environ
         self.pending: collections.deque[Entry] = collections.deque()
         self.current: Entry | None = None
@@ -143,7 +182,9 @@ class BuildQueue:
     # -- the API side ------------------------------------------------------------------------
     def enqueue(self, *, job_name: str, argv: list[str], command: Path, timeout_s: int, kill_after_s: int,
                 cwd: str, params: dict[str, str], agent_id: str, platform: str | None = None,
-                pin: tuple[Path, str] | None = None) -> Entry:
+                pin: tuple[Path, str] | None = None, job: LeafJob | None = None) -> Entry:
+        """Queue a run (or return the running/queued/recent duplicate). `job` brings the
+        pin (checked and enforced at run time), `env` and `env_passthrough` of the leaf."""
         print_ = fingerprint(job_name, argv, platform)
         existing = self._duplicate(print_)
         if existing is not None:
@@ -153,6 +194,11 @@ class BuildQueue:
         entry = Entry(id=secrets.token_hex(4), job_name=job_name, args=list(argv), command=str(command),
                       timeout_s=timeout_s, kill_after_s=kill_after_s, cwd=cwd, params=dict(params),
                       agent_id=agent_id, fingerprint=print_, platform=platform, pin=pin)
+        if job is not None:
+            if job.command_hash is not None:
+                entry.pin = (Path(job.command_hash.path), job.command_hash.sha256)
+                entry.pin_mode = _pin_mode(job)
+            entry.env, entry.env_passthrough = dict(job.env), tuple(job.env_passthrough)
         while entry.id in self._by_id:
             entry.id = secrets.token_hex(4)
         self._by_id[entry.id] = entry
@@ -177,6 +223,15 @@ class BuildQueue:
                 return entry
         return None
 
+    def _remember(self, entry: Entry) -> None:
+        """Into the bounded history; what falls out of it is forgotten by id too, so a long
+        session of jobs does not grow the API's memory without end."""
+        if len(self.history) == self.history.maxlen:
+            oldest = self.history[-1]
+            if oldest is not self.current and oldest not in self.pending:
+                self._by_id.pop(oldest.id, None)
+        self.history.appendleft(entry)
+
     def get(self, entry_id: str) -> Entry | None:
         return self._by_id.get(entry_id)
 
@@ -186,7 +241,7 @@ class BuildQueue:
             return None
         self.pending.remove(entry)
         entry.status, entry.finished_at = "cancelled", time.time()
-        self.history.appendleft(entry)
+        self._remember(entry)
         entry.finished.set()
         self._events.append("job_cancelled", {"id": entry.id, "agent_id": entry.agent_id})
         return entry
@@ -261,27 +316,51 @@ class BuildQueue:
                 return self._finish(entry, RC_LAUNCH, f"no running container of project {self.project}",
                                     offset=None)
             argv = [container if arg == CONTAINER_TOKEN else arg for arg in argv]
-        if entry.pin is not None and not await anyio.to_thread.run_sync(_pin_holds, *entry.pin):
-            return self._finish(entry, RC_LAUNCH, "command_hash_mismatch", offset=None)
         root = self._root()
         cwd = root if entry.cwd in (".", "") else (root / entry.cwd).resolve()
         if cwd != root and root not in cwd.parents:
             return self._finish(entry, RC_LAUNCH, f"cwd escapes project root: {entry.cwd}", offset=None)
-        self.build_log.parent.mkdir(parents=True, exist_ok=True)
-        offset = self.build_log.stat().st_size if self.build_log.exists() else 0
-        header = (f"\n=== build {entry.id} agent={entry.agent_id or '?'} args={entry.args!r} cwd={cwd} "
-                  f"start={_iso(entry.started_at)} ===\n")
-        with self.build_log.open("ab") as log:
-            log.write(header.encode())
-            log.flush()
+        with contextlib.ExitStack() as cleanup:
+            command = entry.command
+            if entry.pin is not None:
+                pinned, sha256 = entry.pin
+                relative = os.path.relpath(pinned, root) if pinned.is_absolute() else str(pinned)
+                try:
+                    copy = cleanup.enter_context(verified_copy(root, relative, sha256))
+                except PinBroken as broken:
+                    return self._finish(entry, RC_LAUNCH, "command_hash_mismatch", offset=None, detail=str(broken))
+                if entry.pin_mode == "command":
+                    command = str(copy)
+                elif entry.pin_mode in ("args", "auto"):
+                    argv, named = substitute(argv, cwd, root, relative, copy)
+                    if not named and names_pinned(command, cwd, root, relative):
+                        command, named = str(copy), True
+                    if not named and entry.pin_mode == "args":
+                        return self._finish(entry, RC_LAUNCH, "command_hash_mismatch", offset=None,
+                                            detail=f"command_hash_mismatch: {relative} is no longer named in the "
+                                                   "command line: nothing was run")
             try:
-                process = await anyio.open_process([entry.command, *argv], cwd=cwd, stdin=subprocess.DEVNULL,
-                                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                                   env=self._environ)
-            except FileNotFoundError:
-                return self._finish(entry, RC_NOT_FOUND, "command not found", offset=offset)
+                log = open_file(self.build_log, root, APPEND, 0o600, make_folders=True)
             except OSError as error:
-                return self._finish(entry, RC_LAUNCH, f"launch failed: {error}", offset=offset)
+                return self._finish(entry, RC_LAUNCH, "build log refused", offset=None,
+                                    detail=f"build log refused ({error}): nothing was run")
+            try:
+                offset = os.fstat(log).st_size
+                os.write(log, _header(entry, cwd).encode())
+                try:
+                    process = await anyio.open_process(
+                        [command, *argv], cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        env=job_environment(entry.env, entry.env_passthrough, self._environ))
+                except FileNotFoundError:
+                    return self._finish(entry, RC_NOT_FOUND, "command not found", offset=offset)
+                except OSError as error:
+                    return self._finish(entry, RC_LAUNCH, f"launch failed: {error}", offset=offset)
+            finally:
+                os.close(log)
+            await self._supervise(entry, process, offset)
+
+    async def _supervise(self, entry: Entry, process: Process, offset: int) -> None:
         entry.process = process
         try:
             with anyio.move_on_after(entry.timeout_s) as timer:
@@ -299,19 +378,23 @@ class BuildQueue:
             reason = "cancelled" if entry.cancel_requested else f"killed by signal {-code}"
         self._finish(entry, code, reason, offset=offset)
 
-    def _finish(self, entry: Entry, code: int | None, reason: str | None, *, offset: int | None) -> None:
+    def _finish(self, entry: Entry, code: int | None, reason: str | None, *, offset: int | None,
+                detail: str | None = None) -> None:
         entry.returncode, entry.finished_at, entry.finished_reason = code, time.time(), reason
         if reason == "cancelled":
             entry.status = "cancelled"
         else:
             entry.status = "done" if code == 0 else "failed"
         # A failure before launch shows its own reason, never other builds' output (§18.12).
-        entry.log_tail = tail_lines(self.build_log, offset) if offset is not None else f"[builder-api] {reason}"
+        entry.log_tail = (tail_lines(self.build_log, offset, root=self._root()) if offset is not None
+                          else f"[builder-api] {detail or reason}")
         entry.process = None
-        self.history.appendleft(entry)
+        self._remember(entry)
         entry.finished.set()
         payload: dict[str, Any] = {"id": entry.id, "agent_id": entry.agent_id, "status": entry.status,
                                    "returncode": code, "elapsed_s": entry.public()["elapsed_s"], "job": entry.job_name}
         if reason:
             payload["reason"] = reason
+        if detail:
+            payload["detail"] = detail
         self._events.append("job_finished", payload)

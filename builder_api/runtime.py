@@ -3,6 +3,8 @@
 Started without a shell in its own process group; `/run` restarts it; `/stop` signals the
 group (`stop_signal`, then SIGKILL after `stop_timeout_s`). Unlike upstream, its exit is
 noticed by a watcher task the moment it happens, and shutting builder-api down stops it.
+Like a job, it gets the allow-listed environment (plus `env` and `env_passthrough`), and its
+log is opened without following symlinks.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import anyio
 from anyio.abc import Process, TaskGroup
 
 from builder_api.config import RuntimeSettings
+from builder_api.environment import job_environment
 from builder_api.events import EventStore
 from builder_api.processes import stop_group
+from builder_api.safefs import APPEND, open_file
 
 
 class RuntimeError_(Exception):
@@ -65,17 +69,20 @@ class Runtime:
             cwd = cwd if cwd.is_absolute() else self._root() / cwd
             output: Any = None
             if self._log_path is not None:
-                self._log_path.parent.mkdir(parents=True, exist_ok=True)
-                output = self._log_path.open("ab")
+                try:
+                    output = open_file(self._log_path, self._root(), APPEND, 0o600, make_folders=True)
+                except OSError as error:
+                    raise RuntimeError_(f"runtime log refused ({error}): nothing was started") from None
             try:
                 process = await anyio.open_process(
-                    argv, cwd=cwd, env={**os.environ, **self.settings.env}, stdin=subprocess.DEVNULL,
-                    stdout=output, stderr=subprocess.STDOUT if output else None, start_new_session=True)
+                    argv, cwd=cwd, env=job_environment(self.settings.env, self.settings.env_passthrough, os.environ),
+                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT if output is not None else None,
+                    start_new_session=True)
             except OSError as error:
                 raise RuntimeError_(f"launch failed: {error}") from None
             finally:
                 if output is not None:
-                    output.close()
+                    os.close(output)
             self._process, self._started_at = process, time.time()
             self._events.append("runtime_started", {"pid": process.pid})
             if self._group is not None:

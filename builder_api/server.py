@@ -3,13 +3,17 @@ server (hypercorn) as tasks of ONE task group, and stop everything — build and
 process groups included — when the group is cancelled (the supervisor's exit, a signal).
 
 `serve()` works on asyncio and trio; `llm-docker api` and the supervisor task call it.
+
+The logs the API writes (build, runtime) live OUTSIDE the project unless the config's
+`log_dir` says otherwise: under `$LLM_DOCKER_HOME/builder-api/<project>/logs/` (default
+`~/.llm-docker`). Inside the project the agent could point them anywhere.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import anyio
@@ -24,16 +28,29 @@ from builder_api.reload import watch_config
 from builder_api.runtime import Runtime
 
 
+def logs_home(project: str, environ: Mapping[str, str] | None = None) -> Path:
+    """`$LLM_DOCKER_HOME/builder-api/<project>/logs` (default home `~/.llm-docker`): the
+    user's own folder, out of the agent's reach, for the logs the API writes."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get("LLM_DOCKER_HOME", "").strip()
+    home = Path(os.path.expanduser(configured)).absolute() if configured else Path.home() / ".llm-docker"
+    return home / "builder-api" / project / "logs"
+
+
 def build_api(config: ProjectConfig, *, find_container: ContainerLookup | None = None) -> BuilderAPI:
-    events = EventStore(config.events)
-    build_log = config.log_aliases.get("build", config.root / "logs" / "build.log")
     holder: dict[str, BuilderAPI] = {}
-    queue = BuildQueue(project=config.name, root=lambda: holder["api"].config.root, events=events,
+
+    def root() -> Path:
+        return holder["api"].config.root if "api" in holder else config.root
+
+    events = EventStore(config.events, root)
+    home = logs_home(config.name)
+    build_log = config.log_aliases.get("build", home / "build.log")
+    queue = BuildQueue(project=config.name, root=root, events=events,
                        build_log=build_log, max_pending=lambda: holder["api"].config.build.max_pending,
                        dedupe_window_s=lambda: holder["api"].config.build.dedupe_window_s,
-                       find_container=find_container,
-                       environ={k: v for k, v in os.environ.items() if k != "BUILDER_API_PASSWORD"})
-    runtime = Runtime(config.runtime, lambda: holder["api"].config.root, events, config.log_aliases.get("runtime"))
+                       find_container=find_container)
+    runtime = Runtime(config.runtime, root, events, config.log_aliases.get("runtime", home / "runtime.log"))
     api = holder["api"] = BuilderAPI(config, events=events, queue=queue, runtime=runtime)
     return api
 
@@ -99,6 +116,7 @@ async def serve(api: BuilderAPI, *, port: int | None = None,
                 async with anyio.create_task_group() as workers:
                     api.runtime.attach(workers)
                     workers.start_soon(api.queue.run, name="builder-api-queue")
+                    await workers.start(api.followers.run, name="builder-api-followers")
                     await workers.start(watch_config, lambda: api.config, api.apply_config, api.events.append,
                                         name="builder-api-reload")
                     api.events.append("server_started", {

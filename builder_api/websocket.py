@@ -3,20 +3,23 @@ aliases, a `status` heartbeat every 5 s, and answers to `status`/`queue`/`events
 
 All outbound frames go through one bounded mailbox (512 frames): producers never block,
 and a client that stops reading loses its oldest frames instead of stalling anyone else
-(upstream disconnected it). The session is a task group: sender, receiver, heartbeat and
-one follower per alias; the first to end ends them all.
+(upstream disconnected it). The session is a task group: sender, receiver and heartbeat;
+the first to end ends them all. Log lines come from the API's shared `FollowerHub` (one
+watcher per file for all sessions), and `accept` admits a session only within the caps
+(`[security].max_ws_clients`, `max_followers`), answering 503 JSON otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from builder_api.events import Mailbox
-from builder_api.logs import follow
+from builder_api.live import AtCapacity
 
 if TYPE_CHECKING:
     from builder_api.app import BuilderAPI, Receive, Send
@@ -35,7 +38,11 @@ class Session:
 
     async def run(self) -> None:
         self.mailbox.put({"type": "hello", "logs": self.aliases, "heartbeat_s": HEARTBEAT_S})
-        with self.api.events.subscribe(self.mailbox):
+        paths = self.api.config.log_aliases
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.api.events.subscribe(self.mailbox))
+            for alias in self.aliases:
+                stack.enter_context(self.api.followers.follow(paths[alias], alias, self.mailbox))
             async with anyio.create_task_group() as group:
                 async def until_closed() -> None:
                     await self._receive_commands()
@@ -44,8 +51,6 @@ class Session:
                 group.start_soon(until_closed)
                 group.start_soon(self._send_frames)
                 group.start_soon(self._heartbeat)
-                for alias in self.aliases:
-                    group.start_soon(self._follow, alias)
 
     async def _send_frames(self) -> None:
         while True:
@@ -56,11 +61,6 @@ class Session:
         while True:
             await anyio.sleep(HEARTBEAT_S)
             self.mailbox.put({"type": "status", "runtime": self.api.runtime.status()})
-
-    async def _follow(self, alias: str) -> None:
-        async with contextlib.aclosing(follow(self.api.config.log_aliases[alias])) as lines:
-            async for line in lines:
-                self.mailbox.put({"type": "log", "file": alias, "line": line})
 
     async def _receive_commands(self) -> None:
         while True:
@@ -96,3 +96,24 @@ class Session:
             return {"type": "events", **self.api.events.query(event_type=command.get("type"), since=since, n=n,
                                                               pid=pid)}
         return {"type": "error", "error": f"unknown cmd: {name!r}"}
+
+
+Deny = Callable[[int, dict[str, Any]], Awaitable[None]]
+
+
+async def accept(api: BuilderAPI, wanted: str | None, receive: Receive, send: Send, deny: Deny) -> None:
+    """Open an authenticated `/ws` session following the aliases in `wanted` (all when
+    None or blank), or `deny` it with 503 when a client or follower cap is reached."""
+    aliases = api.config.log_aliases
+    if wanted is None or not wanted.strip():
+        subscribed = sorted(aliases)
+    else:
+        subscribed = [a for a in (part.strip() for part in wanted.split(",")) if a in aliases]
+    try:
+        with api.followers.session(len(subscribed)):  # only its entry raises AtCapacity
+            if (await receive())["type"] != "websocket.connect":
+                return
+            await send({"type": "websocket.accept"})
+            await Session(api, receive, send, subscribed).run()
+    except AtCapacity as full:
+        await deny(full.status, full.body)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from launch.identity import OPTIONAL_DOTFILES, project_root
+from launch.identity import OPTIONAL_DOTFILES, SHARED_CONFIG, SHARED_FOLDER, project_root
 from launch.liveness import Here, read_here
 from launch.surface import GIT, GIT_PINNED_IN_COMMIT_MODE, GIT_WATCHED_IN_COMMIT_MODE, ROOT_ENTRIES, Kind, SurfaceFacts
 
@@ -56,6 +56,8 @@ class HostFacts:
     #: The host's RAM in bytes and usable CPUs, for MEMORY_LIMIT/CPU_LIMIT=auto (0 = unknown).
     host_memory: int = 0
     host_cpus: int = 0
+    #: The user's shared agent configuration that exists (see `identity.SHARED_CONFIG`).
+    shared_config: tuple[str, ...] = ()
 
     @property
     def here(self) -> Here:
@@ -82,6 +84,8 @@ def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, wo
         git_toplevel=toplevel,
         surface=gather_surface(root),
         dotfiles=tuple(name for name in OPTIONAL_DOTFILES if (user_home / name).is_file()),
+        shared_config=tuple(relative for entries in SHARED_CONFIG.values() for relative in entries
+                            if entry_kind(state_home / SHARED_FOLDER / relative) in (Kind.FILE, Kind.DIRECTORY)),
         boot_prompt=_read_boot_prompt(launch_dir / BOOT_FILE),
         has_claude_md=(launch_dir / CLAUDE_FILE).is_file(),
         launcher_pid=os.getpid(),

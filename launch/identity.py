@@ -27,6 +27,18 @@ from launch.surface import Protection
 
 CONTAINER_HOME = "/root"
 
+#: The user's own agent configuration for every project, kept in `$LLM_DOCKER_HOME/shared/`
+#: and mounted READ-ONLY into each project's agent home: shared, but out of the agents' reach
+#: (a mount point cannot be replaced, its content cannot change). Relative path -> target.
+SHARED_FOLDER = "shared"
+SHARED_CONFIG: dict[Tool, dict[str, str]] = {
+    Tool.CLAUDE: {f"claude/{name}": f"{CONTAINER_HOME}/.claude/{name}"
+                  for name in ("settings.json", "CLAUDE.md", "commands", "agents", "skills", "output-styles")},
+    # OpenCode merges the file named by OPENCODE_CONFIG over its global config.
+    Tool.OPENCODE: {"opencode/opencode.json": "/etc/llm-docker-shared/opencode.json"},
+}
+OPENCODE_SHARED_CONFIG = "/etc/llm-docker-shared/opencode.json"
+
 #: Optional host dotfiles mounted read-only when they exist.
 OPTIONAL_DOTFILES = (".tmux.conf", ".p10k.zsh")
 
@@ -176,6 +188,13 @@ def persistence_mounts(tool: Tool, state_home: Path, project_home: Path, *, ssh:
     """The tool's state folders of this project, plus the install's SSH keys."""
     mounts = tuple(Mount(project_home / p.relative, p.target) for p in PERSISTENCE[tool])
     return mounts + ((Mount(state_home / SSH_KEYS.relative, SSH_KEYS.target),) if ssh else ())
+
+
+def shared_config_mounts(tool: Tool, state_home: Path, existing: tuple[str, ...]) -> tuple[Mount, ...]:
+    """The user's shared agent configuration (`existing`: what is there, relative to
+    `$LLM_DOCKER_HOME/shared`), read-only in the agent's home."""
+    return tuple(Mount(state_home / SHARED_FOLDER / relative, target, read_only=True)
+                 for relative, target in SHARED_CONFIG[tool].items() if relative in existing)
 
 
 def dotfile_mounts(user_home: Path, existing: tuple[str, ...]) -> tuple[Mount, ...]:

@@ -35,7 +35,11 @@ class LaunchPlan:
 
 def builder_api_endpoint(project: str, environ: Mapping[str, str]) -> tuple[int, str] | None:
     """(port, password) from the project's builder-api config; None when it has none (the
-    supervisor then says why when it tries to start the API)."""
+    supervisor then says why when it tries to start the API).
+
+    `load` expands `${VAR}` from `environ` *and* `$LLM_DOCKER_HOME/llm-docker.conf` and `.env`
+    (`builder_api.expansion`), exactly as `llm-docker api` does, so the password handed to
+    the container is the one the server checks."""
     from builder_api.config import ConfigError, load
 
     try:
@@ -64,7 +68,12 @@ def plan_launch(request: LaunchRequest, *, environ: Mapping[str, str], cwd: Path
                               workspace=workspace, toplevel=toplevel, environ=environ)
     wants_api = request.api if request.api is not None else config.builder_api_autostart
     if wants_api or request.api_background:
-        facts = dataclasses.replace(facts, builder_api=builder_api_endpoint(root.name, environ))
+        endpoint = builder_api_endpoint(root.name, environ)
+        facts = dataclasses.replace(facts, builder_api=endpoint)
+        if endpoint is not None and endpoint[1]:
+            # The server checks the TOML's password; a different BUILDER_API_PASSWORD in .env
+            # must not be what the container gets.
+            config = dataclasses.replace(config, builder_api_password=endpoint[1])
     if not request.supervised:
         specs = (container_spec(request, config, facts),)
     else:

@@ -50,8 +50,11 @@ from launch.identity import (
     dotfile_mounts,
     persistence_mounts,
     project_layout,
+    OPENCODE_SHARED_CONFIG,
+    SHARED_CONFIG,
     project_state_home,
     protection_mounts,
+    shared_config_mounts,
     run_folder,
 )
 from launch.surface import Protection, plan_protection
@@ -118,6 +121,7 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         layout.mounts
         + protection_mounts(layout, protection)
         + persistence_mounts(tool, facts.state_home, project_home, ssh=config.llm_docker_ssh_enabled)
+        + shared_config_mounts(tool, facts.state_home, facts.shared_config)
         + dotfile_mounts(facts.user_home, facts.dotfiles)
     )
     session = session or session_from_request(request, facts.new_session_id)
@@ -151,6 +155,9 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "LLM_DOCKER_IMAGE": config.image_for(tool),
         **({"LLM_DOCKER_SLOT": str(slot)} if slot is not None else {}),
     }
+    if any(SHARED_CONFIG[tool][relative] == OPENCODE_SHARED_CONFIG for relative in facts.shared_config
+           if relative in SHARED_CONFIG[tool]):
+        own_env["OPENCODE_CONFIG"] = OPENCODE_SHARED_CONFIG
     if facts.builder_api is not None:
         # The agent's `builder-api` client must reach the port this project's API really uses.
         own_env["BUILDER_API_PORT"] = str(facts.builder_api[0])

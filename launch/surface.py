@@ -19,6 +19,8 @@ What a launch does with it (planned here, purely; gathered by `launch.hostfacts`
   mounted read-only over itself. A mount point cannot be renamed or removed from inside the
   container (EBUSY) and its content cannot change (EROFS), so renames, symlinks and new files
   cannot defeat it. `.git` is pinned whole: the agent still reads history, diffs and status.
+  Every folder above a nested pin is bound over itself read-write, so it cannot be renamed
+  away with the pin inside either.
 * Everything else of the surface — entries absent at launch, symlinks (a bind mount would
   follow them out of the project) and odd file types — is **watched**: the tripwire
   (`supervisor.tripwire`) records it before the container starts and, when the slot ends,
@@ -172,5 +174,17 @@ def plan_protection(facts: SurfaceFacts, *, commit: bool) -> Protection:
     else:
         mode = GitMode.NONE
         watched.append(GIT)
+    # A pin holds only its own path: the folder above a nested pin (`lib` of `lib/.git`,
+    # `scripts` of a `scripts/git-hooks` hooksPath) could be renamed away with the pin inside
+    # and a new entry made in its place. So every folder above a pin is bound over itself
+    # too, read-write: the agent still works in it, but cannot rename or remove it (EBUSY).
+    # (Never inside a read-only pin: a writable bind there would open a hole in it.)
+    read_only = tuple(pins)
+    for relative in read_only:
+        for ancestor in list(Path(relative).parents)[:-1]:
+            folder = ancestor.as_posix()
+            inside_pin = any(folder == pin or folder.startswith(pin + "/") for pin in read_only)
+            if not inside_pin and folder not in writable:
+                writable.append(folder)
     return Protection(pins=tuple(pins), writable_pins=tuple(writable), watched=tuple(sorted(watched)),
                       create=tuple(create), external=external, git_mode=mode, notes=tuple(notes))

@@ -37,8 +37,8 @@ from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
 from supervisor.recovery import collect_garbage, recover_dead_launches
 from supervisor.slots import Notice, busy_message, new_launch, resolve_session
-from supervisor.store import EXIT_SLOT_BUSY, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore
 from supervisor import tripwire
+from supervisor.store import EXIT_SLOT_BUSY, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore
 from supervisor.tasks import TASKS
 from supervisor.terminal import terminal_id
 
@@ -127,8 +127,11 @@ async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: aiodocker.Do
         except BaseException:
             _discard(slots)
             raise
-        for message in held:
+        for message in dict.fromkeys(held):  # once, however many slots said it
             notice(message)
+        for leased in slots:
+            # Recorded before the container exists: what the agent creates is compared with this.
+            tripwire.arm(plan.facts.state_home, leased.spec.name, leased.spec.layout.root, leased.spec.protection)
         return slots
     notice("the slots kept changing while this launch started — try again")
     return None
@@ -158,8 +161,6 @@ async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: ContainerS
                                    ssh=plan.config.llm_docker_ssh_enabled, workdir=spec.layout.workdir)
     for note in spec.protection.notes:
         notice(note)
-    # Recorded before the container exists: whatever the agent creates is compared with this.
-    tripwire.arm(plan.facts.state_home, spec.name, spec.layout.root, spec.protection)
     launch = new_launch(run_id=spec.name, tool=plan.request.tool.value, project=str(spec.layout.root),
                         workdir=spec.layout.workdir, slot=slot, terminal=terminal,
                         launcher_pid=plan.facts.launcher_pid,

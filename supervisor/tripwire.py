@@ -208,6 +208,8 @@ def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]
             walked += len(folders) + len(files)
             if walked > MAX_WALKED_ENTRIES:
                 return found, [f"the project has over {MAX_WALKED_ENTRIES} files: nested settings were not all checked"]
+            if _looks_like_git_folder(folders, files):
+                found += _planted_git_folder(descriptor, relative_folder, files + folders, since)
             for name in sorted(NESTED_ENTRIES.intersection(folders + files)):
                 if relative_folder == ".":
                     continue  # the root's own entries are pinned or watched by name
@@ -219,6 +221,24 @@ def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]
             folders[:] = [name for name in folders if name not in SKIPPED_FOLDERS and not (
                 name in NESTED_ENTRIES and any(c.relative == os.path.normpath(f"{relative_folder}/{name}") for c in found))]
     return found, []
+
+
+def _looks_like_git_folder(folders: list[str], files: list[str]) -> bool:
+    """What git takes for a repository's own folder when it runs *in* it (as for a bare
+    repository): `HEAD`, `objects/` and `refs/`. An agent can turn any folder of the
+    project into one, and git, run there, obeys its `config` before it looks for `.git`."""
+    return "HEAD" in files and "objects" in folders and "refs" in folders
+
+
+def _planted_git_folder(folder: int, relative_folder: str, names: list[str], since: float) -> list[Change]:
+    """The git entries of a folder that git would use as a repository, when what git
+    executes in it changed during the session; `HEAD` goes too, so git no longer takes the
+    folder for a repository (the user's own files in it stay)."""
+    if not any(_changed_since(folder, name, since) for name in NESTED_GIT_SURFACE + ("HEAD",) if name in names):
+        return []
+    prefix = "" if relative_folder == "." else f"{relative_folder}/"
+    return [Change(f"{prefix}{name}", Entry(Kind.ABSENT), _entry(folder, name))
+            for name in ("HEAD",) + NESTED_GIT_SURFACE if name in names]
 
 
 def _changed_since(folder: int, name: str, since: float) -> bool:

@@ -154,11 +154,12 @@ app = "logs/app.log"
     config = load("app", path, {"TEST_BUILDER_PASSWORD": "s3cret"})
     assert list(config.jobs) == ["lint", "test", "deploy"]
     assert config.jobs["test"].args == ("python",)  # type: ignore[union-attr]
-    assert config.password == "s3cret" and config.auth_reads is False and config.bind == "127.0.0.1"
+    assert config.password == "s3cret" and config.auth_reads is True and config.bind == "127.0.0.1"
     assert config.verbs["deploy"].platforms == ("web", "api")
     assert config.log_aliases["app"] == tmp_path / "app" / "logs" / "app.log"
     assert config.shard_paths == (tmp_path / "api" / "projects" / "app.toml",)
-    assert load("app", path, {}).password == ""  # an unset variable expands to ""
+    with pytest.raises(ConfigError, match=r"TEST_BUILDER_PASSWORD set neither in the environment"):
+        load("app", path, {})  # an unset variable is refused, never an open API
 
 
 @pytest.mark.parametrize(("block", "message"), [

@@ -185,7 +185,11 @@ def test_sigterm_of_a_cld_a_launch_leaves_no_build_or_runtime(project: Path, hom
 def test_a_launch_with_a_gives_the_container_the_projects_api_port(project: Path, user_home: Path) -> None:
     state = user_home / ".llm-docker"
     write_api_config(state / "api_config" / "builder-api.toml", project, 6789)
-    with_api = json.loads(run("cld", "-a", "--dry-run", cwd=project, home=user_home).stdout)["create"]["Env"]
-    assert "BUILDER_API_PORT=6789" in with_api and "BUILDER_API_PASSWORD=pw" in with_api
-    without = json.loads(run("cld", "--dry-run", cwd=project, home=user_home).stdout)["create"]["Env"]
-    assert "BUILDER_API_PORT=6666" in without and not any(e.startswith("BUILDER_API_PASSWORD=") for e in without)
+    with_api = json.loads(run("cld", "-a", "--dry-run", "--show-secrets", cwd=project, home=user_home).stdout)
+    assert "BUILDER_API_PORT=6789" in with_api["create"]["Env"]
+    # the password is a secret: in the 0600 secrets file, never in the Env (docker inspect)
+    assert with_api["secrets"]["BUILDER_API_PASSWORD"] == "pw"
+    assert not any(e.startswith("BUILDER_API_PASSWORD=") for e in with_api["create"]["Env"])
+    without = json.loads(run("cld", "--dry-run", cwd=project, home=user_home).stdout)
+    assert "BUILDER_API_PORT=6666" in without["create"]["Env"]
+    assert "BUILDER_API_PASSWORD" not in without.get("secrets", {})

@@ -265,3 +265,17 @@ def test_the_guardian_settles_the_tripwire_after_a_sigkill(user: User) -> None:
     assert (quarantine / "files/.vscode/tasks.json").is_file()
     listed = user.run("llm-docker", "quarantine", cwd=project)
     assert quarantine.name in listed.stdout and ".vscode" in listed.stdout
+
+
+def test_the_users_shared_agent_config_is_read_only_in_the_cage(user: User) -> None:
+    """`$LLM_DOCKER_HOME/shared/claude/settings.json` reaches every project's agent, and no
+    agent can change it for the others."""
+    project = user.project("app")
+    shared = user.write(user.state_home / "shared/claude/settings.json", '{"model": "mine"}\n')
+    result = hostile(user, project, "cat /root/.claude/settings.json; "
+                                    "echo '{\"hooks\":{}}' > /root/.claude/settings.json && echo BREACH:write; "
+                                    "mv /root/.claude/settings.json /root/.claude/x && echo BREACH:mv; "
+                                    "rm -f /root/.claude/settings.json && echo BREACH:rm")
+    assert '{"model": "mine"}' in result.stdout
+    assert breaches(result) == []
+    assert shared.read_text() == '{"model": "mine"}\n'

@@ -18,6 +18,8 @@ from pathlib import Path
 import aiodocker
 import pytest
 
+from launch.identity import project_state_home
+
 from tests.agent_images import build_agent_images, stub_model, write_test_config
 from tests.processes import run, slot_session
 
@@ -99,7 +101,7 @@ def test_claude_slot_answers_saves_and_resumes(project: Path, home: Path, model:
     # The managed settings are valid: Claude Code prints no complaint about any rule.
     assert "Permission deny rule" not in first.stderr and "managed" not in first.stderr, first.stderr
     session = slot_session(home, "claude", project, 1)
-    sessions = home / ".llm-docker/claude/.claude/projects/-root-Projects-app"
+    sessions = project_state_home(home / ".llm-docker", project) / "claude/.claude/projects/-root-Projects-app"
     assert session is not None and (sessions / f"{session}.jsonl").is_file()
     assert [p.stem for p in sessions.glob("*.jsonl")] == [session]
 
@@ -114,7 +116,8 @@ def test_claude_slot_answers_saves_and_resumes(project: Path, home: Path, model:
 
 
 def write_opencode_config(home: Path, url: str) -> Path:
-    config = home / ".llm-docker/opencode/.config/opencode/opencode.json"
+    """The user's shared OpenCode config: read-only in every project's agent home."""
+    config = home / ".llm-docker/shared/opencode/opencode.json"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(json.dumps({
         "$schema": "https://opencode.ai/config.json",
@@ -133,7 +136,7 @@ def test_opencode_slot_answers_saves_and_resumes(project: Path, home: Path, mode
     first = run("ocd", "--slot", "1", "--", "run", "ping", cwd=project, home=home)
     assert first.returncode == 0, first.stderr
     assert "STUB-ANSWER: ping" in first.stdout
-    database = home / ".llm-docker/opencode/.local/share/opencode/opencode.db"
+    database = project_state_home(home / ".llm-docker", project) / "opencode/.local/share/opencode/opencode.db"
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT id FROM session WHERE directory='/root/Projects/app'").fetchall()
     assert len(rows) == 1
@@ -150,7 +153,7 @@ def test_opencode_slot_answers_saves_and_resumes(project: Path, home: Path, mode
 
 
 def test_opencode_template_is_seeded_only_when_the_user_has_none(project: Path, home: Path) -> None:
-    config = home / ".llm-docker/opencode/.config/opencode/opencode.json"
+    config = project_state_home(home / ".llm-docker", project) / "opencode/.config/opencode/opencode.json"
     assert run("ocd", "--", "--version", cwd=project, home=home).returncode == 0
     seeded = json.loads(config.read_text())
     assert seeded["autoupdate"] is False and seeded["permission"]["external_directory"] == "deny"

@@ -205,3 +205,18 @@ def test_containers_carry_upstreams_project_label(in_project: Path, user_home: P
     plan = plan_launch(LaunchRequest(Tool.CLAUDE), environ={}, cwd=in_project, user_home=user_home)
     labels = plan.specs[0].create["Labels"]
     assert labels["llm-docker-project"] == labels["io.llm-docker.project"] == plan.specs[0].layout.token
+
+
+def test_the_users_shared_agent_config_is_read_only_in_every_project() -> None:
+    shared = ("claude/settings.json", "claude/commands", "opencode/opencode.json")
+    claude = container_spec(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False),
+                            Config(), facts(shared_config=shared))
+    mounts = {m.target: m for m in claude.mounts}
+    assert mounts["/root/.claude/settings.json"].source == Path("/home/u/.llm-docker/shared/claude/settings.json")
+    assert mounts["/root/.claude/settings.json"].read_only and mounts["/root/.claude/commands"].read_only
+    assert "/root/.claude/CLAUDE.md" not in mounts  # only what the user has
+    opencode = spec(Tool.OPENCODE, "", shared_config=shared)
+    assert "OPENCODE_CONFIG=/etc/llm-docker-shared/opencode.json" in opencode["Env"]
+    assert {m["Target"]: m["ReadOnly"] for m in opencode["HostConfig"]["Mounts"]}[
+        "/etc/llm-docker-shared/opencode.json"] is True
+    assert not any(e.startswith("OPENCODE_CONFIG=") for e in spec(Tool.OPENCODE, "")["Env"])

@@ -123,3 +123,19 @@ def test_small_file_reads_are_bounded_and_never_block(tmp_path: Path) -> None:
     (tmp_path / "big").write_bytes(b"x" * 100_000)
     assert read_small_file(tmp_path / "link") is None
     assert len(read_small_file(tmp_path / "big", limit=10) or "") == 10
+
+
+def test_folders_above_a_nested_pin_cannot_be_renamed_away(tmp_path: Path) -> None:
+    """A pin holds its own path only: `mv scripts x && mkdir -p scripts/git-hooks` would
+    put a new hooks folder where the pinned one was — unless `scripts` is a mount too."""
+    root = tmp_path / "p"
+    make_repository(root)
+    (root / ".git/config").write_text("[core]\n\thooksPath = scripts/git-hooks\n")
+    (root / "scripts/git-hooks").mkdir(parents=True)
+    (root / ".gitmodules").write_text('[submodule "lib"]\n\tpath = deps/lib\n')
+    (root / "deps/lib").mkdir(parents=True)
+    (root / "deps/lib/.git").write_text("gitdir: ../../.git/modules/lib\n")
+    protection = plan_protection(gather_surface(root), commit=False)
+    assert {"scripts/git-hooks", "deps/lib/.git"} <= set(protection.pins)
+    assert {"scripts", "deps", "deps/lib"} <= set(protection.writable_pins)
+    assert not any(w == ".git" or w.startswith(".git/") for w in protection.writable_pins)

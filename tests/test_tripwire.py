@@ -145,3 +145,21 @@ def test_a_nested_repository_used_only_by_ordinary_git_commands_stays(tmp_path: 
     report = tripwire.settle(state, "run-1")
     assert report is not None and report.changes == ()
     assert vendored.is_dir()
+
+
+def test_a_folder_made_into_a_bare_repository_loses_its_git_entries(tmp_path: Path, project: Path) -> None:
+    """git run in a folder with HEAD, objects/ and refs/ uses it as the repository (before
+    looking for .git): the agent's config there would run."""
+    (project / "src").mkdir()
+    (project / "src/main.c").write_text("int main;\n")
+    state = tmp_path / "state"
+    arm(state, project)
+    for folder in ("objects", "refs", "hooks"):
+        (project / "src" / folder).mkdir()
+    (project / "src/HEAD").write_text("ref: refs/heads/main\n")
+    (project / "src/config").write_text('[core]\n\tbare = false\n\tfsmonitor = "touch /tmp/x"\n')
+    report = tripwire.settle(state, "run-1")
+    assert report is not None
+    assert {c.relative for c in report.changes} == {"src/HEAD", "src/config", "src/hooks"}
+    assert not (project / "src/HEAD").exists() and not (project / "src/config").exists()
+    assert (project / "src/main.c").is_file() and (project / "src/objects").is_dir()  # the user's files stay

@@ -5,8 +5,9 @@ Root hides ownership and permission bugs, so the tests of the cage's walls start
 with the Docker socket's group as a supplementary group (`setpriv`, from util-linux).
 
 * The interpreter is a virtual environment made from Debian's `/usr/bin/python3` under
-  `/var/tmp` (a pyenv Python under /root is unreadable to uid 1000); the code itself comes
-  from this checkout through PYTHONPATH, the dependencies from pyproject.toml.
+  `/var/tmp` (a pyenv Python under /root is unreadable to uid 1000), with the dependencies
+  from pyproject.toml; the code is a copy of this checkout's packages under `/var/tmp` (the
+  checkout itself may sit in a folder uid 1000 cannot read), made once per test run.
 * Every test user gets a fresh home (0700, owned by the uid) under `/var/tmp`, not under
   pytest's tmp_path (that is root's 0700 folder).
 """
@@ -58,6 +59,24 @@ def user_python() -> Path:
     return python
 
 
+PACKAGES = ("launch", "supervisor", "builder_api", "image")
+_code: Path | None = None
+
+
+def code_copy() -> Path:
+    """This checkout's packages, copied where uid 1000 can read them (once per process)."""
+    global _code
+    if _code is None:
+        target = BASE / "code" / str(os.getpid())
+        shutil.rmtree(target, ignore_errors=True)
+        for package in PACKAGES:
+            shutil.copytree(REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
+        for folder in (BASE / "code", *(p for p in [target, *target.rglob("*")] if p.is_dir())):
+            folder.chmod(0o755)
+        _code = target
+    return _code
+
+
 def docker_group() -> int:
     """The group that may use the engine: the socket's own group."""
     return DOCKER_SOCKET.stat().st_gid
@@ -69,6 +88,7 @@ class User:
     def __init__(self, uid: int = CAGE_UID, gid: int = CAGE_GID) -> None:
         self.uid, self.gid = uid, gid
         self.python = user_python()
+        self.code = code_copy()
         homes = BASE / "homes"
         homes.mkdir(parents=True, exist_ok=True)
         homes.chmod(0o755)
@@ -85,7 +105,7 @@ class User:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home), "TERM": "xterm",
-               "PYTHONPATH": str(REPO), "LANG": "C.UTF-8", "GIT_AUTHOR_NAME": "Test User",
+               "PYTHONPATH": str(self.code), "LANG": "C.UTF-8", "GIT_AUTHOR_NAME": "Test User",
                "GIT_AUTHOR_EMAIL": "user@example.invalid", "GIT_COMMITTER_NAME": "Test User",
                "GIT_COMMITTER_EMAIL": "user@example.invalid"}
         env.update(extra)
@@ -149,14 +169,12 @@ class User:
 
 
 def sweep_dead_homes() -> None:
-    """Remove test homes of earlier runs whose pytest process is gone."""
-    homes = BASE / "homes"
-    if not homes.is_dir():
-        return
-    for home in homes.iterdir():
-        pid = home.name.split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(home, ignore_errors=True)
+    """Remove test homes and code copies of earlier runs whose pytest process is gone."""
+    for folder in (BASE / "homes", BASE / "code"):
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            pid = entry.name.split("-", 1)[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 if __name__ == "__main__":
