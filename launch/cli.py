@@ -1,7 +1,8 @@
 """The `cld` and `ocd` commands: parse, plan, then print (`--dry-run`) or run.
 
-Exit codes: 0 success (or the tool's own code once running), 2 bad input (flags,
-config, paths) with a one-line message on stderr, 125 Docker failures.
+Exit codes: 0 success (or the tool's own code once running); 2 with a one-line message on
+stderr for bad input (flags, config, paths), a busy slot, or an unusable state database;
+125 Docker failures. The README's "Exit codes" lists them.
 """
 
 from __future__ import annotations

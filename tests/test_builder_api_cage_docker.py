@@ -68,7 +68,7 @@ def wget(port: int) -> str:
 
 def post(port: int, job: str, body: str = "{}") -> str:
     """Shell: post `job`, leaving its id in $ID."""
-    return (f"ID=$({wget(port)}/job/{job} --post-data '{body}' | sed 's/.*\"id\": \"\\([0-9a-f]*\\)\".*/\\1/'); "
+    return (f"ID=$({wget(port)}/job/{job} --header 'Content-Type: application/json' --post-data '{body}' | sed 's/.*\"id\": \"\\([0-9a-f]*\\)\".*/\\1/'); "
             f"echo POSTED:{job}:$ID")
 
 

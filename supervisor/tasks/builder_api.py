@@ -30,6 +30,8 @@ async def run(supervisor: Supervisor) -> None:
     except ConfigError as error:
         supervisor.notice(f"builder-api: {error} — launching without it")
         return
+    for warning in api_config.warnings:  # e.g. auth = "none": said on every start
+        supervisor.notice(f"builder-api: {warning}")
     if request.api_background:
         _start_background(supervisor, project)
         return
