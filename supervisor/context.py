@@ -47,6 +47,10 @@ class SlotRun:
     #: Set once the tripwire has been settled (`tasks.tripwire`), whatever it found.
     surface_checked: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     container_id: str | None = None
+    #: Set by `tasks.host_ports` once the slot's HOST_PORTS forwarders listen (at once
+    #: when it has none); `host_ports_error` says why they could not.
+    host_ports_ready: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    host_ports_error: str | None = None
     #: The engine reported that the container hit its memory limit (`watchdog`).
     out_of_memory: bool = False
     memory_reported: bool = False
@@ -114,6 +118,25 @@ class Supervisor:
         held, self.held_notices = self.held_notices or [], None
         for message in held:
             write_stderr(f"{self.plan.request.tool.launcher}: {message}\n")
+
+
+async def after_container_gone(slot: SlotRun, job: Callable[[], Awaitable[None]], *, seconds: float,
+                               done: anyio.Event) -> None:
+    """Once the slot's container is gone, run `job` — shielded and bounded by `seconds`, so
+    it also runs while the task group is being cancelled (a crash elsewhere) — and set
+    `done` whatever happens. What must happen after every container (the slot's save, the
+    tripwire) is written this way."""
+    try:
+        await slot.container_gone.wait()
+    finally:
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(CLEANUP_SECONDS + 5):
+                    await slot.container_gone.wait()
+                with anyio.move_on_after(seconds):
+                    await job()
+        finally:
+            done.set()
 
 
 def write_stderr(text: str) -> None:

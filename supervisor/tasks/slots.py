@@ -10,9 +10,7 @@ row stays open and the run folder is kept, so the next launch's recovery finishe
 
 from __future__ import annotations
 
-import anyio
-
-from supervisor.context import CLEANUP_SECONDS, SlotRun, Supervisor
+from supervisor.context import SlotRun, Supervisor, after_container_gone
 from supervisor.slots import save_launch
 from supervisor.store import EXIT_STATE, StateError
 
@@ -25,19 +23,12 @@ async def run(supervisor: Supervisor) -> None:
 
 
 async def save_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
-    try:
-        await slot.container_gone.wait()
-    finally:
+    async def save() -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(CLEANUP_SECONDS + 5):
-                    await slot.container_gone.wait()
-                with anyio.move_on_after(SAVE_SECONDS):
-                    try:
-                        await save_launch(supervisor.store, slot.launch, supervisor.state_home, supervisor.notice)
-                    except StateError as error:
-                        slot.error = str(error)
-                        slot.exit_code = EXIT_STATE
-                        supervisor.notice(f"{slot.label} not saved: {error}")
-        finally:
-            slot.saved.set()
+            await save_launch(supervisor.store, slot.launch, supervisor.state_home, supervisor.notice)
+        except StateError as error:
+            slot.error = str(error)
+            slot.exit_code = EXIT_STATE
+            supervisor.notice(f"{slot.label} not saved: {error}")
+
+    await after_container_gone(slot, save, seconds=SAVE_SECONDS, done=slot.saved)

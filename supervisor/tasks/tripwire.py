@@ -11,7 +11,7 @@ from __future__ import annotations
 import anyio
 
 from supervisor import tripwire
-from supervisor.context import CLEANUP_SECONDS, SlotRun, Supervisor
+from supervisor.context import SlotRun, Supervisor, after_container_gone
 
 NAME = "tripwire"
 SETTLE_SECONDS = 30.0
@@ -22,24 +22,19 @@ async def run(supervisor: Supervisor) -> None:
 
 
 async def settle_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
-    try:
-        await slot.container_gone.wait()
-    finally:
+    async def settle() -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(CLEANUP_SECONDS + 5):
-                    await slot.container_gone.wait()
-                with anyio.move_on_after(SETTLE_SECONDS):
-                    report = await anyio.to_thread.run_sync(tripwire.settle, supervisor.state_home, slot.launch.run_id,
-                                                            abandon_on_cancel=True)
-                    message = report.notice() if report is not None else None
-                    if report is not None and report.changes:
-                        supervisor.log.warning("tripwire", project=str(report.root), quarantine=str(report.quarantine),
-                                               changes=[c.relative for c in report.changes])
-                    if message is not None:
-                        supervisor.notice(message)
+            report = await anyio.to_thread.run_sync(tripwire.settle, supervisor.state_home, slot.launch.run_id,
+                                                    abandon_on_cancel=True)
         except OSError as error:
             supervisor.notice(f"tripwire: could not check the project ({error}) — review its .git and tool "
                               "settings before running git there")
-        finally:
-            slot.surface_checked.set()
+            return
+        if report is not None and report.changes:
+            supervisor.log.warning("tripwire", project=str(report.root), quarantine=str(report.quarantine),
+                                   changes=[c.relative for c in report.changes])
+        message = report.notice() if report is not None else None
+        if message is not None:
+            supervisor.notice(message)
+
+    await after_container_gone(slot, settle, seconds=SETTLE_SECONDS, done=slot.surface_checked)
