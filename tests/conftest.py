@@ -109,7 +109,7 @@ def home(user_home: Path) -> Path:
 
 @pytest.fixture
 def user() -> Iterator[User]:
-    """An unprivileged user (uid 1000, in the docker group) whose llm-docker runs the test
+    """An unprivileged user (a dedicated uid in the docker group) whose llm-docker runs the test
     image; the launcher, `llm-docker` and host `git` run as this uid through `user.run`,
     `user.popen` and `user.shell`."""
     sweep_dead_homes()

@@ -2,7 +2,7 @@
 talks to a real `llm-docker api` on the host's loopback with busybox `wget`, and rearranges
 the project folder it can write, as a hostile agent would.
 
-Both run as the unprivileged test user (uid 1000 in the docker group). Afterwards the test
+Both run as the unprivileged test user (a dedicated uid in the docker group). Afterwards the test
 checks the host: no host file's content reached the agent, nothing was written outside the
 allowed roots (the user's `.bashrc`, a dangling symlink's target), no payload ran (each
 would create a marker under the user's home, a path that does not exist in the cage).

@@ -7,7 +7,7 @@ Code's own Bash tool with that command (run without asking, as `cld` starts Clau
 `--dangerously-skip-permissions`), and its final answer carries what the command printed.
 So every attack goes the way a real one would: model → Claude Code → Bash tool → the cage.
 
-The launcher and the host's own `git` run as the unprivileged test user (uid 1000, in the
+The launcher and the host's own `git` run as the unprivileged test user (a dedicated uid, in the
 docker group). Every payload would create a marker file under the user's home on the host —
 a path that does not exist inside the cage, so a marker can only appear if the *host* ran
 the payload. `test_the_payloads_run_when_planted_on_the_host` shows that each payload does

@@ -1,6 +1,6 @@
 """The cage's walls, attacked from a real cage: nothing the agent writes is run by the host.
 
-Each test starts `cld` as an unprivileged user (uid 1000 in the docker group) on the real
+Each test starts `cld` as an unprivileged user (a dedicated uid in the docker group) on the real
 engine; the fake agent of the test image plays the hostile agent (`--fake-sh CMD` runs a
 shell script inside the cage). Afterwards the test runs the host's own `git status` and
 `git commit` *as the user* and reads the settings, and checks that no payload ran: every

@@ -96,7 +96,7 @@ def test_a_running_container_keeps_its_secrets_out_of_inspect(user: User) -> Non
     assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o600, user.uid, user.gid)
     assert process.returncode == 0, stderr
     output = stdout.decode()
-    assert field(output, "SH") == ["0"]  # the agent (uid 1000, no capabilities) read the file
+    assert field(output, "SH") == ["0"]  # the agent (the user's uid, no capabilities) read the file
     read = parse("".join(line + "\n" for line in output.splitlines() if "=" in line and ":" not in line.split("=")[0]))
     assert {key: read[key] for key in SECRETS} == SECRETS
     assert read["LLM_DOCKER_SSH_AUTHORIZED_KEYS"] == "ssh-ed25519 AAA one\nssh-ed25519 BBB two"

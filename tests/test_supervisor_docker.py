@@ -6,6 +6,7 @@ the slot saved, the terminal restored, the exit code right.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 
 from launch.liveness import identity_labels, read_here
 from tests.images import BUSYBOX_IMAGE
+from tests.unprivileged import User
 from tests.processes import (PtyProcess, field, project_containers, run, slot_session, slots_json,
                              wait_until)
 
@@ -224,22 +226,33 @@ def test_supervisor_is_idle_while_the_agent_waits(project: Path, home: Path,
     assert process.wait() == 0
 
 
-def test_gc_never_touches_a_live_launcher(project: Path, home: Path, pty_processes: list[PtyProcess]) -> None:
-    process = start_interactive(pty_processes, "cld", project=project, home=home)
-    here = read_here()  # labelled as if launched here, by this uid: a dead launcher is provably dead
-    identity = [arg for key, value in identity_labels(here).items() for arg in ("--label", f"io.llm-docker.{key}={value}")]
-    orphan = subprocess.run(
-        ["docker", "create", "--label", "io.llm-docker.launcher-pid=999999", "--label",
-         f"io.llm-docker.project-root={project}", "--label", "io.llm-docker.launcher-start=1", *identity,
-         BUSYBOX_IMAGE, "sleep", "60"], capture_output=True, text=True, check=True).stdout.strip()
-    assert len(project_containers(project)) == 2
-    result = run("llm-docker", "gc", cwd=project, home=home)
-    assert result.returncode == 0, result.stderr
-    assert "removed 1 container(s)" in result.stdout
-    remaining = project_containers(project)
-    assert len(remaining) == 1 and not orphan.startswith(remaining[0])
-    process.type("exit\r")
-    assert process.wait() == 0
+def test_gc_never_touches_a_live_launcher(user: User) -> None:
+    """Run as the test's own uid: gc only ever looks at the caller's containers, so the
+    test never touches a real user's."""
+    project = user.project("app")
+    process = user.pty("cld", cwd=project)
+    orphan = ""
+    try:
+        process.expect("READY")
+        here = dataclasses.replace(read_here(), uid=user.uid)  # as if launched here by this user
+        identity = [arg for key, value in identity_labels(here).items()
+                    for arg in ("--label", f"io.llm-docker.{key}={value}")]
+        orphan = subprocess.run(
+            ["docker", "create", "--label", "io.llm-docker.launcher-pid=999999", "--label",
+             f"io.llm-docker.project-root={project}", "--label", "io.llm-docker.launcher-start=1", *identity,
+             BUSYBOX_IMAGE, "sleep", "60"], capture_output=True, text=True, check=True).stdout.strip()
+        assert len(project_containers(project)) == 2
+        result = user.run("llm-docker", "gc", cwd=project)
+        assert result.returncode == 0, result.stderr
+        assert "removed 1 container(s)" in result.stdout
+        remaining = project_containers(project)
+        assert len(remaining) == 1 and not orphan.startswith(remaining[0]), (result.stdout, result.stderr, process.text)
+        process.type("exit\r")
+        assert process.wait() == 0
+    finally:
+        process.cleanup()
+        if orphan:  # ours: never left behind, even when an assertion failed before gc ran
+            subprocess.run(["docker", "rm", "-f", orphan], capture_output=True)
 
 
 def test_log_file_is_json_lines(project: Path, home: Path) -> None:

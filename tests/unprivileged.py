@@ -1,13 +1,15 @@
 """Run the launcher as users run it: an unprivileged uid in the `docker` group.
 
 Root hides ownership and permission bugs, so the tests of the cage's walls start `cld`,
-`ocd`, `llm-docker` and the host's own `git` as uid 1000 (no /etc/passwd entry needed),
-with the Docker socket's group as a supplementary group (`setpriv`, from util-linux).
+`ocd`, `llm-docker` and the host's own `git` as a dedicated unprivileged uid (64101, no
+/etc/passwd entry needed), with the Docker socket's group as a supplementary group
+(`setpriv`, from util-linux). A uid of its own keeps the tests away from a real user's
+containers on a shared engine: `llm-docker gc` run by a test only ever looks at that uid's.
 
 * The interpreter is a virtual environment made from Debian's `/usr/bin/python3` under
-  `/var/tmp` (a pyenv Python under /root is unreadable to uid 1000), with the dependencies
+  `/var/tmp` (a pyenv Python under /root is unreadable to it), with the dependencies
   from pyproject.toml; the code is a copy of this checkout's packages under `/var/tmp` (the
-  checkout itself may sit in a folder uid 1000 cannot read), made once per test run.
+  checkout itself may sit in a folder the test uid cannot read), made once per test run.
 * Every test user gets a fresh home (0700, owned by the uid) under `/var/tmp`, not under
   pytest's tmp_path (that is root's 0700 folder).
 """
@@ -25,8 +27,8 @@ from pathlib import Path
 
 from tests.processes import ENTRY, REPO
 
-CAGE_UID = 1000
-CAGE_GID = 1000
+CAGE_UID = 64101
+CAGE_GID = 64101
 BASE = Path("/var/tmp/llm-docker-tests")
 VENV = BASE / "venv"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -39,7 +41,7 @@ def _runtime_dependencies() -> list[str]:
 
 
 def user_python() -> Path:
-    """A Python with the runtime dependencies that uid 1000 can run (made once, then reused
+    """A Python with the runtime dependencies that the test uid can run (made once, then reused
     until pyproject's dependencies change)."""
     dependencies = _runtime_dependencies()
     stamp = hashlib.sha256("\n".join(dependencies).encode()).hexdigest()
@@ -64,7 +66,7 @@ _code: Path | None = None
 
 
 def code_copy() -> Path:
-    """This checkout's packages, copied where uid 1000 can read them (once per process)."""
+    """This checkout's packages, copied where the test uid can read them (once per process)."""
     global _code
     if _code is None:
         target = BASE / "code" / str(os.getpid())
