@@ -16,7 +16,8 @@ import aiodocker
 
 from image.base import BaseImageError, build_local_base, host_debian_source
 from image.build import BuildError
-from image.certs import CertificateError
+from image.certs import CertificateError, select_extra_certificates
+from image.gateway import GatewayImageError, build_gateway, plan_gateway
 from image.ensure import build_images, build_log_path, image_status, plan_builds, refresh_stamp
 from image.plan import LABEL_BASE, BuildInputError
 from image.progress import BuildProgress, format_size
@@ -50,8 +51,16 @@ def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbos
     async def body(docker: aiodocker.Docker) -> int:
         progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
         try:
-            plans = plan_builds(config, tools_for(tool), no_cache=no_cache, refresh=refresh_stamp(config))
-            await build_images(docker, config, plans, progress)
+            if tool != "gateway":
+                plans = plan_builds(config, tools_for(tool), no_cache=no_cache, refresh=refresh_stamp(config))
+                await build_images(docker, config, plans, progress)
+            if tool in ("both", "gateway"):
+                # the network gateway (launch/network.py) comes from the same base and CAs
+                await build_gateway(docker, config, plan_gateway(select_extra_certificates(config.extra_ca_certs)),
+                                    progress)
+        except GatewayImageError as error:
+            print(f"llm-docker: {error}", file=sys.stderr)
+            return EXIT_BUILD_FAILED
         finally:
             progress.close()
         return 0

@@ -36,6 +36,9 @@ class InstallGroup:
 #: In Dockerfile order. A group's layer and every layer after it rebuild when its flag
 #: flips, so the groups users flip most often come last.
 GROUPS: tuple[InstallGroup, ...] = (
+    # sshd for LLM_DOCKER_SSH_ENABLED (rarely flipped, so first); nss_wrapper gives the
+    # container's uid — absent from the image's /etc/passwd — a login name for sshd only.
+    InstallGroup("ssh", apt=("openssh-server", "openssh-sftp-server", "libnss-wrapper")),
     InstallGroup("tmux_vanilla", apt=("tmux",)),
     InstallGroup("tmux_team", apt=("tmux",)),
     InstallGroup("cpp", apt=("build-essential", "cmake", "gdb", "pkg-config")),

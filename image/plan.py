@@ -119,7 +119,8 @@ def packaged_files() -> list[ContextFile]:
                 walk(child, path + "/")
             elif child.name != "Dockerfile.in" and not child.name.endswith((".pyc", "~")):
                 content = child.read_bytes()
-                executable = path.startswith(("install/", "rootfs/usr/local/bin/"))
+                executable = path.startswith(("install/", "rootfs/usr/local/bin/", "rootfs/opt/llm-docker/entrypoint.d/",
+                                              "rootfs/opt/llm-docker/ssh/bin/"))
                 found.append(ContextFile(path, content, 0o755 if executable else 0o644))
 
     walk(root, "")

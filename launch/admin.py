@@ -50,7 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="list the running slots: tool, project, slot, container, uptime, "
                                                "ports, health")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--check", action="store_true",
+                        help="re-run each slot's network policy checks from inside its cage (exit 1 if any fails)")
     status.set_defaults(handler=command_status)
+    ssh = commands.add_parser("ssh", help="open a shell in a running slot over SSH: [TOOL] [SLOT] [DIR] [-- ssh args]",
+                              usage="llm-docker ssh [TOOL] [SLOT] [DIR] [-- ssh args]")
+    ssh.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    ssh.set_defaults(handler=command_ssh)
+    ssh_config = commands.add_parser("ssh-config", help="print an OpenSSH config with one Host block per running "
+                                                        "slot (for IDEs)")
+    ssh_config.add_argument("--write", action="store_true",
+                            help="write it to $LLM_DOCKER_HOME/ssh-client/config instead of printing it")
+    ssh_config.set_defaults(handler=command_ssh_config)
     api = commands.add_parser("api", help="serve a project's builder-api (until Ctrl-C / SIGTERM)")
     api.add_argument("--project", help="project name in the builder-api config (default: this folder's name)")
     api.add_argument("--config", type=Path, help="base config (default: $BUILDER_API_CONFIG or "
@@ -65,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     image = commands.add_parser("image", help="build and inspect the agent images")
     image_commands = image.add_subparsers(dest="image_command", required=True, metavar="IMAGE_COMMAND")
     build = image_commands.add_parser("build", help="build the agent image(s), reusing unchanged layers")
-    build.add_argument("--tool", choices=("claude", "opencode", "both"), default="both",
-                       help="which image to build (default: both)")
+    build.add_argument("--tool", choices=("claude", "opencode", "both", "gateway"), default="both",
+                       help="which image to build (default: both agents and the network gateway)")
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     build.add_argument("--verbose", action="store_true", help="stream the full build output")
     build.set_defaults(handler=command_image_build)
@@ -143,7 +154,19 @@ def command_attach(arguments: argparse.Namespace) -> int:
 def command_status(arguments: argparse.Namespace) -> int:
     from supervisor.admin import show_status
 
-    return show_status(as_json=arguments.json)
+    return show_status(as_json=arguments.json, check=arguments.check, state_home=_state_home())
+
+
+def command_ssh(arguments: argparse.Namespace) -> int:
+    from supervisor.ssh_command import ssh_into
+
+    return ssh_into(list(arguments.words), _state_home())
+
+
+def command_ssh_config(arguments: argparse.Namespace) -> int:
+    from supervisor.ssh_command import ssh_config
+
+    return ssh_config(_state_home(), write=arguments.write)
 
 
 def command_api(arguments: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ from launch.argv import Tool
 from launch.envfile import EnvFileError, parse_env_text
 from launch.envnames import forwardable
 from launch.limits import DEFAULT_PIDS_LIMIT, parse_cpus, parse_memory
+from launch.network import GATEWAY_IMAGE, check_egress_allow, parse_host_ports
+from launch.ssh import parse_authorized_keys
 
 CONF_FILE = "llm-docker.conf"
 SECRETS_FILE = ".env"
@@ -67,7 +69,21 @@ class Config:
     workspace_dir: Path | None = _setting(None, doc="Host folder mirrored read-only for all projects; empty = off")
     # -- sandbox and network -----------------------------------------------------------
     sandbox_enabled: bool = _setting(True, container=True, doc="Drop all capabilities + no-new-privileges")
-    internet_access: bool = _setting(True, container=True, doc="false = no route out of the container")
+    internet_access: bool = _setting(True, container=True, doc="false = the internet is closed; the LAN "
+                                     "(RFC1918/ULA) stays open unless LAN_ACCESS=false")
+    network_mode: str = _setting("gateway", choices=("gateway", "host"),
+                                 doc="gateway = each slot's network policy enforced by its own gateway container; "
+                                     "host = the host's network, NO policy (warned at every launch)")
+    egress_allow: str = _setting("", check=check_egress_allow,
+                                 doc="Space-separated domains (*.npmjs.org), IPs and CIDRs: when set, the internet is "
+                                     "reachable only there; presets @agent @npm @pypi @debian @github @registries")
+    lan_access: bool = _setting(True, doc="false = the LAN (10/8, 172.16/12, 192.168/16, fc00::/7) is closed too")
+    host_ports: str = _setting("", check=parse_host_ports,
+                               doc="Host TCP ports the agent may reach as host.docker.internal:PORT (builder-api's "
+                                   "is added with -a/-ab); nothing else of the host is reachable")
+    resolver_hosts_file: Path | None = _setting(None, doc="Extra hosts file the policy's resolver answers from "
+                                                "(local names); empty = none")
+    gateway_image: str = _setting("", doc="Gateway image to run; empty = llm-docker's own, built on demand")
     danger_mode: bool = _setting(True, doc="cld default for --danger/--safe (skip Claude's permission prompts)")
     forward_env: str = _setting("", doc="Comma-separated extra host variables to forward to the container")
     agent_git_commit: bool = _setting(False, doc="true = the agent may commit: .git is writable, but its config, "
@@ -99,14 +115,20 @@ class Config:
     builder_api_port: int = _port(6666, container=True, doc="builder-api port")
     builder_api_autostart: bool = _setting(False, doc="Start builder-api with every launch (like -a)")
     # -- ssh ---------------------------------------------------------------------------
-    llm_docker_ssh_enabled: bool = _setting(False, container=True, doc="Run sshd in the container (key-only)")
-    llm_docker_ssh_port: int = _port(22, container=True, doc="Container-side sshd port")
-    llm_docker_ssh_host_port: int = _port(8884, doc="Host port for slot 1 (slot N uses +N-1), bound to 127.0.0.1")
+    llm_docker_ssh_enabled: bool = _setting(True, container=True, doc="Run sshd in every slot's container (key-only, "
+                                            "as the container's user)")
+    llm_docker_ssh_port: int = _port(2222, container=True, doc="Container-side sshd port (upstream: 22; >= 1024 "
+                                     "needs no capability)")
+    llm_docker_ssh_host_port: int = _port(8884, doc="Host port for slot 1 (slot N uses +N-1; the next free one within "
+                                          "+50 when taken), bound to 127.0.0.1")
+    llm_docker_ssh_probe_seconds: int = _setting(15, minimum=1, maximum=3600,
+                                                 doc="Seconds between the supervisor's SSH reachability probes")
     # -- Claude Code tuning (forwarded) ------------------------------------------------
     is_sandbox: str = _setting("1", container=True, doc="Tells Claude Code it runs in a sandbox")
     claude_code_bubblewrap: str = _setting("1", container=True, doc="Second sandbox hint for Claude Code")
     claude_code_max_output_tokens: int = _setting(48000, container=True, minimum=1, doc="Upper bound on Claude's output")
     # -- build-time groups -------------------------------------------------------------
+    install_ssh: bool = _setting(True, doc="Build: OpenSSH server (LLM_DOCKER_SSH_ENABLED)")
     install_security: bool = _setting(False, doc="Build: pen-test toolkit")
     install_ruby: bool = _setting(False, doc="Build: Ruby")
     install_cpp: bool = _setting(False, doc="Build: make + cmake + gcc")
@@ -127,7 +149,9 @@ class Config:
     builder_api_password: str = _setting("", secret=True, container=True, doc="Shared builder-api password")
     codeman_username: str = _setting("", container=True, doc="Codeman web UI user name")
     codeman_password: str = _setting("", secret=True, container=True, doc="Codeman web UI password")
-    llm_docker_ssh_authorized_keys: str = _setting("", secret=True, container=True, doc="SSH public keys, one per line")
+    llm_docker_ssh_authorized_keys: str = _setting("", secret=True, container=True, check=parse_authorized_keys,
+                                                   doc="SSH public keys allowed into the slots, one per line or "
+                                                       "separated by \\n")
 
     extra: Mapping[str, str] = dataclasses.field(default_factory=dict, metadata={"internal": True})
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, metadata={"internal": True})
@@ -135,6 +159,11 @@ class Config:
     def image_for(self, tool: Tool) -> str:
         """The image a launch of `tool` runs: `LLM_DOCKER_IMAGE`, else the build's tag."""
         return self.llm_docker_image or default_image_tag(tool)
+
+    @property
+    def gateway_image_tag(self) -> str:
+        """The gateway image a launch runs: `GATEWAY_IMAGE`, else llm-docker's own."""
+        return self.gateway_image or GATEWAY_IMAGE
 
     def forwarded_host_variables(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.forward_env.split(",") if name.strip())

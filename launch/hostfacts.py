@@ -58,6 +58,8 @@ class HostFacts:
     host_cpus: int = 0
     #: The user's shared agent configuration that exists (see `identity.SHARED_CONFIG`).
     shared_config: tuple[str, ...] = ()
+    #: The host's own IP addresses at launch: the network policy closes every one of them.
+    host_addresses: tuple[str, ...] = ()
 
     @property
     def here(self) -> Here:
@@ -99,7 +101,21 @@ def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, wo
         pid_namespace=here.pidns,
         host_memory=_host_memory(),
         host_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0,
+        host_addresses=host_addresses(),
     )
+
+
+def host_addresses() -> tuple[str, ...]:
+    """Every IPv4/IPv6 address of the host's network namespace (empty where /proc has none)."""
+    from launch.network import local_ipv4_addresses, local_ipv6_addresses
+
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+
+    return local_ipv4_addresses(read("/proc/net/fib_trie")) + local_ipv6_addresses(read("/proc/net/if_inet6"))
 
 
 def _host_memory() -> int:

@@ -185,9 +185,11 @@ def project_state_home(state_home: Path, root: Path | str) -> Path:
 
 
 def persistence_mounts(tool: Tool, state_home: Path, project_home: Path, *, ssh: bool) -> tuple[Mount, ...]:
-    """The tool's state folders of this project, plus the install's SSH keys."""
+    """The tool's state folders of this project, plus the install's SSH keys — READ-ONLY:
+    the host key and the authorized keys are what the slot's sshd trusts, never the agent's
+    to change (`launch.ssh`)."""
     mounts = tuple(Mount(project_home / p.relative, p.target) for p in PERSISTENCE[tool])
-    return mounts + ((Mount(state_home / SSH_KEYS.relative, SSH_KEYS.target),) if ssh else ())
+    return mounts + ((Mount(state_home / SSH_KEYS.relative, SSH_KEYS.target, read_only=True),) if ssh else ())
 
 
 def shared_config_mounts(tool: Tool, state_home: Path, existing: tuple[str, ...]) -> tuple[Mount, ...]:

@@ -58,6 +58,8 @@ from launch.identity import (
     run_folder,
 )
 from launch.surface import Protection, plan_protection
+from launch.network import GatewaySpec, join_gateway, plan_gateway, plan_policy
+from launch import ssh as ssh_plan
 
 HOSTNAME = "llm-docker"
 LABEL_PREFIX = "io.llm-docker."
@@ -81,6 +83,8 @@ class ContainerSpec:
     #: Secret variables (provider keys, passwords): never in `create` (and so never in
     #: `docker inspect`); the supervisor writes them to the run folder's secrets file.
     secrets: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: The slot's network gateway (`launch.network`); None with NETWORK_MODE=host.
+    gateway: GatewaySpec | None = None
 
     def as_json_object(self, *, show_secrets: bool = False) -> dict[str, Any]:
         """What `--dry-run` prints: the secrets masked unless `--show-secrets`."""
@@ -104,12 +108,15 @@ UPSTREAM_PROJECT_LABEL = "llm-docker-project"
 
 
 def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
-                   slot: int | None = None, session: SessionChoice | None = None) -> ContainerSpec:
+                   slot: int | None = None, session: SessionChoice | None = None,
+                   ssh_host_port: int | None = None) -> ContainerSpec:
     """Build the create body for one container of this launch.
 
     `slot` overrides the request's slot (the multi-window fan-out gives each container
     its own); `session` overrides the session the request asks for (the slot store's
-    choice). The folders in `facts` must already have passed the path guards.
+    choice); `ssh_host_port` is the free port the supervisor chose for the slot's SSH
+    (`supervisor.ssh_ports`; default: the slot's own, `launch.ssh.slot_port`). The folders
+    in `facts` must already have passed the path guards.
     """
     tool = request.tool
     slot = request.slot if slot is None else slot
@@ -128,7 +135,8 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
     danger = config.danger_mode if request.danger is None else request.danger
     tool_argv = tool_command(request, session, danger=danger,
                              boot_prompt=boot_prompt_for(facts.boot_prompt, facts.has_claude_md))
-    ports = _published_ports(request, config, slot)
+    ssh_port = _ssh_host_port(config, slot, ssh_host_port)
+    ports = _published_ports(request, config, slot, ssh_port)
     name = container_name(tool, layout.token, slot, facts.launch_id)
     mounts += (Mount(run_folder(facts.state_home, name), RUN_TARGET),)
     labels = {
@@ -145,6 +153,10 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         # upstream's label: what builder-api's `{{container}}` and existing tooling look up
         UPSTREAM_PROJECT_LABEL: layout.token,
     }
+    if ssh_port is not None:
+        # `llm-docker status`, `ssh` and `ssh-config` find the slot's SSH here
+        labels[LABEL_PREFIX + ssh_plan.LABEL_PORT] = str(ssh_port)
+        labels[LABEL_PREFIX + ssh_plan.LABEL_USER] = ssh_plan.login_name(facts.environ, facts.uid)
     own_env = {
         "HOME": CONTAINER_HOME,
         "TOOL": tool.value,
@@ -154,6 +166,7 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "LLM_DOCKER_EVENTS": posixpath.join(RUN_TARGET, EVENTS_FILE),
         "LLM_DOCKER_IMAGE": config.image_for(tool),
         **({"LLM_DOCKER_SLOT": str(slot)} if slot is not None else {}),
+        **_ssh_environment(request, config, facts, ssh_port),
     }
     if any(SHARED_CONFIG[tool][relative] == OPENCODE_SHARED_CONFIG for relative in facts.shared_config
            if relative in SHARED_CONFIG[tool]):
@@ -203,8 +216,32 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
     }
     if ports:
         body["ExposedPorts"] = {f"{container}/tcp": {} for container in ports}
+    gateway = _gateway(request, config, facts, name, labels, ports)
+    if gateway is not None:
+        join_gateway(body, gateway.name)
     return ContainerSpec(name=name, create=body, layout=layout, mounts=mounts, session=session,
-                         protection=protection, project_home=project_home, secrets=secrets)
+                         protection=protection, project_home=project_home, secrets=secrets, gateway=gateway)
+
+
+def _gateway(request: LaunchRequest, config: Config, facts: HostFacts, name: str, labels: dict[str, str],
+             ports: dict[int, int]) -> GatewaySpec | None:
+    """The slot's network policy and the gateway that enforces it (`launch.network`)."""
+    policy = plan_policy(
+        network_mode=config.network_mode, internet_access=config.internet_access,
+        egress_allow=config.egress_allow, lan_access=config.lan_access, host_ports=config.host_ports,
+        resolver_hosts=config.resolver_hosts_file, tool=request.tool, environ={**config.extra, **facts.environ},
+        builder_api_port=facts.builder_api[0] if facts.builder_api is not None else None,
+        host_addresses=facts.host_addresses, inbound_ports=ports, agent_uid=facts.uid)
+    if policy.host_network:
+        return None
+    # the launcher's identity (gc, recovery), not the slot's: what lists a project's agents
+    # by label (status, tests, builder-api's `{{container}}`) never sees the gateway
+    gateway_labels = {key: value for key, value in labels.items()
+                      if key not in (LABEL_PREFIX + "tool", LABEL_PREFIX + "project", LABEL_PREFIX + "project-root",
+                                     UPSTREAM_PROJECT_LABEL)}
+    return plan_gateway(policy, agent_name=name, agent_user=f"{facts.uid}:{facts.gid}", labels=gateway_labels,
+                        label_prefix=LABEL_PREFIX, hostname=HOSTNAME, image=config.gateway_image_tag,
+                        published=ports, loopback=LOOPBACK, state_home=facts.state_home)
 
 
 def container_name(tool: Tool, token: str, slot: int | None, launch_id: str) -> str:
@@ -214,14 +251,45 @@ def container_name(tool: Tool, token: str, slot: int | None, launch_id: str) -> 
     return f"llm-docker-{tool.value}-{token}{slot_part}-{launch_id[:8]}"
 
 
-def _published_ports(request: LaunchRequest, config: Config, slot: int | None) -> dict[int, int]:
-    """Container port -> host port. SSH uses base + slot - 1, as upstream."""
+def _ssh_host_port(config: Config, slot: int | None, chosen: int | None) -> int | None:
+    """The slot's SSH port on the host's loopback (None: SSH off): the supervisor's choice,
+    else base + slot - 1, as upstream."""
+    if not config.llm_docker_ssh_enabled:
+        return None
+    if chosen is not None:
+        return chosen
+    try:
+        return ssh_plan.candidate_ports(config.llm_docker_ssh_host_port, slot).start
+    except ssh_plan.SshPortError as error:
+        raise ValueError(str(error)) from None
+
+
+def _ssh_on_host_network(request: LaunchRequest, config: Config) -> bool:
+    """NETWORK_MODE=host keeps the host's network for SSH too: nothing is published (that
+    would need a bridge), sshd listens on the host's 127.0.0.1:<host port> itself."""
+    return config.network_mode == "host" and config.internet_access and request.tmux is not TmuxMode.CODEMAN
+
+
+def _ssh_environment(request: LaunchRequest, config: Config, facts: HostFacts, host_port: int | None) -> dict[str, str]:
+    """What the image's sshd hook reads (`entrypoint.d/50-sshd`): where to listen, whom to
+    let in."""
+    if host_port is None:
+        return {}
+    listen = (f"{LOOPBACK}:{host_port}" if _ssh_on_host_network(request, config)
+              else f"0.0.0.0:{config.llm_docker_ssh_port}")
+    return {"LLM_DOCKER_SSH_LISTEN": listen, "LLM_DOCKER_SSH_USER": ssh_plan.login_name(facts.environ, facts.uid)}
+
+
+def _published_ports(request: LaunchRequest, config: Config, slot: int | None,
+                     ssh_host_port: int | None = None) -> dict[int, int]:
+    """Container port -> host port. SSH: the slot's port (see `_ssh_host_port`), published by
+    whatever owns the network namespace (the gateway, or the bridge); not with the host's
+    network, where sshd listens on the host port itself."""
     ports: dict[int, int] = {}
-    if config.llm_docker_ssh_enabled:
-        host_port = config.llm_docker_ssh_host_port + (slot - 1 if slot else 0)
-        if host_port > 65535:
-            raise ValueError(f"SSH host port {host_port} for slot {slot} is above 65535 — lower LLM_DOCKER_SSH_HOST_PORT")
-        ports[config.llm_docker_ssh_port] = host_port
+    if ssh_host_port is None:
+        ssh_host_port = _ssh_host_port(config, slot, None)
+    if ssh_host_port is not None and not _ssh_on_host_network(request, config):
+        ports[config.llm_docker_ssh_port] = ssh_host_port
     if request.tmux is TmuxMode.CODEMAN:
         ports[CODEMAN_PORT] = CODEMAN_PORT
     return ports
@@ -240,10 +308,10 @@ def _privileges(config: Config) -> dict[str, Any]:
         # Debugging mode: Docker's default capability set plus ptrace for gdb/strace.
         return {"CapAdd": ["SYS_PTRACE"]}
     needed = []
-    if config.llm_docker_ssh_enabled:
-        needed += ["SETUID", "SETGID", "SYS_CHROOT"]
-        if config.llm_docker_ssh_port < 1024:
-            needed.append("NET_BIND_SERVICE")
+    # sshd runs as the container's own user (no privilege separation): no SETUID, SETGID or
+    # SYS_CHROOT; a container port below 1024 is the only thing it could need.
+    if config.llm_docker_ssh_enabled and config.llm_docker_ssh_port < 1024:
+        needed.append("NET_BIND_SERVICE")
     return {"CapDrop": ["ALL"], "CapAdd": needed, "SecurityOpt": ["no-new-privileges:true"]}
 
 

@@ -66,12 +66,15 @@ def garbage_collect(state_home: Path) -> int:
     return run_with_engine(body)
 
 
-def show_status(*, as_json: bool) -> int:
-    """`llm-docker status`: the running slots, straight from the engine."""
+def show_status(*, as_json: bool, check: bool = False, state_home: Path | None = None) -> int:
+    """`llm-docker status`: the running slots, straight from the engine; with `check`,
+    exit 1 when any slot's network policy does not verify."""
     from supervisor.status import print_status, running_slots
 
     async def body(docker: aiodocker.Docker) -> int:
-        print_status(await running_slots(docker), as_json=as_json)
-        return 0
+        rows = await running_slots(docker, check=check, state_home=state_home)
+        print_status(rows, as_json=as_json)
+        failed = any(line.startswith("FAIL") for row in rows for line in row.network_checks or [])
+        return 1 if failed else 0
 
     return run_with_engine(body)

@@ -20,6 +20,8 @@ from anyio.abc import ObjectReceiveStream
 
 from launch.plan import LaunchPlan
 from launch.spec import ContainerSpec
+from supervisor.ssh_keys import InstallKeys
+from supervisor.gateway import GatewayHolders
 from supervisor.store import Launch, StateStore
 
 #: Seconds Docker waits after SIGTERM before it kills the tool, on a graceful stop.
@@ -81,6 +83,10 @@ class Supervisor:
     #: While another program (tmux) owns the terminal, notices wait here and are printed after.
     held_notices: list[str] | None = None
     started_at: float = dataclasses.field(default_factory=time.monotonic)
+    #: The install's SSH keys and host-key pin (`supervisor.ssh_keys`); None when SSH is off.
+    ssh_keys: InstallKeys | None = None
+    #: The launch's network gateways, each held by one task (`supervisor.gateway`).
+    gateways: GatewayHolders | None = None
 
     @property
     def supervised(self) -> bool:

@@ -18,7 +18,9 @@ import aiodocker
 import anyio
 
 from launch.liveness import Here, Liveness, journal_liveness, launcher_from_labels, launcher_liveness, read_here
+from launch.network import gateway_name, gateway_ports_folder
 from launch.spec import LABEL_PREFIX
+from supervisor.gateway import remove_gateway
 from supervisor import tripwire
 from supervisor.slots import Notice, save_launch
 from supervisor.store import StateStore
@@ -61,6 +63,8 @@ async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, sta
         if only is None and journal_liveness(launch.launcher_pid, launch.launcher_start, here) is not Liveness.DEAD:
             continue
         await remove_container(docker, launch.container)
+        await remove_gateway(docker, gateway_name(launch.container),
+                             gateway_ports_folder(state_home, gateway_name(launch.container)))
         await settle_tripwire(state_home, launch.run_id, notice)
         await save_launch(store, launch, state_home, notice)
         recovered += 1

@@ -1,5 +1,6 @@
-"""`llm-docker status [--json]`: the running slots — tool, project, slot, container,
-uptime, published ports and health (is its launcher still alive?)."""
+"""`llm-docker status [--json] [--check]`: the running slots — tool, project, slot, container,
+uptime, published ports, health (is its launcher still alive?) and network policy (from
+its gateway; `--check` re-runs the policy's checks from inside each cage)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import dataclasses
 import datetime
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiodocker
 
 from launch.liveness import Liveness, launcher_from_labels, launcher_liveness
+from launch.network import LABEL_POLICY, gateway_name
 from launch.spec import LABEL_PREFIX as LABEL
+from supervisor.gateway import check_running
+from launch.ssh import LABEL_PORT as SSH_LABEL_PORT
+from supervisor.ssh_keys import read_status as read_ssh_status
 
 
 
@@ -25,6 +31,13 @@ class RunningSlot:
     uptime_seconds: int
     ports: list[str]
     health: str
+    #: The slot's network policy as its gateway carries it, or why there is none.
+    network: str = ""
+    #: `--check`: the policy checks re-run from inside the cage (None = not asked).
+    network_checks: list[str] | None = None
+    #: SSH into the slot: {port, reachable, latency_ms, checked_at, error} from its
+    #: supervisor's probe (`supervisor/tasks/ssh_probe.py`); None when SSH is off.
+    ssh: dict[str, Any] | None = None
 
 
 def _uptime(started_at: str, now: datetime.datetime) -> int:
@@ -53,18 +66,51 @@ def _health(info: dict[str, Any], labels: dict[str, str]) -> str:
     return str(state.get("Status", "unknown"))
 
 
-async def running_slots(docker: aiodocker.Docker) -> list[RunningSlot]:
+async def _network(docker: aiodocker.Docker, info: dict[str, Any], *,
+                   check: bool) -> tuple[str, list[str] | None, dict[str, Any] | None]:
+    """The slot's policy (from its gateway's label), the re-run checks, the gateway's info."""
+    mode = str((info.get("HostConfig") or {}).get("NetworkMode", ""))
+    if not mode.startswith("container:"):
+        return f"{mode} network (no gateway, no policy)", None, None
+    try:
+        gateway = await docker.containers.container(gateway_name(info.get("Name", "").lstrip("/"))).show()
+    except aiodocker.DockerError:
+        return "gateway missing", ["FAIL gateway missing"] if check else None, None
+    labels = (gateway.get("Config") or {}).get("Labels") or {}
+    policy = labels.get(LABEL + LABEL_POLICY, "?")
+    if not (gateway.get("State") or {}).get("Running"):
+        policy += " (gateway stopped: its rules stay in the namespace)"
+    checks = None
+    if check:
+        passed, checks = await check_running(docker, gateway)
+        checks = checks if passed else [*checks, "FAIL the network policy did not verify"]
+    return policy, checks, gateway
+
+
+def _ssh(state_home: Path | None, container: str, labels: dict[str, str]) -> dict[str, Any] | None:
+    port = labels.get(LABEL + SSH_LABEL_PORT, "")
+    if not port.isdigit():
+        return None
+    if state_home is None:
+        return {"port": int(port), "reachable": None, "latency_ms": None, "checked_at": None, "error": None}
+    return read_ssh_status(state_home, container, int(port))
+
+
+async def running_slots(docker: aiodocker.Docker, *, check: bool = False,
+                        state_home: Path | None = None) -> list[RunningSlot]:
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = []
     for container in await docker.containers.list(filters={"label": [LABEL + "tool"], "status": ["running"]}):
         info = await container.show()
         labels = (info.get("Config") or {}).get("Labels") or {}
         slot = labels.get(LABEL + "slot", "")
+        network, checks, gateway = await _network(docker, info, check=check)
         rows.append(RunningSlot(
             tool=labels.get(LABEL + "tool", "?"), project=labels.get(LABEL + "project-root", "?"),
             slot=int(slot) if slot.isdigit() else None, container=info.get("Name", "").lstrip("/"),
             uptime_seconds=_uptime((info.get("State") or {}).get("StartedAt", ""), now),
-            ports=_ports(info), health=_health(info, labels)))
+            ports=_ports(gateway or info), health=_health(info, labels), network=network,
+            network_checks=checks, ssh=_ssh(state_home, info.get("Name", "").lstrip("/"), labels)))
     return sorted(rows, key=lambda r: (r.project, r.tool, r.slot or 0))
 
 
@@ -80,3 +126,17 @@ def print_status(rows: list[RunningSlot], *, as_json: bool) -> None:
         slot = "-" if row.slot is None else str(row.slot)
         ports = ",".join(row.ports) or "-"
         print(f"{row.tool:<9}{slot:>4}  {row.project}  {row.container}  up {row.uptime_seconds}s  {ports}  {row.health}")
+        print(f"{'':13}network: {row.network}")
+        if row.ssh is not None:
+            print(f"{'':13}ssh: {_describe_ssh(row.ssh)}")
+        for line in row.network_checks or []:
+            print(f"{'':15}{line}")
+
+
+def _describe_ssh(ssh: dict[str, Any]) -> str:
+    where = f"127.0.0.1:{ssh.get('port')}"
+    if ssh.get("reachable") is None:
+        return f"{where} (not probed yet)"
+    if ssh.get("reachable"):
+        return f"{where} reachable ({ssh.get('latency_ms')} ms, checked {ssh.get('checked_at')})"
+    return f"{where} UNREACHABLE: {ssh.get('error')} (checked {ssh.get('checked_at')})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 import uuid
 
@@ -25,14 +26,19 @@ import anyio
 from image.base import BaseImageError
 from image.build import BuildError
 from image.certs import CertificateError
-from image.ensure import ensure_image
+from image.ensure import build_log_path, ensure_image
+from image.certs import select_extra_certificates
+from image.gateway import GatewayImageError, ensure_gateway_image
+from image.progress import BuildProgress
 from image.plan import BuildInputError
+from launch.network import model_endpoint_problem
 from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
 from launch.plan import LaunchPlan
 from launch.spec import OFFLINE_NETWORK, ContainerSpec, container_spec
 from launch.state import prepare_for_container
 from supervisor.context import SlotRun, Supervisor, write_stderr
 from supervisor.engine import EngineError, connect, ensure_network
+from supervisor.gateway import GatewayHolders, gateway_holders
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
 from supervisor.recovery import collect_garbage, recover_dead_launches
@@ -40,6 +46,9 @@ from supervisor.slots import Notice, busy_message, new_launch, resolve_session
 from supervisor import tripwire
 from supervisor.store import EXIT_SLOT_BUSY, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore
 from supervisor.tasks import TASKS
+from launch.ssh import SshPortError, parse_authorized_keys
+from supervisor.ssh_keys import ensure_install_keys
+from supervisor.ssh_ports import choose_host_port, claimed_ports
 from supervisor.terminal import terminal_id
 
 EXIT_FAILURE = 1
@@ -48,7 +57,10 @@ EXIT_USAGE = 2
 LEASE_ATTEMPTS = 5
 
 
-async def supervise(plan: LaunchPlan) -> int:
+async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) -> int:
+    if gateways is None:  # nobody started the gateways early (`supervisor.launcher` does)
+        async with gateway_holders(plan, early=False) as holders:
+            return await supervise(plan, holders)
     send, receive = anyio.create_memory_object_stream[str](LOG_BUFFER_LINES)
     log = configure_logging(send, development=plan.config.node_env == "development",
                             launch_id=plan.facts.launch_id, tool=plan.request.tool.value)
@@ -74,18 +86,46 @@ async def supervise(plan: LaunchPlan) -> int:
         except (BuildError, BaseImageError) as error:
             notice(str(error))
             return EXIT_FAILURE
+        if plan.specs[0].gateway is None:
+            notice("NETWORK_MODE=host: the agent shares the host's network — no network policy, the host's "
+                   "loopback services and abstract sockets are reachable")
+        else:
+            try:
+                await ensure_gateway_image(
+                    docker, plan.config, select_extra_certificates(plan.config.extra_ca_certs),
+                    image=plan.config.gateway_image_tag, notice=notice,
+                    progress=lambda: BuildProgress(sys.stderr, build_log_path(plan.facts.state_home),
+                                                   verbose=plan.config.debug))
+            except (GatewayImageError, CertificateError) as error:
+                notice(f"{error} — no agent was started")
+                return EXIT_FAILURE
+            problem = model_endpoint_problem(plan.specs[0].gateway.policy, {**plan.config.extra, **plan.facts.environ})
+            if problem is not None:
+                notice(f"warning: {problem}")
         if plan.specs[0].create["HostConfig"]["NetworkMode"] == OFFLINE_NETWORK:
             await ensure_network(docker, OFFLINE_NETWORK, internal=True)
+        ssh_keys = None
+        if plan.config.llm_docker_ssh_enabled:
+            # before any container: what every slot's sshd trusts, and the pin the probe checks
+            try:
+                ssh_keys = await anyio.to_thread.run_sync(
+                    ensure_install_keys, plan.facts.state_home,
+                    parse_authorized_keys(plan.config.llm_docker_ssh_authorized_keys))
+            except (OSError, ValueError) as error:
+                notice(f"SSH: cannot prepare the install's keys: {error} — set LLM_DOCKER_SSH_ENABLED=false to launch "
+                       "without SSH")
+                return EXIT_FAILURE
         async with StateStore.open(plan.facts.state_home) as store:
             await recover_dead_launches(store, docker, plan.facts.state_home, notice)
             if plan.request.clean:
                 removed = await collect_garbage(store, docker, plan.facts.state_home, notice)
                 notice(f"--clean: removed {removed} container(s) of dead launchers; live sessions untouched")
-            slots = await _lease_slots(plan, store, docker, notice)
+            slots = await _lease_slots(plan, store, docker, notice, gateways)
             if slots is None:
                 return EXIT_SLOT_BUSY
             supervisor = Supervisor(plan=plan, docker=docker, store=store, slots=slots, log=log,
-                                    interactive=not plan.request.supervised, log_lines=receive)
+                                    interactive=not plan.request.supervised, log_lines=receive, ssh_keys=ssh_keys,
+                                    gateways=gateways)
             log.info("launch", containers=[s.spec.name for s in slots], image=image)
             async with guardian(plan.facts.state_home, [s.launch.run_id for s in slots]):
                 await _run_tasks(supervisor)
@@ -96,20 +136,26 @@ async def supervise(plan: LaunchPlan) -> int:
     except StateError as error:
         notice(str(error))
         return EXIT_STATE
+    except SshPortError as error:
+        notice(str(error))
+        return EXIT_FAILURE
     finally:
         await send.aclose()
         await docker.close()
 
 
 async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: aiodocker.Docker,
-                       notice: Notice) -> list[SlotRun] | None:
+                       notice: Notice, gateways: GatewayHolders) -> list[SlotRun] | None:
     """Prepare every slot, then take all their leases at once (or none): None after the
     one-line refusal when a slot is busy. Notices of the preparation wait until the leases
     are taken, so a refused launch says one line."""
     for _ in range(LEASE_ATTEMPTS):
         held: list[str] = []
         resolved_since = time.time()
-        slots = [await _prepare_slot(plan, store, planned, slot, held.append)
+        # this launch's early gateways are its own: what they hold is not taken
+        taken = (await claimed_ports(docker, exclude=gateways.runs)) if plan.config.llm_docker_ssh_enabled else set()
+        slots = [await _prepare_slot(plan, store, planned, slot, held.append, taken,
+                                     await gateways.held_ssh_port(planned.name))
                  for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True)]
         try:
             await store.record_launches([s.launch for s in slots], holder_alive=_launcher_alive,
@@ -150,13 +196,25 @@ def _discard(slots: list[SlotRun]) -> None:
 
 
 async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: ContainerSpec, slot: int | None,
-                        notice: Notice) -> SlotRun:
+                        notice: Notice, ssh_taken: set[int] | None = None,
+                        early_ssh: tuple[int, str | None] | None = None) -> SlotRun:
     terminal = terminal_id(os.environ) if len(plan.specs) == 1 else f"supervise:{slot}"
     session = await resolve_session(
         store, plan.request, project=str(planned.layout.root), workdir=planned.layout.workdir, slot=slot,
         terminal=terminal, state_home=plan.facts.state_home,
         new_session_id=planned.session.session_id or str(uuid.uuid4()), notice=notice)
-    spec = container_spec(plan.request, plan.config, plan.facts, slot=slot, session=session)
+    ssh_port = None
+    if plan.config.llm_docker_ssh_enabled:
+        # `ssh_taken`: ports of other llm-docker containers and of this launch's earlier slots
+        taken = ssh_taken if ssh_taken is not None else set()
+        if early_ssh is not None:
+            ssh_port, moved = early_ssh  # chosen the same way by the early gateway, which holds it
+        else:
+            ssh_port, moved = choose_host_port(plan.config.llm_docker_ssh_host_port, slot, taken)
+        taken.add(ssh_port)
+        if moved:
+            notice(moved)
+    spec = container_spec(plan.request, plan.config, plan.facts, slot=slot, session=session, ssh_host_port=ssh_port)
     folder = prepare_for_container(plan.request.tool, plan.facts.state_home, spec.project_home, spec.name,
                                    ssh=plan.config.llm_docker_ssh_enabled, workdir=spec.layout.workdir)
     for note in spec.protection.notes:

@@ -51,11 +51,26 @@ def require_agent_images(home: Path) -> None:
 STUB_API_KEY = "sk-stub-key"
 
 
+def cage_url(url: str) -> str:
+    """The stub's URL as seen from the cage: the host is `host.docker.internal`, reachable
+    only on the ports the network policy grants (`HOST_PORTS`, see `model_access`)."""
+    return url.replace("127.0.0.1", "host.docker.internal")
+
+
+def model_access(url: str) -> dict[str, str]:
+    """Settings (as environment variables) that let the cage reach the stub model on the
+    host: its port granted, the agent pointed at it."""
+    return {"HOST_PORTS": url.rsplit(":", 1)[1], "ANTHROPIC_BASE_URL": cage_url(url)}
+
+
 def configure_agent_user(user: User, url: str, extra: str = "") -> Path:
     """Make `user`'s llm-docker run the real agent images against the stub model at `url`:
-    the test image settings plus the provider settings, in the user's own 0600 config
-    (the launcher runs as that user and must be able to read it, nobody else)."""
-    text = (TEST_IMAGE_CONFIG + f"ANTHROPIC_BASE_URL={url}\nANTHROPIC_API_KEY={STUB_API_KEY}\n"
+    the test image settings plus the provider settings (the stub's host port granted by the
+    network policy), in the user's own 0600 config (the launcher runs as that user and must
+    be able to read it, nobody else)."""
+    access = model_access(url)
+    text = (TEST_IMAGE_CONFIG + f"ANTHROPIC_BASE_URL={access['ANTHROPIC_BASE_URL']}\n"
+            f"HOST_PORTS={access['HOST_PORTS']}\nANTHROPIC_API_KEY={STUB_API_KEY}\n"
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\n" + extra)
     config = user.write(user.state_home / "llm-docker.conf", text, mode=0o600)
     user.state_home.chmod(0o700)

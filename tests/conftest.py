@@ -100,10 +100,11 @@ def pty_processes() -> Iterator[list[PtyProcess]]:
 
 @pytest.fixture
 def home(user_home: Path) -> Path:
-    """A $HOME whose llm-docker runs the test image (busybox + the fake agent)."""
+    """A $HOME whose llm-docker runs the test image (busybox + the fake agent; it has no
+    sshd, so SSH is off)."""
     state = user_home / ".llm-docker"
     state.mkdir()
-    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
+    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n")
     return user_home
 
 
@@ -114,7 +115,7 @@ def user() -> Iterator[User]:
     `user.popen` and `user.shell`."""
     sweep_dead_homes()
     person = User()
-    person.write(person.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n", mode=0o600)
+    person.write(person.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n", mode=0o600)
     person.state_home.chmod(0o700)
     try:
         yield person

@@ -21,7 +21,7 @@ PASSWORD = "cage-test-correct-4b1d"
 
 
 def attack(port: int) -> str:
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://host.docker.internal:{port}"  # the cage's only way to the host: a granted port
     get = "timeout 20 wget -q -O /dev/null"
     status = "2>&1 | grep -q 'HTTP/1.1 {code}' && echo {word}"
     json_type = "--header 'Content-Type: application/json'"
@@ -39,7 +39,7 @@ def attack(port: int) -> str:
         # a simple-request body (text/plain) to a JSON endpoint
         f"timeout 20 wget -O /dev/null --header 'Content-Type: text/plain' --header 'X-Builder-API-Password: "
         f"{PASSWORD}' --post-data '{{\"params\":{{}}}}' {base}/job/touch " + status.format(code=415, word="REFUSED:415"),
-        # the cage's own client: host.docker.internal:PORT (ExtraHosts → loopback under host networking)
+        # the cage's own client sends exactly this Host
         f"timeout 20 wget -q -O - --header 'X-Builder-API-Password: {PASSWORD}' "
         f"http://host.docker.internal:{port}/status | grep -q '\"name\": \"app\"' && echo WORKS:host-docker-internal",
     ])
@@ -63,6 +63,8 @@ command = "touch"
 args = ["{marker}"]
 """)
     user.write(user.state_home / ".env", f"BUILDER_API_PASSWORD={PASSWORD}\n", mode=0o600)
+    conf = user.state_home / "llm-docker.conf"
+    user.write(conf, conf.read_text() + f"HOST_PORTS={port}\n", mode=0o600)  # the policy grants the API's port
     server = user.popen("llm-docker", "api", "--project", "app", cwd=project, stderr=subprocess.PIPE, text=True)
     right = {"X-Builder-API-Password": PASSWORD}
 

@@ -43,6 +43,7 @@ def api(user: User, project: Path, port: int, body: str) -> Iterator[Path]:
     """`llm-docker api` as the user, with the host's secrets in its own environment."""
     config = user.write(user.home / "api" / "builder-api.toml",
                         f'[project.app]\nroot = "{project}"\nport = {port}\npassword = "pw"\n{body}')
+    grant_host_port(user, port)
     server = user.popen("llm-docker", "api", "--project", "app", "--config", str(config), cwd=project,
                         env=HOST_SECRETS, stderr=subprocess.PIPE)
     try:
@@ -55,6 +56,13 @@ def api(user: User, project: Path, port: int, body: str) -> Iterator[Path]:
         assert b"Traceback" not in stderr, stderr
 
 
+def grant_host_port(user: User, port: int) -> None:
+    """The cage reaches the host only where the network policy grants it (HOST_PORTS), as
+    `host.docker.internal:PORT` — as a user's agent reaches a standalone `llm-docker api`."""
+    conf = user.state_home / "llm-docker.conf"
+    user.write(conf, conf.read_text() + f"HOST_PORTS={port}\n", mode=0o600)
+
+
 def agent(user: User, project: Path, script: str) -> subprocess.CompletedProcess[str]:
     result = user.run("cld", "--", "-p", "x", "--fake-sh", script, cwd=project, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -63,7 +71,7 @@ def agent(user: User, project: Path, script: str) -> subprocess.CompletedProcess
 
 
 def wget(port: int) -> str:
-    return f"timeout 30 wget -q -O - --header 'X-Builder-API-Password: pw' http://127.0.0.1:{port}"
+    return f"timeout 30 wget -q -O - --header 'X-Builder-API-Password: pw' http://host.docker.internal:{port}"
 
 
 def post(port: int, job: str, body: str = "{}") -> str:

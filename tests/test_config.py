@@ -72,7 +72,9 @@ def test_defaults_are_upstream_defaults(tmp_path: Path) -> None:
     assert config.sandbox_enabled is True and config.internet_access is True
     assert config.log_max_kilobytes == 1024
     assert config.builder_api_port == 6666 and config.builder_api_host == "host.docker.internal"
-    assert config.llm_docker_ssh_host_port == 8884 and config.llm_docker_ssh_port == 22
+    # deliberate differences: SSH on (key-only, as the container's user), container port 2222
+    assert config.llm_docker_ssh_host_port == 8884 and config.llm_docker_ssh_port == 2222
+    assert config.llm_docker_ssh_enabled is True
     assert config.claude_code_max_output_tokens == 48000
     assert config.install_browsing is True and config.install_security is False
     assert config.install_tmux_vanilla is True and config.install_tmux_recon is False

@@ -1,8 +1,8 @@
 """The real agent image, built offline, with the real Claude Code and OpenCode inside.
 
 Everything goes through the product's own commands (`cld`, `ocd`, `llm-docker`); the
-model behind the agents is `tests.stub_model` on loopback (the containers use host
-networking, so 127.0.0.1 is the host's).
+model behind the agents is `tests.stub_model` on the host's loopback, which a cage reaches
+only as `host.docker.internal` on a port its network policy grants (`HOST_PORTS`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from launch.identity import project_state_home
 
-from tests.agent_images import build_agent_images, stub_model, write_test_config
+from tests.agent_images import build_agent_images, cage_url, model_access, stub_model, write_test_config
 from tests.processes import run, slot_session
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
@@ -52,7 +52,7 @@ def model(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def agent_env(url: str) -> dict[str, str]:
-    return {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "sk-stub-key",
+    return {**model_access(url), "ANTHROPIC_API_KEY": "sk-stub-key",
             "FORWARD_ENV": "DISABLE_TELEMETRY,DISABLE_ERROR_REPORTING", "DISABLE_TELEMETRY": "1",
             "DISABLE_ERROR_REPORTING": "1"}
 
@@ -122,7 +122,7 @@ def write_opencode_config(home: Path, url: str) -> Path:
     config.write_text(json.dumps({
         "$schema": "https://opencode.ai/config.json",
         "provider": {"stub": {"npm": "@ai-sdk/openai-compatible", "name": "Stub",
-                              "options": {"baseURL": f"{url}/v1", "apiKey": "stub"},
+                              "options": {"baseURL": f"{cage_url(url)}/v1", "apiKey": "stub"},
                               "models": {"stub-model": {"name": "Stub"}}}},
         "model": "stub/stub-model", "autoupdate": False, "share": "disabled",
     }, indent=2))
@@ -133,7 +133,7 @@ def test_opencode_slot_answers_saves_and_resumes(project: Path, home: Path, mode
     url, log = model
     config = write_opencode_config(home, url)
     before = config.read_bytes()
-    first = run("ocd", "--slot", "1", "--", "run", "ping", cwd=project, home=home)
+    first = run("ocd", "--slot", "1", "--", "run", "ping", cwd=project, home=home, **model_access(url))
     assert first.returncode == 0, first.stderr
     assert "STUB-ANSWER: ping" in first.stdout
     database = project_state_home(home / ".llm-docker", project) / "opencode/.local/share/opencode/opencode.db"
@@ -142,7 +142,7 @@ def test_opencode_slot_answers_saves_and_resumes(project: Path, home: Path, mode
     assert len(rows) == 1
     assert slot_session(home, "opencode", project, 1) == rows[0][0]
 
-    again = run("ocd", "-c", "--slot", "1", "--", "run", "again", cwd=project, home=home)
+    again = run("ocd", "-c", "--slot", "1", "--", "run", "again", cwd=project, home=home, **model_access(url))
     assert again.returncode == 0, again.stderr
     assert "STUB-ANSWER: again" in again.stdout
     with sqlite3.connect(database) as connection:
@@ -178,7 +178,9 @@ ATTACKS = {
 @pytest.mark.parametrize("user", ["0:0", "1000:1000"])
 @pytest.mark.anyio
 async def test_the_agent_cannot_modify_the_managed_settings(project: Path, home: Path, user: str) -> None:
-    dry = run("cld", "--dry-run", cwd=project, home=home)
+    # The launch's own create body, run here without its gateway (host networking): this test
+    # is about the file system, the network walls are tests/test_network_docker.py's.
+    dry = run("cld", "--dry-run", cwd=project, home=home, NETWORK_MODE="host")
     assert dry.returncode == 0, dry.stderr
     body = json.loads(dry.stdout)["create"]
     for mount in body["HostConfig"]["Mounts"]:  # a dry run creates no folders; a launch would

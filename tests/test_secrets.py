@@ -18,8 +18,11 @@ from tests.unprivileged import User
 
 SECRETS = {"ANTHROPIC_API_KEY": "sk-ant-SECRET-1", "BUILDER_API_PASSWORD": "hunter2-SECRET-2",
            "ANTHROPIC_AUTH_TOKEN": "tok-SECRET-3", "GITHUB_TOKEN": "ghp-SECRET-4"}
+#: Real-shaped public keys: LLM_DOCKER_SSH_AUTHORIZED_KEYS is checked (launch.ssh).
+KEY_ONE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIODd131B7kQXeafogKyfxcQSAhPKyML1hNn4u7c43eP4 one"
+KEY_TWO = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIZlfPBAL1H/UAD9etf8f9MaySd9VynpSz6mTMPixWR8 two"
 DOTENV = ("ANTHROPIC_API_KEY=sk-ant-SECRET-1\nBUILDER_API_PASSWORD=hunter2-SECRET-2\n"
-          "ANTHROPIC_AUTH_TOKEN=tok-SECRET-3\nLLM_DOCKER_SSH_AUTHORIZED_KEYS=\"ssh-ed25519 AAA one\\nssh-ed25519 BBB two\"\n")
+          f"ANTHROPIC_AUTH_TOKEN=tok-SECRET-3\nLLM_DOCKER_SSH_AUTHORIZED_KEYS=\"{KEY_ONE}\\n{KEY_TWO}\"\n")
 
 
 @pytest.mark.parametrize(("name", "secret"), [
@@ -56,7 +59,7 @@ def test_dry_run_masks_secrets_unless_asked(project: Path, user_home: Path) -> N
     extra = {"GITHUB_TOKEN": "ghp-SECRET-4"}
     masked = run_cli(["--dry-run"], cwd=project, home=user_home, extra_env=extra)
     assert masked.returncode == 0, masked.stderr
-    assert not [value for value in [*SECRETS.values(), "AAA one"] if value in masked.stdout]
+    assert not [value for value in [*SECRETS.values(), KEY_ONE] if value in masked.stdout]
     document = json.loads(masked.stdout)
     assert document["secrets"] == dict.fromkeys(sorted([*SECRETS, "LLM_DOCKER_SSH_AUTHORIZED_KEYS"]), "***")
     env = dict(item.split("=", 1) for item in document["create"]["Env"])
@@ -91,7 +94,7 @@ def test_a_running_container_keeps_its_secrets_out_of_inspect(user: User) -> Non
             process.wait()
     for value in SECRETS.values():
         assert value not in inspect
-    assert "AAA one" not in inspect
+    assert KEY_ONE not in inspect
     assert "LLM_DOCKER_SECRETS_FILE=/run/llm-docker/secrets.env" in inspect
     assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o600, user.uid, user.gid)
     assert process.returncode == 0, stderr
@@ -99,5 +102,5 @@ def test_a_running_container_keeps_its_secrets_out_of_inspect(user: User) -> Non
     assert field(output, "SH") == ["0"]  # the agent (the user's uid, no capabilities) read the file
     read = parse("".join(line + "\n" for line in output.splitlines() if "=" in line and ":" not in line.split("=")[0]))
     assert {key: read[key] for key in SECRETS} == SECRETS
-    assert read["LLM_DOCKER_SSH_AUTHORIZED_KEYS"] == "ssh-ed25519 AAA one\nssh-ed25519 BBB two"
+    assert read["LLM_DOCKER_SSH_AUTHORIZED_KEYS"] == f"{KEY_ONE}\n{KEY_TWO}"
     assert not secrets_file.parent.exists()  # gone with the run folder

@@ -121,26 +121,43 @@ def test_tmux_modes(line: str, cmd_start: list[str]) -> None:
         assert cmd == cmd_start  # recon gets no claude argv (upstream B22)
 
 
-def test_network_host_by_default_bridge_when_publishing() -> None:
-    body = spec(Tool.CLAUDE, "")
+def test_network_mode_host_is_the_old_behaviour() -> None:
+    host = Config(network_mode="host", llm_docker_ssh_enabled=False)
+    body = spec(Tool.CLAUDE, "", host)
     assert body["HostConfig"]["NetworkMode"] == "host"
     assert body["HostConfig"]["ExtraHosts"] == ["host.docker.internal:127.0.0.1"]
-    body = spec(Tool.CLAUDE, "-tc")
+    body = spec(Tool.CLAUDE, "-tc", host)
     assert body["HostConfig"]["NetworkMode"] == "bridge"
     assert body["HostConfig"]["ExtraHosts"] == ["host.docker.internal:host-gateway"]
     assert body["HostConfig"]["PortBindings"] == {"3000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "3000"}]}
 
 
-def test_ssh_port_per_slot_on_loopback_with_sshd_capabilities() -> None:
-    body = spec(Tool.CLAUDE, "--slot 3", Config(llm_docker_ssh_enabled=True))
-    assert body["HostConfig"]["PortBindings"] == {"22/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8886"}]}
-    assert set(body["HostConfig"]["CapAdd"]) == {"SETUID", "SETGID", "SYS_CHROOT", "NET_BIND_SERVICE"}
+def test_ssh_port_per_slot_on_loopback_with_no_capability() -> None:
+    # (SSH's own spec tests: tests/test_ssh.py) bridge: published; sshd needs no capability
+    body = spec(Tool.CLAUDE, "--slot 3 -tc", Config(llm_docker_ssh_enabled=True, network_mode="host"))
+    assert body["HostConfig"]["PortBindings"]["2222/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": "8886"}]
+    assert body["HostConfig"]["CapAdd"] == [] and body["HostConfig"]["CapDrop"] == ["ALL"]
     assert {"Type": "bind", "Source": "/home/u/.llm-docker/ssh", "Target": "/etc/ssh/keys",
-            "ReadOnly": False} in body["HostConfig"]["Mounts"]
+            "ReadOnly": True} in body["HostConfig"]["Mounts"]
+
+
+def test_by_default_the_agent_joins_its_gateway_which_publishes_its_ports() -> None:
+    request = parse_argv(Tool.CLAUDE, ["-tc"], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False)
+    planned = container_spec(request, Config(llm_docker_ssh_enabled=False), facts())  # type: ignore[arg-type]
+    assert planned.gateway is not None
+    body, gateway = planned.create, planned.gateway.create
+    assert body["HostConfig"]["NetworkMode"] == f"container:{planned.name}-gateway"
+    assert "PortBindings" not in body["HostConfig"] and "ExtraHosts" not in body["HostConfig"]
+    assert "Hostname" not in body and "ExposedPorts" not in body
+    assert gateway["HostConfig"]["PortBindings"] == {"3000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "3000"}]}
+    assert gateway["HostConfig"]["CapAdd"] == ["NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID"]
+    assert gateway["Hostname"] == "llm-docker"
+    assert "io.llm-docker.tool" not in gateway["Labels"]
+    assert gateway["Labels"]["io.llm-docker.gateway-for"] == planned.name
 
 
 def test_offline_and_unsandboxed() -> None:
-    body = spec(Tool.CLAUDE, "", Config(internet_access=False, sandbox_enabled=False))
+    body = spec(Tool.CLAUDE, "", Config(internet_access=False, sandbox_enabled=False, network_mode="host"))
     assert body["HostConfig"]["NetworkMode"] == "llm-docker-offline"
     assert "CapDrop" not in body["HostConfig"] and "SecurityOpt" not in body["HostConfig"]
     assert body["HostConfig"]["CapAdd"] == ["SYS_PTRACE"]

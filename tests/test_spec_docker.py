@@ -59,7 +59,10 @@ async def test_spec_hardening_from_inside(docker: aiodocker.Docker, project: Pat
     make_project(project)
     state = user_home / ".llm-docker"
     state.mkdir()
-    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
+    # the create body alone, without the launch's gateway: host networking (the network walls
+    # are tests/test_network_docker.py's)
+    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n"
+                                           "NETWORK_MODE=host\n")
     request = parse_argv(Tool.CLAUDE, ["--slot", "2", "--", "--permission-mode", "plan"], cwd=project)
     assert isinstance(request, LaunchRequest)
     plan = plan_launch(request, environ=clean_environ(TMUX="/tmp/x,1,0"), cwd=project, user_home=user_home)
@@ -106,7 +109,10 @@ async def test_spec_hardening_from_inside(docker: aiodocker.Docker, project: Pat
 async def test_opencode_spec_runs(docker: aiodocker.Docker, project: Path, user_home: Path) -> None:
     state = user_home / ".llm-docker"
     state.mkdir()
-    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")
+    # the create body alone, without the launch's gateway: host networking (the network walls
+    # are tests/test_network_docker.py's)
+    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n"
+                                           "NETWORK_MODE=host\n")
     request = parse_argv(Tool.OPENCODE, ["--", "run", "--model", "x"], cwd=project)
     assert isinstance(request, LaunchRequest)
     spec = plan_launch(request, environ=clean_environ(), cwd=project, user_home=user_home).specs[0]

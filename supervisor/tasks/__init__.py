@@ -16,6 +16,11 @@ builder-api) is a new module appended to `TASKS`, not surgery on the others.
   per slot: tmux, macOS terminal windows, or none;
 * `builder_api` serves the project's builder-api with `-a` (stopping with the launch) or
   starts it in the background with `-ab`;
+* `host_ports` relays the slot's granted HOST_PORTS from its gateway to the host's
+  loopback over unix sockets only the gateway mounts (`launch.network`);
+* `ssh_probe` checks each slot's sshd over SSH (asyncssh: the install's key, the pinned host
+  key) after it starts and then periodically; results feed `llm-docker status`, one notice
+  per change;
 * `logs` writes the structured log to `$LLM_DOCKER_HOME/logs/llm-docker.log`, rotated.
 """
 
@@ -24,7 +29,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from supervisor.context import Supervisor
-from supervisor.tasks import builder_api, container, logs, signals, slots, tripwire, watchdog, windows
+from supervisor.tasks import builder_api, container, host_ports, logs, signals, slots, ssh_probe, tripwire, watchdog, windows
 
 
 class Task(Protocol):
@@ -33,4 +38,5 @@ class Task(Protocol):
     async def run(self, supervisor: Supervisor) -> None: ...
 
 
-TASKS: tuple[Task, ...] = (logs, signals, watchdog, container, slots, tripwire, windows, builder_api)  # type: ignore[assignment]
+TASKS: tuple[Task, ...] = (logs, signals, watchdog, host_ports, container, slots, tripwire, windows,
+                           builder_api, ssh_probe)  # type: ignore[assignment]

@@ -22,6 +22,7 @@ from aiodocker.stream import Stream
 
 from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from supervisor.engine import EXIT_ENGINE, engine_message
+from supervisor.gateway import GatewayError, GatewayRun
 from supervisor.memory import report_container_killed, report_process_killed
 from supervisor.proxy import follow_window_size, pump_input, pump_output, read_terminal
 from supervisor.secretfile import write_secrets_file
@@ -38,12 +39,36 @@ async def run(supervisor: Supervisor) -> None:
 
 async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
     container: DockerContainer | None = None
+    gateway = slot.spec.gateway
+    gateway_run: GatewayRun | None = None
     try:
         # before the container exists: its entrypoint reads the file at start
         await anyio.to_thread.run_sync(write_secrets_file, slot.run_folder, slot.spec.secrets)
-        container = await supervisor.docker.containers.create(config=slot.spec.create, name=slot.spec.name)
+        if gateway is not None:
+            if supervisor.gateways is None:  # fail closed: nothing could hold its gateway
+                raise GatewayError("the network gateway cannot be started (no gateway holder)")
+            # the gateway started early when it is exactly this slot's, else a new one; it
+            # exists once `take` returns (the agent's container names its namespace)
+            gateway_run = await supervisor.gateways.take(gateway)
+            if gateway_run.settled.is_set():
+                await gateway_run.verified()  # it could not even be created
+            await slot.host_ports_ready.wait()
+            if slot.host_ports_error is not None:
+                raise GatewayError(slot.host_ports_error)
+        try:
+            # created while the gateway proves its policy; STARTED only after the verdict
+            container = await supervisor.docker.containers.create(config=slot.spec.create, name=slot.spec.name)
+        except aiodocker.DockerError:
+            if gateway_run is not None:
+                await gateway_run.verified()  # a failed gateway explains a failed create
+            raise
         slot.container_id = container.id
         supervisor.log.info("container-created", container=slot.spec.name, id=container.id[:12])
+        if gateway_run is not None:
+            # proven from inside the cage, as the agent's uid, before its first instruction
+            await gateway_run.verified()
+            supervisor.log.info("network-policy-verified", gateway=gateway_run.spec.name,
+                                policy=gateway_run.spec.policy.describe())
         if supervisor.interactive and slot is supervisor.slots[0]:
             await _attached(supervisor, slot, container)
         elif supervisor.supervised:
@@ -54,6 +79,10 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
         slot.error = engine_message(error)
         slot.exit_code = EXIT_ENGINE
         supervisor.notice(f"{slot.label}: Docker: {slot.error}")
+    except GatewayError as error:
+        slot.error = str(error)
+        slot.exit_code = EXIT_FAILURE
+        supervisor.notice(f"{slot.label}: {error} — the agent was not started")
     except OSError as error:
         slot.error = f"cannot write the secrets file in {slot.run_folder}: {error.strerror or error}"
         slot.exit_code = EXIT_FAILURE
@@ -61,11 +90,24 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
     finally:
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_SECONDS):
-                if container is not None:
-                    await _remove(supervisor, slot, container)
+                # side by side: the agent's namespace outlives its gateway container, and
+                # its rules with it, so ending both at once opens nothing
+                async with anyio.create_task_group() as removal:
+                    if container is not None:
+                        removal.start_soon(_remove, supervisor, slot, container)
+                    if gateway_run is not None:
+                        removal.start_soon(_end_gateway, supervisor, gateway_run)
         finally:
             slot.container_gone.set()
             slot.ready.set()  # never started: nobody may wait for it forever
+
+
+async def _end_gateway(supervisor: Supervisor, gateway: GatewayRun) -> None:
+    """One signal: the engine removes the gateway (AutoRemove) without the launch waiting
+    for its network's teardown; its lease (stdin) ends it even if the signal is lost."""
+    gateway.release()
+    await gateway.ended.wait()
+    supervisor.log.info("gateway-ended", gateway=gateway.spec.name)
 
 
 async def _detached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:

@@ -8,6 +8,9 @@ chmod 0555 /etc/claude-code
 chmod 0755 /usr/local/bin/llm-docker-entrypoint /usr/local/bin/llm-docker-session-event \
     /usr/local/bin/llm-docker-tmux /usr/local/bin/builder-api
 chmod -R a+rX,go-w /opt/llm-docker
+# openssh-server's package makes host keys at install: no image may carry a private key
+# (every slot uses the install's own, mounted read-only at /etc/ssh/keys).
+rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
 # Any uid may run with HOME=/root: sticky and world-writable, like /tmp.
 chmod 1777 /root
 # Projects are owned by the host user; git must not refuse them.

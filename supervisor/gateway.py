@@ -1,0 +1,372 @@
+"""A slot's network gateway on the engine: start it, prove its policy, end it.
+
+One task holds each gateway for its whole life (`GatewayRun.hold`): it creates it, attaches
+to it (stdin too) BEFORE starting it, and reads the attach stream until the gateway's
+verdict. The gateway proves its own policy right after loading it: its entrypoint runs the
+checks in its namespace — the one the agent's container joins — as the agent's uid with no
+capability, and prints "llm-docker-gateway: verified" only if every check passed (no
+polling, no `docker exec` round trip). The agent's container may be created meanwhile
+(it only names the gateway's namespace) but is started only after that line; any failure
+is one line and no agent runs: fail closed.
+
+The attach stream is also the gateway's lease: the gateway is created with `StdinOnce` and
+ends when its stdin does, and with `AutoRemove` the engine removes it then. So when the
+supervisor's connection closes — a normal end, a crash, a SIGKILL of the launcher — the
+gateway goes away without anyone waiting for it: ending it costs the launch one signal,
+the engine tears its network down after the user's prompt is back.
+
+`GatewayHolders` owns those tasks for one launch. `supervisor.launcher` opens it BEFORE the
+rest of the supervisor is imported, and starts every slot's gateway at once (`early`): the
+engine sets up the gateway's network while Python loads the supervisor and the launch
+takes its leases. The container task then `take`s the gateway whose create body matches its
+final spec (else the early one is removed and a new one started), so what runs is always
+exactly what the launch planned. A refused launch removes the early gateways on its way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiodocker
+import anyio
+from anyio.abc import TaskGroup
+from aiodocker.containers import DockerContainer
+
+from launch.network import LABEL_PROBE_USER, LABEL_PROBES, GatewaySpec, gateway_name
+from launch.spec import LABEL_PREFIX
+from supervisor.engine import engine_message
+
+if TYPE_CHECKING:
+    from launch.plan import LaunchPlan
+
+READY_LINE = b"llm-docker-gateway: ready"
+VERIFIED_LINE = b"llm-docker-gateway: verified"
+#: Upper bound for the gateway to load its rules and start its resolver.
+READY_SECONDS = 20.0
+#: Upper bound for the checks from inside the cage (every probe is bounded in the image).
+VERIFY_SECONDS = 30.0
+PROBE_COMMAND = "/usr/local/sbin/llm-docker-gateway-probe"
+REMOVE_GRACE_SECONDS = 1
+#: Upper bound for ending (or removing) a gateway, whatever else happens.
+END_SECONDS = 15.0
+
+
+class GatewayError(Exception):
+    """The gateway could not be started or its policy did not verify; one line."""
+
+
+def prepare_ports_folder(folder: Path) -> None:
+    """The HOST_PORTS folder must exist before the gateway that mounts it is created
+    (`tasks.host_ports` listens in it; both may prepare it, in any order)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.chmod(0o755)
+    folder.chmod(0o755)
+
+
+class GatewayRun:
+    """One slot's gateway from create to its end, held by ONE task (`hold`)."""
+
+    def __init__(self, spec: GatewaySpec) -> None:
+        self.spec = spec
+        #: Set once the gateway exists (or could not be created); `image_id` is its image.
+        self.created = anyio.Event()
+        self.image_id: str | None = None
+        #: Set once the verdict is known; `error` is None when the policy verified.
+        self.settled = anyio.Event()
+        self.error: str | None = None
+        self.ended = anyio.Event()
+        #: Set once the engine's answer to the start is known; `running`: it started.
+        self.start_known = anyio.Event()
+        self.running = False
+        self.adopted = False
+        self._release = anyio.Event()
+        self._discard = False
+        self._keep_folder = False
+        self._ending = False
+
+    async def verified(self) -> None:
+        """Return once the policy verified; raise `GatewayError` (one line) otherwise."""
+        await self.settled.wait()
+        if self.error is not None:
+            raise GatewayError(self.error)
+
+    def release(self, *, discard: bool = False, keep_folder: bool = False) -> None:
+        """End the gateway: one signal, the engine removes it (`discard`: remove it now and
+        wait for that — its name is about to be reused)."""
+        self._discard = self._discard or discard
+        self._keep_folder = self._keep_folder or keep_folder
+        self._release.set()
+
+    async def hold(self, docker: aiodocker.Docker) -> None:
+        container: DockerContainer | None = None
+        started = False
+        creating = False
+        try:
+            try:
+                if self.spec.ports_folder is not None:
+                    await anyio.to_thread.run_sync(prepare_ports_folder, self.spec.ports_folder)
+                creating = True
+                container = await docker.containers.create(config=self.spec.create, name=self.spec.name)
+                creating = False
+                self.image_id = (await container.show()).get("Image")
+            except aiodocker.DockerError as error:
+                creating = False
+                self.error = f"the network gateway cannot be created: {engine_message(error)}"
+            except Exception as error:  # noqa: BLE001 - engine unreachable, folder refused: no gateway
+                self.error = f"the network gateway cannot be created: {error}"
+            finally:
+                self.created.set()
+            if container is None:
+                return
+            async with container.attach(stdin=True, stdout=True, stderr=True, logs=False) as stream:
+                said = bytearray()
+                with anyio.move_on_after(READY_SECONDS + VERIFY_SECONDS) as waited:
+                    try:
+                        try:
+                            await container.start()
+                            started = self.running = True
+                        finally:
+                            self.start_known.set()
+                        while VERIFIED_LINE not in said and (message := await stream.read_out()) is not None:
+                            said += message.data
+                    except aiodocker.DockerError as error:
+                        self.error = f"the network gateway did not start: {engine_message(error)}"
+                if self.error is None and VERIFIED_LINE not in said:
+                    self.error = _failure(said, timed_out=waited.cancelled_caught)
+                self.settled.set()
+                if self.error is None:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(_drain, stream)
+                        await self._release.wait()
+                        group.cancel_scope.cancel()
+                    # still attached: the signal first, then the stream closes (stdin EOF)
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
+                        await self._end(container, started)
+        finally:
+            self.created.set()
+            self.start_known.set()
+            if self.error is None and not self.settled.is_set():
+                self.error = "the network gateway was not started (the launch ended)"
+            self.settled.set()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
+                if container is None and creating:  # cancelled while the engine created it
+                    container = docker.containers.container(self.spec.name)
+                if container is not None:
+                    await self._end(container, started)
+                if self.spec.ports_folder is not None and not self._keep_folder:
+                    folder = self.spec.ports_folder.parent
+                    await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
+            self.ended.set()
+
+    async def _end(self, container: DockerContainer, started: bool) -> None:
+        if self._ending:
+            return
+        self._ending = True
+        try:
+            if started and not self._discard:
+                # SIGTERM: the engine answers at once (SIGKILL would wait for the teardown);
+                # AutoRemove does the rest, and the closed stdin ends it anyway
+                await container.kill(signal="SIGTERM")
+                return
+        except aiodocker.DockerError:
+            pass  # not running any more (it failed, or ended): removed below, or by the engine
+        except Exception:  # noqa: BLE001 - the engine went away: the lease ends the gateway
+            return
+        await remove_gateway_container(container)
+
+
+async def _drain(stream) -> None:  # noqa: ANN001 - aiodocker Stream
+    """Read what the gateway still says, so its output never backs up."""
+    with contextlib.suppress(Exception):
+        while await stream.read_out() is not None:
+            pass
+
+
+def _failure(said: bytes, *, timed_out: bool) -> str:
+    lines = [line.strip() for line in said.decode(errors="replace").strip().splitlines() if line.strip()]
+    failed = [line.removeprefix("FAIL ") for line in lines if line.startswith("FAIL")]
+    if failed:
+        return (f"the network policy did not verify ({failed[0]}"
+                f"{f' and {len(failed) - 1} more' if len(failed) > 1 else ''})")
+    if timed_out:
+        done = READY_LINE in said
+        return (f"the network policy checks did not finish within {VERIFY_SECONDS:.0f} s" if done else
+                f"the network gateway was not ready within {READY_SECONDS:.0f} s")
+    return ("the network gateway stopped before its policy was in place"
+            + (f": {lines[-1]}" if lines else ""))
+
+
+async def remove_gateway_container(container: DockerContainer) -> None:
+    """Remove now and wait for it; gone already (404) or being removed by the engine (409)
+    is fine."""
+    try:
+        await container.delete(force=True)
+    except aiodocker.DockerError as error:
+        if error.status == 409:
+            with contextlib.suppress(aiodocker.DockerError):
+                await container.wait(condition="removed")
+        elif error.status != 404:
+            raise
+    except Exception:  # noqa: BLE001 - the engine went away: the lease ends the gateway
+        pass
+
+
+class GatewayHolders:
+    """The gateways of one launch, each held by a task of ONE task group."""
+
+    def __init__(self, docker: aiodocker.Docker | None, group: TaskGroup | None) -> None:
+        self._docker = docker
+        self._group = group
+        self.runs: dict[str, GatewayRun] = {}
+        #: Per agent container name: the SSH host port its early gateway publishes (and
+        #: the notice if that port had to move), for the lease step to keep.
+        self.ssh_ports: dict[str, tuple[int, str | None]] = {}
+
+    def start(self, spec: GatewaySpec) -> GatewayRun:
+        assert self._group is not None and self._docker is not None
+        run = GatewayRun(spec)
+        self.runs[spec.name] = run
+        self._group.start_soon(run.hold, self._docker, name=f"gateway {spec.name}")
+        return run
+
+    async def held_ssh_port(self, agent_name: str) -> tuple[int, str | None] | None:
+        """The SSH port the slot's early gateway publishes, once the engine started it (so
+        the port is bound: its own); None when it has none or could not start (the lease
+        step then chooses a port, not counting this launch's own gateways)."""
+        early = self.ssh_ports.get(agent_name)
+        run = self.runs.get(gateway_name(agent_name))
+        if early is None or run is None:
+            return None
+        await run.start_known.wait()
+        return early if run.running else None
+
+    async def take(self, spec: GatewaySpec) -> GatewayRun:
+        """The running gateway for `spec`: the early one when its create body and image are
+        exactly the ones planned now, else a new one (the early one removed first)."""
+        run = self.runs.get(spec.name)
+        if run is not None and not run.adopted:
+            await run.created.wait()
+            if run.spec.create == spec.create and run.image_id is not None \
+                    and run.image_id == await self._image_id(spec):
+                run.adopted = True
+                return run
+            run.release(discard=True, keep_folder=True)
+            await run.ended.wait()
+        run = self.start(spec)
+        run.adopted = True
+        return run
+
+    async def _image_id(self, spec: GatewaySpec) -> str | None:
+        assert self._docker is not None
+        try:
+            return (await self._docker.images.inspect(spec.create["Image"])).get("Id")
+        except aiodocker.DockerError:
+            return None
+
+    async def start_early(self, plan: LaunchPlan) -> None:
+        """Start every slot's gateway as planned, before the leases (`take` checks them)."""
+        from launch.spec import container_spec
+
+        taken: set[int] | None = None
+        for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True):
+            spec = planned.gateway
+            if spec is None:
+                continue
+            if plan.config.llm_docker_ssh_enabled:
+                from supervisor.ssh_ports import choose_host_port, claimed_ports
+
+                try:
+                    if taken is None:
+                        taken = await claimed_ports(self._docker)  # type: ignore[arg-type]
+                    port, moved = choose_host_port(plan.config.llm_docker_ssh_host_port, slot, taken)
+                except Exception:  # noqa: BLE001 - the lease step chooses again, and says why
+                    return
+                taken.add(port)
+                spec = container_spec(plan.request, plan.config, plan.facts, slot=slot, ssh_host_port=port).gateway
+                if spec is None:
+                    continue
+                self.ssh_ports[planned.name] = (port, moved)
+            self.start(spec)
+
+
+@contextlib.asynccontextmanager
+async def gateway_holders(plan: LaunchPlan, *, early: bool) -> AsyncIterator[GatewayHolders]:
+    """The launch's gateway holders (`early`: start every slot's gateway now). On the way
+    out, every gateway no slot took is removed; the others end when their slot releases
+    them, or now."""
+    if all(spec.gateway is None for spec in plan.specs):
+        yield GatewayHolders(None, None)
+        return
+    docker = aiodocker.Docker()
+    try:
+        async with anyio.create_task_group() as group:
+            holders = GatewayHolders(docker, group)
+            if early:
+                group.start_soon(holders.start_early, plan)
+            try:
+                yield holders
+            finally:
+                for run in list(holders.runs.values()):
+                    run.release(discard=not run.adopted)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await docker.close()
+
+
+async def run_probes(docker: aiodocker.Docker, gateway: str, probes: list[str], user: str) -> tuple[bool, list[str]]:
+    """Run the checks in `gateway`'s namespace as `user`; (all passed, one line per check)."""
+    container = docker.containers.container(gateway)
+    output = bytearray()
+    with anyio.fail_after(VERIFY_SECONDS):
+        execution = await container.exec([PROBE_COMMAND, *probes], stdout=True, stderr=True, user=user,
+                                         privileged=False)
+        async with execution.start(detach=False) as stream:
+            while (message := await stream.read_out()) is not None:
+                output += message.data
+        code = (await execution.inspect()).get("ExitCode")
+    lines = output.decode(errors="replace").strip().splitlines()
+    return code == 0, lines
+
+
+async def verify_policy(docker: aiodocker.Docker, gateway: GatewaySpec) -> None:
+    """Fail closed unless every check of the policy passes from inside the cage."""
+    try:
+        passed, lines = await run_probes(docker, gateway.name, [p.argument() for p in gateway.probes],
+                                         gateway.probe_user)
+    except TimeoutError:
+        raise GatewayError(f"the network policy checks did not finish within {VERIFY_SECONDS:.0f} s") from None
+    except aiodocker.DockerError as error:
+        raise GatewayError(f"the network policy cannot be checked: {engine_message(error)}") from None
+    if not passed:
+        failed = [line.removeprefix("FAIL ") for line in lines if line.startswith("FAIL")] or lines[-1:] or ["?"]
+        raise GatewayError(f"the network policy did not verify ({failed[0]}"
+                           f"{f' and {len(failed) - 1} more' if len(failed) > 1 else ''})")
+
+
+async def check_running(docker: aiodocker.Docker, info: dict) -> tuple[bool, list[str]]:
+    """Re-run a running gateway's checks from its labels (`llm-docker status --check`)."""
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    probes = json.loads(labels.get(LABEL_PREFIX + LABEL_PROBES, "[]"))
+    user = labels.get(LABEL_PREFIX + LABEL_PROBE_USER, "65534:65534")
+    return await run_probes(docker, info.get("Id", ""), probes, user)
+
+
+async def remove_gateway(docker: aiodocker.Docker, name: str, ports_folder: Path | None = None) -> None:
+    """Remove a gateway (404 = already gone) and its HOST_PORTS folder."""
+    container = docker.containers.container(name)
+    try:
+        await container.delete(force=True)
+    except aiodocker.DockerError as error:
+        if error.status == 409:  # the engine is removing it already (AutoRemove)
+            with contextlib.suppress(aiodocker.DockerError):
+                await container.wait(condition="removed")
+        elif error.status != 404:
+            raise
+    finally:
+        if ports_folder is not None:
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(ports_folder.parent, ignore_errors=True))
