@@ -77,7 +77,9 @@ def start_ours(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     root.mkdir(exist_ok=True)
     config = folder / "builder-api.toml"
     config.write_text(f'[project.app]\nroot = "{root}"\nport = {port}\npassword = "{PASSWORD}"\n'
-                      f'[project.app.events]\npath = "events.jsonl"\n')
+                      f'[project.app.events]\npath = "events.jsonl"\n'
+                      # the fan-out measures 100+ clients: above the default cap (64), which answers 503
+                      f'[project.app.security]\nmax_ws_clients = 1000\nmax_followers = 1000\n')
     process = subprocess.Popen([sys.executable, "-m", "launch.admin", "api", "--project", "app", "--config",
                                 str(config)], cwd=REPO, stderr=subprocess.DEVNULL)
     wait_listening(port)
