@@ -121,3 +121,20 @@ def user() -> Iterator[User]:
         yield person
     finally:
         person.cleanup()
+
+
+@pytest.fixture(scope="session")
+def agent_images(docker_engine_ready: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The real agent images, built (or confirmed from the layer cache) once per session."""
+    from tests.agent_images import require_agent_images
+
+    require_agent_images(tmp_path_factory.mktemp("image-build"))
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Iterator[str]:
+    """The stub model API on the host's loopback; its base URL (127.0.0.1)."""
+    from tests.agent_images import stub_model
+
+    with stub_model(tmp_path / "stub-model.jsonl") as url:
+        yield url

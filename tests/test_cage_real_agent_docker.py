@@ -24,13 +24,12 @@ import os
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from launch.identity import project_state_home
-from tests.agent_images import bash_output, bash_prompt, configure_agent_user, require_agent_images, stub_model
+from tests.agent_images import bash_output, bash_prompt, configure_agent_user
 from tests.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
@@ -44,15 +43,7 @@ _ATTEMPT = re.compile(r"^ATTEMPT:(?P<name>[\w-]+)=(?P<status>\d+) ?(?P<output>.*
 
 # -- fixtures ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def agent_images(docker_engine_ready: None, tmp_path_factory: pytest.TempPathFactory) -> None:
-    require_agent_images(tmp_path_factory.mktemp("image-build"))
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Iterator[str]:
-    with stub_model(tmp_path / "stub-model.jsonl") as url:
-        yield url
+# `agent_images` (the real images, built once) and `model` (the stub model's URL): tests/conftest.py
 
 
 @pytest.fixture

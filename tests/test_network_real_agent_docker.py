@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.agent_images import (STUB_API_KEY, TEST_IMAGE_CONFIG, cage_url, configure_agent_user,
-                                require_agent_images, stub_model)
+from tests.agent_images import STUB_API_KEY, TEST_IMAGE_CONFIG, cage_url, configure_agent_user
 from tests.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 
 
-@pytest.fixture(scope="session")
-def agent_images(docker_engine_ready: None, tmp_path_factory: pytest.TempPathFactory) -> None:
-    require_agent_images(tmp_path_factory.mktemp("image-build"))
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Iterator[str]:
-    with stub_model(tmp_path / "stub-model.jsonl") as url:
-        yield url
+# `agent_images` (the real images, built once) and `model` (the stub model's URL): tests/conftest.py
 
 
 @pytest.mark.parametrize("policy", ["", "INTERNET_ACCESS=false\n", "EGRESS_ALLOW=198.51.100.2\n",

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent_images import configure_agent_user, require_agent_images, stub_model
+from tests.agent_images import configure_agent_user
 from tests.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
@@ -39,15 +39,7 @@ START_TIMEOUT = 240
 
 # -- fixtures ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def agent_images(docker_engine_ready: None, tmp_path_factory: pytest.TempPathFactory) -> None:
-    require_agent_images(tmp_path_factory.mktemp("image-build"))
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Iterator[str]:
-    with stub_model(tmp_path / "stub-model.jsonl") as url:
-        yield url
+# `agent_images` (the real images, built once) and `model` (the stub model's URL): tests/conftest.py
 
 
 def free_block(size: int = 60) -> int:
