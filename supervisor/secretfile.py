@@ -8,11 +8,11 @@ can. It goes away with the run folder when the slot is saved (`supervisor.slots`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from launch.secrets import SECRETS_FILE, render
+from supervisor.atomic import replace_atomically
 
 FILE_MODE = 0o600
 
@@ -20,20 +20,10 @@ FILE_MODE = 0o600
 def write_secrets_file(folder: Path, secrets: Mapping[str, str]) -> Path | None:
     """Create `folder/secrets.env` atomically with mode 0600; None when there are none.
 
-    The temporary name is opened with O_EXCL|O_NOFOLLOW, so a planted symlink in the run
-    folder can never redirect the secrets elsewhere."""
+    `supervisor.atomic` opens the temporary name with O_EXCL|O_NOFOLLOW, so a planted
+    symlink in the run folder can never redirect the secrets elsewhere."""
     if not secrets:
         return None
     path = folder / SECRETS_FILE
-    temporary = folder / f".{SECRETS_FILE}.{os.getpid()}.tmp"
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask
-            handle.write(render(secrets))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    replace_atomically(path, render(secrets).encode(), FILE_MODE)
     return path

@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncssh
 
 from launch import ssh as plan
+from supervisor.atomic import replace_atomically
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -113,20 +114,6 @@ def _create_once(path: Path, content: bytes, mode: int) -> bool:
         return False
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def replace_atomically(path: Path, content: bytes, mode: int) -> None:
-    """Write `path` whole or not at all (readers — sshd, `status` — never see half a file)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 #: A status file is a few hundred bytes; anything bigger is not the probe's.

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from launch.surface import Kind, Protection
+from supervisor.atomic import replace_atomically
 
 #: Names that host tools obey in *any* folder of the project, not only at its root: git finds
 #: the nearest `.git` from the folder it runs in, direnv loads `.envrc` on `cd`, and the agent
@@ -42,6 +43,7 @@ SKIPPED_FOLDERS = frozenset({".git", "node_modules"})
 MAX_WALKED_ENTRIES = 400_000
 
 RECORDS_FOLDER = "tripwire"
+PRIVATE_MODE = 0o600
 QUARANTINE_FOLDER = "quarantine"
 MANIFEST = "manifest.json"
 FILES = "files"
@@ -159,8 +161,8 @@ def arm(state_home: Path, run_id: str, root: Path, protection: Protection) -> No
             watched[relative] = {"kind": entry.kind.value, "target": entry.target}
     folder = records_folder(state_home)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_private(record_path(state_home, run_id),
-                   json.dumps({"root": str(root), "run_id": run_id, "watched": watched, "armed_at": time.time()}))
+    record = {"root": str(root), "run_id": run_id, "watched": watched, "armed_at": time.time()}
+    replace_atomically(record_path(state_home, run_id), json.dumps(record).encode(), PRIVATE_MODE)
 
 
 def disarm(state_home: Path, run_id: str) -> None:
@@ -303,7 +305,7 @@ def _quarantine(state_home: Path, root: Path, run_id: str, changes: list[Change]
                 "changes": [{"path": c.relative, "was": c.was.describe(), "now": c.now.describe(),
                              "restore_symlink": c.was.target if c.was.kind is Kind.SYMLINK else None}
                             for c in moved]}
-    _write_private(folder / MANIFEST, json.dumps(manifest, indent=2))
+    replace_atomically(folder / MANIFEST, json.dumps(manifest, indent=2).encode(), PRIVATE_MODE)
     return Report(root, tuple(moved), quarantine_id, folder, tuple(problems))
 
 
@@ -412,11 +414,3 @@ def _lock(state_home: Path) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)
-
-
-def _write_private(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
