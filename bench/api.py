@@ -80,7 +80,7 @@ def start_ours(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
                       f'[project.app.events]\npath = "events.jsonl"\n'
                       # the fan-out measures 100+ clients: above the default cap (64), which answers 503
                       f'[project.app.security]\nmax_ws_clients = 1000\nmax_followers = 1000\n')
-    process = subprocess.Popen([sys.executable, "-m", "launch.admin", "api", "--project", "app", "--config",
+    process = subprocess.Popen([sys.executable, "-m", "cli.admin", "api", "--project", "app", "--config",
                                 str(config)], cwd=REPO, stderr=subprocess.DEVNULL)
     wait_listening(port)
     return process, port

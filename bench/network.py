@@ -34,10 +34,10 @@ from pathlib import Path
 import aiodocker
 import anyio
 
-from tests.images import BUSYBOX_IMAGE, ensure_test_images
+from testbed.images import BUSYBOX_IMAGE, ensure_test_images
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY = "from launch.cli import cld_main as m; m()"
+ENTRY = "from cli.launchers import cld_main as m; m()"
 
 
 def _environment(home: Path) -> dict[str, str]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import anyio
 import aiodocker
 
-from tests.images import BUSYBOX_IMAGE, ensure_test_images
+from testbed.images import BUSYBOX_IMAGE, ensure_test_images
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120.0
@@ -55,7 +55,7 @@ def measure_ours(count: int, home: Path, project: Path) -> dict[str, float]:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8",
            "TERM": "xterm"}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "launch.admin", "supervise", "-n", str(count),
+    process = subprocess.Popen([sys.executable, "-m", "cli.admin", "supervise", "-n", str(count),
                                 "--layout", "none", str(project)], env=env, cwd=project,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.agent_images import TEST_IMAGE_CONFIG, build_agent_images
-from tests.unprivileged import User
+from testbed.agent_images import TEST_IMAGE_CONFIG, build_agent_images
+from testbed.unprivileged import User
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

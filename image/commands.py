@@ -21,9 +21,9 @@ from image.gateway import GatewayImageError, build_gateway, plan_gateway
 from image.ensure import build_images, build_log_path, image_status, plan_builds, refresh_stamp
 from image.plan import LABEL_BASE, BuildInputError
 from image.progress import BuildProgress, format_size
-from launch.argv import Tool
+from launch.tools import Tool
 from launch.config import Config
-from supervisor.engine import run_with_engine
+from engine.client import run_with_engine
 
 EXIT_BUILD_FAILED = 1
 EXIT_USAGE = 2

@@ -22,9 +22,9 @@ from image.certs import select_extra_certificates
 from image.groups import outside_notes
 from image.plan import LABEL_REFRESH, BuildPlan, plan_build, staleness
 from image.progress import BuildProgress
-from launch.argv import Tool
+from launch.tools import Tool
 from launch.config import Config
-from supervisor.engine import require_image
+from engine.client import require_image
 
 BUILD_LOG = "logs/build.log"
 

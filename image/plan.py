@@ -20,7 +20,7 @@ from image.certs import ExtraCertificates
 from image.dockerfile import render
 from image.groups import GROUPS
 from launch import __version__
-from launch.argv import Tool
+from launch.tools import Tool
 from launch.config import Config, default_image_tag
 from launch.spec import LABEL_PREFIX
 

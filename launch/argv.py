@@ -26,7 +26,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from launch.errors import UsageError
 from launch.layout import Layout
+from launch.tools import Tool
 
 MAX_SLOT = 99
 MAX_WINDOWS = 99
@@ -40,25 +42,6 @@ _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True,
                "false": False, "no": False, "off": False, "0": False}
 
 
-class Tool(enum.Enum):
-    """The agent a launcher runs; the value is the command inside the container."""
-
-    CLAUDE = "claude"
-    OPENCODE = "opencode"
-
-    @property
-    def launcher(self) -> str:
-        return "cld" if self is Tool.CLAUDE else "ocd"
-
-    @classmethod
-    def from_name(cls, name: str) -> Tool:
-        """Accept the tool name (`claude`) or its launcher's (`cld`)."""
-        for tool in cls:
-            if name in (tool.value, tool.launcher):
-                return tool
-        raise ValueError(f"unknown tool {name!r} (expected claude or opencode)")
-
-
 class TmuxMode(enum.Enum):
     """How the tool is wrapped in tmux inside the container (`-t`, `-tt`, ...)."""
 
@@ -68,10 +51,6 @@ class TmuxMode(enum.Enum):
     RECON = "recon"
     CODEMAN = "codeman"
     CLAUDE_TMUX = "claude-tmux"
-
-
-class UsageError(Exception):
-    """Bad command line; the message is one line, ready to print after the launcher name."""
 
 
 @dataclasses.dataclass(frozen=True)

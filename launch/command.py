@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from launch.argv import LaunchRequest, TmuxMode, Tool
+from launch.argv import LaunchRequest, TmuxMode
+
+from launch.tools import Tool
 
 CLAUDE_MD_PROMPT = "Read ./CLAUDE.md in full and follow its BOOT steps before anything else."
 TMUX_SESSION = "llm-docker"

@@ -22,7 +22,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from launch.argv import Tool
+from launch.tools import Tool
 from launch.envfile import EnvFileError, parse_env_text
 from launch.envnames import forwardable
 from launch.limits import DEFAULT_PIDS_LIMIT, parse_cpus, parse_memory

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from launch.argv import MAX_SLOT, Tool
+from launch.argv import MAX_SLOT
+
+from launch.tools import Tool
 
 _COMMON = """\
 Usage: {launcher} [DIRECTORY] [N] [FLAGS...] [-- {upper}_ARGS...]

@@ -22,7 +22,7 @@ import posixpath
 import re
 from pathlib import Path, PurePosixPath
 
-from launch.argv import Tool
+from launch.tools import Tool
 from launch.surface import Protection
 
 CONTAINER_HOME = "/root"

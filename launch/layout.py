@@ -49,7 +49,7 @@ def attach_command(tool: str, slot: int, directory: str, *, python: str,
     """The shell line a window runs: `llm-docker attach` with this launch's environment
     (and `--launch`, so it reaches this launch's container even if another runs the slot)."""
     assignments = [f"{name}={shlex.quote(environ[name])}" for name in ATTACH_ENVIRONMENT if name in environ]
-    argv = [python, "-m", "launch.admin", "attach", tool, str(slot), directory]
+    argv = [python, "-m", "cli.admin", "attach", tool, str(slot), directory]
     if launch_id:
         argv += ["--launch", launch_id]
     return " ".join(["env", *assignments, *map(shlex.quote, argv)])

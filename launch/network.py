@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from launch.argv import Tool
+from launch.tools import Tool
 
 #: The gateway image `llm-docker image build` makes from the same Debian base as the agents.
 GATEWAY_IMAGE = "llm-docker-gateway:latest"

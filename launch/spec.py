@@ -25,7 +25,9 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
-from launch.argv import LaunchRequest, TmuxMode, Tool
+from launch.argv import LaunchRequest, TmuxMode
+
+from launch.tools import Tool
 from launch.command import (
     CODEMAN_PORT,
     SessionChoice,

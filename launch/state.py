@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from launch.argv import Tool
+from launch.tools import Tool
 from launch.identity import PERSISTENCE, SSH_KEYS, claude_session_dir_name, run_folder
 
 FOLDER_MODE = 0o700

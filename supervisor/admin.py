@@ -10,7 +10,7 @@ from pathlib import Path
 import aiodocker
 import anyio
 
-from supervisor.engine import EngineError, connect, run_with_engine
+from engine.client import EngineError, connect, run_with_engine
 from supervisor.recovery import collect_garbage, recover_dead_launches
 from supervisor.store import EXIT_STATE, StateError, StateStore
 

@@ -39,7 +39,7 @@ from aiodocker.containers import DockerContainer
 
 from launch.network import LABEL_PROBE_USER, LABEL_PROBES, GatewaySpec, gateway_name
 from launch.spec import LABEL_PREFIX
-from supervisor.engine import engine_message
+from engine.client import engine_message
 
 if TYPE_CHECKING:
     from launch.plan import LaunchPlan

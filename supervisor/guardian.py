@@ -46,7 +46,7 @@ async def guardian(state_home: Path, run_ids: list[str]) -> AsyncIterator[None]:
 
 
 async def _recover(state_home: Path, run_ids: set[str]) -> None:
-    from supervisor.engine import connect
+    from engine.client import connect
     from supervisor.recovery import recover_dead_launches
     from supervisor.store import StateStore
 

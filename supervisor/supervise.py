@@ -37,7 +37,7 @@ from launch.plan import LaunchPlan
 from launch.spec import OFFLINE_NETWORK, ContainerSpec, container_spec
 from launch.state import prepare_for_container
 from supervisor.context import SlotRun, Supervisor, write_stderr
-from supervisor.engine import EngineError, connect, ensure_network
+from engine.client import EngineError, connect, ensure_network
 from supervisor.gateway import GatewayHolders, gateway_holders
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging

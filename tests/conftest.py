@@ -7,9 +7,9 @@ from pathlib import Path
 import aiodocker
 import pytest
 
-from tests.images import BUSYBOX_IMAGE, ensure_test_images
-from tests.processes import PtyProcess
-from tests.unprivileged import User, sweep_dead_homes
+from testbed.images import BUSYBOX_IMAGE, ensure_test_images
+from testbed.processes import PtyProcess
+from testbed.unprivileged import User, sweep_dead_homes
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -126,7 +126,7 @@ def user() -> Iterator[User]:
 @pytest.fixture(scope="session")
 def agent_images(docker_engine_ready: None, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The real agent images, built (or confirmed from the layer cache) once per session."""
-    from tests.agent_images import require_agent_images
+    from testbed.agent_images import require_agent_images
 
     require_agent_images(tmp_path_factory.mktemp("image-build"))
 
@@ -134,7 +134,7 @@ def agent_images(docker_engine_ready: None, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def model(tmp_path: Path) -> Iterator[str]:
     """The stub model API on the host's loopback; its base URL (127.0.0.1)."""
-    from tests.agent_images import stub_model
+    from testbed.agent_images import stub_model
 
     with stub_model(tmp_path / "stub-model.jsonl") as url:
         yield url

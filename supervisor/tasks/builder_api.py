@@ -55,7 +55,7 @@ def _start_background(supervisor: Supervisor, project: str) -> None:
     log = supervisor.state_home / "logs" / f"builder-api-{project}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
-        process = subprocess.Popen([sys.executable, "-m", "launch.admin", "api", "--project", project],
+        process = subprocess.Popen([sys.executable, "-m", "cli.admin", "api", "--project", project],
                                    stdin=subprocess.DEVNULL, stdout=output, stderr=output,
                                    start_new_session=True, cwd=supervisor.plan.facts.launch_dir)
     supervisor.notice(f"builder-api for {project} runs in the background (pid {process.pid}, log {log}); "

@@ -21,7 +21,7 @@ from aiodocker.containers import DockerContainer
 from aiodocker.stream import Stream
 
 from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
-from supervisor.engine import EXIT_ENGINE, engine_message
+from engine.client import EXIT_ENGINE, engine_message
 from supervisor.gateway import GatewayError, GatewayRun
 from supervisor.memory import report_container_killed, report_process_killed
 from supervisor.proxy import follow_window_size, pump_input, pump_output, read_terminal

@@ -1,0 +1,1 @@
+"""The command-line layer: `cld`, `ocd` and `llm-docker`, wiring planning, image and supervisor."""

@@ -1,0 +1,1 @@
+"""The Docker Engine adapter: the only package that talks to the engine (through aiodocker)."""

@@ -1,0 +1,164 @@
+"""Run `cld` / `ocd` / `llm-docker` as real processes: headless, or in a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).parent.parent
+ENTRY = {"cld": "from cli.launchers import cld_main as m; m()",
+         "ocd": "from cli.launchers import ocd_main as m; m()",
+         "llm-docker": "from cli.admin import main as m; m()"}
+
+
+def launcher_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm", "PYTHONPATH": str(REPO),
+           "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+def command(program: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", ENTRY[program], *args]
+
+
+def run(program: str, *args: str, cwd: Path, home: Path, timeout: float = 120,
+        stdin: bytes = b"", **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(program, *args), cwd=cwd, env=launcher_env(home, **extra), input=stdin.decode(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def slots_json(home: Path) -> list[dict]:
+    result = run("llm-docker", "slots", "--json", cwd=home, home=home)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def field(output: str, key: str) -> list[str]:
+    """Values of `KEY:value` lines printed by the fake agent."""
+    return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.startswith(f"{key}:")]
+
+
+class PtyProcess:
+    """A launcher running in a real pseudo-terminal, as in a terminal emulator."""
+
+    def __init__(self, program: str, *args: str, cwd: Path, home: Path, argv: list[str] | None = None,
+                 env: dict[str, str] | None = None, **extra: str) -> None:
+        """`argv`/`env` replace the default command line and environment (e.g. to run as
+        an unprivileged user, see `testbed.unprivileged`)."""
+        self.master, self.slave = pty.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24x80
+        self.original_attributes = termios.tcgetattr(self.slave)
+        self.process = subprocess.Popen(
+            argv or command(program, *args), cwd=cwd, env=env or launcher_env(home, **extra),
+            stdin=self.slave, stdout=self.slave, stderr=self.slave,
+            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        self.output = bytearray()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closing.is_set():
+            if not select.select([self.master], [], [], 0.05)[0]:
+                continue
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            with self._lock:
+                self.output += data
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return self.output.decode(errors="replace")
+
+    def expect(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not seen within {timeout}s; output so far:\n{self.text}")
+            if self.process.poll() is not None and needle not in self.text:
+                time.sleep(0.2)
+                if needle not in self.text:
+                    raise AssertionError(f"process exited ({self.process.returncode}) before {needle!r}:\n{self.text}")
+            time.sleep(0.05)
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close_terminal(self) -> None:
+        """What closing the terminal window does: the master side goes away (hang-up).
+        The reader thread must let go first: a blocked read() keeps the master open."""
+        self._close_fds()
+
+    def attributes_restored(self) -> bool:
+        assert self.slave >= 0, "the terminal was closed"
+        return termios.tcgetattr(self.slave) == self.original_attributes
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def _close_fds(self) -> None:
+        """Stop the reader before closing: otherwise a recycled fd number would let it read
+        (and steal) the next terminal's output."""
+        self._closing.set()
+        self._reader.join()
+        for fd in (self.slave, self.master):
+            if fd >= 0:
+                os.close(fd)
+        self.master = self.slave = -1
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._close_fds()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> float:
+    """Seconds until `condition()` held; fails after `timeout`."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for a reaper counts as gone: it runs nothing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def containers(label: str) -> list[str]:
+    result = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def project_containers(project: Path) -> list[str]:
+    return containers(f"io.llm-docker.project-root={project}")
+
+
+def slot_session(home: Path, tool: str, project: Path, slot: int) -> str | None:
+    """The session saved for (tool, project, slot), per `llm-docker slots --json`."""
+    return next((row["session_id"] for row in slots_json(home)
+                 if (row["tool"], row["project"], row["slot"]) == (tool, str(project), slot)), None)
