@@ -31,8 +31,8 @@ import time
 import uuid
 from pathlib import Path
 
-import anyio
 import aiodocker
+import anyio
 
 from testbed.images import BUSYBOX_IMAGE, ensure_test_images
 

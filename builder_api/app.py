@@ -21,8 +21,15 @@ from builder_api.auth import AuthGate
 from builder_api.browser import BrowserVerdict, cors_headers, judge, preflight_headers
 from builder_api.config import ProjectConfig
 from builder_api.events import EventStore
-from builder_api.jobs import (CommandRefused, HubJob, LeafJob, ValidationFailed, resolve_command,
-                              validate_and_substitute, verify_command_hash)
+from builder_api.jobs import (
+    CommandRefused,
+    HubJob,
+    LeafJob,
+    ValidationFailed,
+    resolve_command,
+    validate_and_substitute,
+    verify_command_hash,
+)
 from builder_api.live import FollowerHub
 from builder_api.logs import FileRefused, tail
 from builder_api.openapi import document

@@ -14,9 +14,9 @@ API writes into it carries request values JSON-encoded, so none becomes a line o
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime
-import contextlib
 import hashlib
 import json
 import os

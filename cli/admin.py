@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from launch import __version__
-from launch.tools import Tool
-from launch.layout import Layout, default_layout
 from launch.config import DEFAULT_SOURCE, Config, ConfigError, default_home, describe_value, load_config, settings
+from launch.layout import Layout, default_layout
+from launch.tools import Tool
 
 EXIT_USAGE = 2
 
@@ -128,8 +128,8 @@ def _directory(parser_name: str, directory: Path | None) -> Path | None:
 
 
 def command_supervise(arguments: argparse.Namespace) -> int:
-    from launch.argv import DEFAULT_DELAY_SECONDS, LaunchRequest
     from cli.launchers import run_request
+    from launch.argv import DEFAULT_DELAY_SECONDS, LaunchRequest
 
     if arguments.directory is not None and _directory("supervise", arguments.directory) is None:
         return EXIT_USAGE

@@ -16,12 +16,12 @@ from typing import TextIO
 
 from launch import __version__
 from launch.argv import HelpRequest, LaunchRequest, VersionRequest, parse_argv
-from launch.tools import Tool
-from launch.errors import UsageError
 from launch.config import ConfigError
+from launch.errors import UsageError
 from launch.guards import PathRefused
 from launch.help import help_text
 from launch.plan import LaunchPlan, plan_launch
+from launch.tools import Tool
 
 EXIT_USAGE = 2
 

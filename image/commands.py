@@ -14,16 +14,16 @@ from pathlib import Path
 
 import aiodocker
 
+from engine.client import run_with_engine
 from image.base import BaseImageError, build_local_base, host_debian_source
 from image.build import BuildError
 from image.certs import CertificateError, select_extra_certificates
-from image.gateway import GatewayImageError, build_gateway, plan_gateway
 from image.ensure import build_images, build_log_path, image_status, plan_builds, refresh_stamp
+from image.gateway import GatewayImageError, build_gateway, plan_gateway
 from image.plan import LABEL_BASE, BuildInputError
 from image.progress import BuildProgress, format_size
-from launch.tools import Tool
 from launch.config import Config
-from engine.client import run_with_engine
+from launch.tools import Tool
 
 EXIT_BUILD_FAILED = 1
 EXIT_USAGE = 2

@@ -16,15 +16,15 @@ from typing import IO
 
 import aiodocker
 
+from engine.client import require_image
 from image.base import resolve_base
 from image.build import BuildResult, build_tool_image
 from image.certs import select_extra_certificates
 from image.groups import outside_notes
 from image.plan import LABEL_REFRESH, BuildPlan, plan_build, staleness
 from image.progress import BuildProgress
-from launch.tools import Tool
 from launch.config import Config
-from engine.client import require_image
+from launch.tools import Tool
 
 BUILD_LOG = "logs/build.log"
 

@@ -20,9 +20,9 @@ from image.certs import ExtraCertificates
 from image.dockerfile import render
 from image.groups import GROUPS
 from launch import __version__
-from launch.tools import Tool
 from launch.config import Config, default_image_tag
 from launch.spec import LABEL_PREFIX
+from launch.tools import Tool
 
 LABEL_INPUTS = LABEL_PREFIX + "image-inputs"
 LABEL_ARGS = LABEL_PREFIX + "image-args"

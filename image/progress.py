@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO
 
 import anyio
-
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text

@@ -10,7 +10,6 @@ import dataclasses
 import enum
 
 from launch.argv import LaunchRequest, TmuxMode
-
 from launch.tools import Tool
 
 CLAUDE_MD_PROMPT = "Read ./CLAUDE.md in full and follow its BOOT steps before anything else."

@@ -22,12 +22,12 @@ import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from launch.tools import Tool
 from launch.envfile import EnvFileError, parse_env_text
 from launch.envnames import forwardable
 from launch.limits import DEFAULT_PIDS_LIMIT, parse_cpus, parse_memory
 from launch.network import GATEWAY_IMAGE, check_egress_allow, parse_host_ports
 from launch.ssh import parse_authorized_keys
+from launch.tools import Tool
 
 CONF_FILE = "llm-docker.conf"
 SECRETS_FILE = ".env"

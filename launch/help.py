@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from launch.argv import MAX_SLOT
-
 from launch.tools import Tool
 
 _COMMON = """\

@@ -22,8 +22,8 @@ import posixpath
 import re
 from pathlib import Path, PurePosixPath
 
-from launch.tools import Tool
 from launch.surface import Protection
+from launch.tools import Tool
 
 CONTAINER_HOME = "/root"
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from launch import ssh as ssh_plan
 from launch.argv import LaunchRequest, TmuxMode
-
-from launch.tools import Tool
 from launch.command import (
     CODEMAN_PORT,
     SessionChoice,
@@ -40,28 +39,28 @@ from launch.config import Config
 from launch.environment import container_environment
 from launch.guards import check_docker_dir
 from launch.hostfacts import HostFacts
-from launch.limits import host_limits
-from launch.liveness import identity_labels
-from launch.secrets import SECRETS_ENV, SECRETS_FILE, split_secrets
 from launch.identity import (
     CONTAINER_HOME,
     EVENTS_FILE,
+    OPENCODE_SHARED_CONFIG,
     RUN_TARGET,
+    SHARED_CONFIG,
     Mount,
     ProjectLayout,
     dotfile_mounts,
     persistence_mounts,
     project_layout,
-    OPENCODE_SHARED_CONFIG,
-    SHARED_CONFIG,
     project_state_home,
     protection_mounts,
-    shared_config_mounts,
     run_folder,
+    shared_config_mounts,
 )
-from launch.surface import Protection, plan_protection
+from launch.limits import host_limits
+from launch.liveness import identity_labels
 from launch.network import GatewaySpec, join_gateway, plan_gateway, plan_policy
-from launch import ssh as ssh_plan
+from launch.secrets import SECRETS_ENV, SECRETS_FILE, split_secrets
+from launch.surface import Protection, plan_protection
+from launch.tools import Tool
 
 HOSTNAME = "llm-docker"
 LABEL_PREFIX = "io.llm-docker."

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from launch.tools import Tool
 from launch.identity import PERSISTENCE, SSH_KEYS, claude_session_dir_name, run_folder
+from launch.tools import Tool
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import aiodocker
 
+from engine.client import run_with_engine
 from launch.argv import LaunchRequest
-
-from launch.tools import Tool
 from launch.config import ConfigError
 from launch.guards import PathRefused
 from launch.plan import plan_launch
+from launch.tools import Tool
 from supervisor.attach import EXIT_NOT_FOUND, EXIT_USAGE, attach, find_slot_container
-from engine.client import run_with_engine
 
 
 def attach_slot(tool: Tool, slot: int, directory: Path | None, *, launch_id: str | None = None) -> int:

@@ -20,8 +20,8 @@ from anyio.abc import ObjectReceiveStream
 
 from launch.plan import LaunchPlan
 from launch.spec import ContainerSpec
-from supervisor.ssh_keys import InstallKeys
 from supervisor.gateway import GatewayHolders
+from supervisor.ssh_keys import InstallKeys
 from supervisor.store import Launch, StateStore
 
 #: Seconds Docker waits after SIGTERM before it kills the tool, on a graceful stop.

@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING
 
 import aiodocker
 import anyio
-from anyio.abc import TaskGroup
 from aiodocker.containers import DockerContainer
+from anyio.abc import TaskGroup
 
+from engine.client import engine_message
 from launch.network import LABEL_PROBE_USER, LABEL_PROBES, GatewaySpec, gateway_name
 from launch.spec import LABEL_PREFIX
-from engine.client import engine_message
 
 if TYPE_CHECKING:
     from launch.plan import LaunchPlan

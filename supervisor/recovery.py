@@ -20,8 +20,8 @@ import anyio
 from launch.liveness import Here, Liveness, journal_liveness, launcher_from_labels, launcher_liveness, read_here
 from launch.network import gateway_name, gateway_ports_folder
 from launch.spec import LABEL_PREFIX
-from supervisor.gateway import remove_gateway
 from supervisor import tripwire
+from supervisor.gateway import remove_gateway
 from supervisor.slots import Notice, save_launch
 from supervisor.store import StateStore
 

@@ -31,8 +31,15 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from launch.identity import claude_session_dir_name
-from supervisor.untrusted import (TAIL_BYTES, Refused, open_directory, read_tail, regular_entries,
-                                  regular_or_missing, run_bounded)
+from supervisor.untrusted import (
+    TAIL_BYTES,
+    Refused,
+    open_directory,
+    read_tail,
+    regular_entries,
+    regular_or_missing,
+    run_bounded,
+)
 
 CLAUDE_HOME = "claude/.claude"
 CLAUDE_PROJECTS = f"{CLAUDE_HOME}/projects"

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import aiodocker
 
+from engine.client import run_with_engine
 from launch import ssh as plan
 from launch.argv import LaunchRequest
-from launch.tools import Tool
 from launch.config import ConfigError
 from launch.guards import PathRefused
 from launch.plan import plan_launch
 from launch.spec import LABEL_PREFIX as LABEL
-from engine.client import run_with_engine
+from launch.tools import Tool
 from supervisor.ssh_keys import FILE_MODE, client_folder, replace_atomically
 
 EXIT_NOT_FOUND = 1

@@ -16,10 +16,9 @@ import aiodocker
 from launch.liveness import Liveness, launcher_from_labels, launcher_liveness
 from launch.network import LABEL_POLICY, gateway_name
 from launch.spec import LABEL_PREFIX as LABEL
-from supervisor.gateway import check_running
 from launch.ssh import LABEL_PORT as SSH_LABEL_PORT
+from supervisor.gateway import check_running
 from supervisor.ssh_keys import read_status as read_ssh_status
-
 
 
 @dataclasses.dataclass(frozen=True)

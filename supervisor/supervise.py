@@ -23,32 +23,31 @@ import uuid
 import aiodocker
 import anyio
 
+from engine.client import EngineError, connect, ensure_network
 from image.base import BaseImageError
 from image.build import BuildError
-from image.certs import CertificateError
+from image.certs import CertificateError, select_extra_certificates
 from image.ensure import build_log_path, ensure_image
-from image.certs import select_extra_certificates
 from image.gateway import GatewayImageError, ensure_gateway_image
-from image.progress import BuildProgress
 from image.plan import BuildInputError
-from launch.network import model_endpoint_problem
+from image.progress import BuildProgress
 from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
+from launch.network import model_endpoint_problem
 from launch.plan import LaunchPlan
 from launch.spec import OFFLINE_NETWORK, ContainerSpec, container_spec
+from launch.ssh import SshPortError, parse_authorized_keys
 from launch.state import prepare_for_container
+from supervisor import tripwire
 from supervisor.context import SlotRun, Supervisor, write_stderr
-from engine.client import EngineError, connect, ensure_network
 from supervisor.gateway import GatewayHolders, gateway_holders
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
 from supervisor.recovery import collect_garbage, recover_dead_launches
 from supervisor.slots import Notice, busy_message, new_launch, resolve_session
-from supervisor import tripwire
-from supervisor.store import EXIT_SLOT_BUSY, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore
-from supervisor.tasks import TASKS
-from launch.ssh import SshPortError, parse_authorized_keys
 from supervisor.ssh_keys import ensure_install_keys
 from supervisor.ssh_ports import choose_host_port, claimed_ports
+from supervisor.store import EXIT_SLOT_BUSY, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore
+from supervisor.tasks import TASKS
 from supervisor.terminal import terminal_id
 
 EXIT_FAILURE = 1

@@ -29,7 +29,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from supervisor.context import Supervisor
-from supervisor.tasks import builder_api, container, host_ports, logs, signals, slots, ssh_probe, tripwire, watchdog, windows
+from supervisor.tasks import (
+    builder_api,
+    container,
+    host_ports,
+    logs,
+    signals,
+    slots,
+    ssh_probe,
+    tripwire,
+    watchdog,
+    windows,
+)
 
 
 class Task(Protocol):

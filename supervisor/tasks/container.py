@@ -20,8 +20,8 @@ import anyio
 from aiodocker.containers import DockerContainer
 from aiodocker.stream import Stream
 
-from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from engine.client import EXIT_ENGINE, engine_message
+from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from supervisor.gateway import GatewayError, GatewayRun
 from supervisor.memory import report_container_killed, report_process_killed
 from supervisor.proxy import follow_window_size, pump_input, pump_output, read_terminal

@@ -15,8 +15,17 @@ import sys
 
 import anyio
 
-from launch.layout import (Frame, Layout, Window, grid, macos_script, tmux_finish_commands, tmux_session_name,
-                           tmux_window_command, windows_for)
+from launch.layout import (
+    Frame,
+    Layout,
+    Window,
+    grid,
+    macos_script,
+    tmux_finish_commands,
+    tmux_session_name,
+    tmux_window_command,
+    windows_for,
+)
 from supervisor.context import Supervisor
 
 NAME = "windows"

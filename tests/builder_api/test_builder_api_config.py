@@ -9,8 +9,18 @@ from pathlib import Path
 import pytest
 
 from builder_api.config import ConfigError, load
-from builder_api.jobs import (CommandRefused, HubJob, JobConfigError, LeafJob, ValidationFailed, parse_job,
-                              resolve_command, validate_and_substitute, value_preview, verify_command_hash)
+from builder_api.jobs import (
+    CommandRefused,
+    HubJob,
+    JobConfigError,
+    LeafJob,
+    ValidationFailed,
+    parse_job,
+    resolve_command,
+    validate_and_substitute,
+    value_preview,
+    verify_command_hash,
+)
 
 TEST_JOB = {
     "command": "echo", "args": ["{word}", "--flag", "{opt}", "{{container}}"],

@@ -19,7 +19,6 @@ import aiodocker
 import pytest
 
 from launch.identity import project_state_home
-
 from testbed.agent_images import build_agent_images, cage_url, model_access, stub_model, write_test_config
 from testbed.processes import run, slot_session
 

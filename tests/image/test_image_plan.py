@@ -19,8 +19,8 @@ from image.dockerfile import render
 from image.groups import GROUPS, outside_notes
 from image.plan import BuildInputError, build_arguments, plan_build, staleness
 from image.progress import BuildProgress, format_duration, format_size
-from launch.tools import Tool
 from launch.config import Config, settings
+from launch.tools import Tool
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 NO_CERTIFICATES = select_extra_certificates("none")

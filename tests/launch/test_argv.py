@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 from launch.argv import HelpRequest, LaunchRequest, TmuxMode, VersionRequest, parse_argv
-
-from launch.tools import Tool
-
 from launch.errors import UsageError
+from launch.tools import Tool
 
 CWD = Path("/home/u/Projects/app")
 DIRS = {"/home/u/Projects/app", "/home/u/Projects/app/my-project", "/home/u/Projects/other",

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from launch.tools import Tool
 from launch.hostfacts import find_git_toplevel
 from launch.identity import (
     Mount,
@@ -14,9 +13,10 @@ from launch.identity import (
     persistence_mounts,
     project_layout,
     project_root,
-    project_token,
     project_state_home,
+    project_token,
 )
+from launch.tools import Tool
 
 WS = Path("/h/Projects/ai")
 DD = "/root/Projects"

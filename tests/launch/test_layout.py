@@ -7,10 +7,20 @@ import shlex
 import pytest
 
 from launch.argv import LaunchRequest
-
+from launch.layout import (
+    Frame,
+    Layout,
+    attach_command,
+    default_layout,
+    grid,
+    macos_script,
+    screens_to_use,
+    tmux_finish_commands,
+    tmux_session_name,
+    tmux_window_command,
+    windows_for,
+)
 from launch.tools import Tool
-from launch.layout import (Frame, Layout, attach_command, default_layout, grid, macos_script, screens_to_use,
-                           tmux_finish_commands, tmux_session_name, tmux_window_command, windows_for)
 
 
 @pytest.mark.parametrize(("platform", "tmux", "terminal", "expected"), [

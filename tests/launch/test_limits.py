@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from launch.tools import Tool
 from launch.config import Config, ConfigError, load_config
 from launch.limits import AUTO_MEMORY_CAP
+from launch.tools import Tool
 from tests.cli.test_cli import run as run_cli
 from tests.launch.test_config import run_admin
 from tests.launch.test_spec import spec

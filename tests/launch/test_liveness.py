@@ -10,9 +10,21 @@ import time
 
 import pytest
 
-from launch.liveness import (Here, Launcher, Liveness, ProcessState, ProcessView, decide, identity_labels,
-                             journal_liveness, journal_start, launcher_from_journal, launcher_from_labels,
-                             read_here, read_process)
+from launch.liveness import (
+    Here,
+    Launcher,
+    Liveness,
+    ProcessState,
+    ProcessView,
+    decide,
+    identity_labels,
+    journal_liveness,
+    journal_start,
+    launcher_from_journal,
+    launcher_from_labels,
+    read_here,
+    read_process,
+)
 
 HERE = Here(host_id="host-a", boot_id="boot-1", pidns="4026531836", uid=1000)
 RUNNING = ProcessView(ProcessState.RUNNING, "777")

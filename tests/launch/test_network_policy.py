@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from launch.tools import Tool
 from launch.config import Config, ConfigError, load_config
 from launch.network import (
     PRESETS,
@@ -21,6 +20,7 @@ from launch.network import (
     plan_policy,
     probes,
 )
+from launch.tools import Tool
 
 
 def policy(**changes: object):  # noqa: ANN201

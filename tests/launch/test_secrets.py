@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 
 from launch.argv import parse_argv
-
-from launch.tools import Tool
-
 from launch.errors import UsageError
 from launch.secrets import is_secret, parse, render
+from launch.tools import Tool
 from testbed.processes import field, project_containers, wait_until
-from tests.cli.test_cli import run as run_cli
 from testbed.unprivileged import User
+from tests.cli.test_cli import run as run_cli
 
 SECRETS = {"ANTHROPIC_API_KEY": "sk-ant-SECRET-1", "BUILDER_API_PASSWORD": "hunter2-SECRET-2",
            "ANTHROPIC_AUTH_TOKEN": "tok-SECRET-3", "GITHUB_TOKEN": "ghp-SECRET-4"}

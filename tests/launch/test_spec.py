@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from launch.argv import parse_argv
-
-from launch.tools import Tool
 from launch.command import CLAUDE_MD_PROMPT
 from launch.config import Config
 from launch.hostfacts import HostFacts
-from launch.surface import Kind, SurfaceFacts
 from launch.spec import container_name, container_spec
+from launch.surface import Kind, SurfaceFacts
+from launch.tools import Tool
 
 UUID = "0b6f2c3e-8a1d-4e55-9f0a-1c2d3e4f5a6b"
 NEW = "11111111-2222-4333-8444-555555555555"
@@ -219,8 +218,8 @@ def test_tty_follows_stdin() -> None:
 def test_containers_carry_upstreams_project_label(in_project: Path, user_home: Path) -> None:
     """builder-api's `{{container}}` (and existing tooling) find the container by it."""
     from launch.argv import LaunchRequest
-    from launch.tools import Tool
     from launch.plan import plan_launch
+    from launch.tools import Tool
 
     plan = plan_launch(LaunchRequest(Tool.CLAUDE), environ={}, cwd=in_project, user_home=user_home)
     labels = plan.specs[0].create["Labels"]

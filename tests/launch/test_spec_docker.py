@@ -8,12 +8,11 @@ import aiodocker
 import pytest
 
 from launch.argv import LaunchRequest, parse_argv
-
-from launch.tools import Tool
 from launch.plan import plan_launch
 from launch.state import prepare_for_container
-from tests.conftest import clean_environ
+from launch.tools import Tool
 from testbed.images import BUSYBOX_IMAGE
+from tests.conftest import clean_environ
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 

@@ -14,9 +14,9 @@ import pytest
 
 from launch import ssh as plan
 from launch.argv import parse_argv
-from launch.tools import Tool
 from launch.config import Config, ConfigError, load_config
 from launch.spec import container_spec
+from launch.tools import Tool
 from supervisor.ssh_keys import ensure_install_keys, read_status, replace_atomically, status_folder
 from supervisor.ssh_ports import choose_host_port, loopback_port_free
 from tests.launch.test_spec import facts

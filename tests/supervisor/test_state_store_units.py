@@ -12,9 +12,7 @@ import pytest
 
 from supervisor.sessions import Discovery
 from supervisor.slots import busy_message
-from supervisor.store import (DATABASE, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore,
-                              state_error)
-
+from supervisor.store import DATABASE, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore, state_error
 
 
 @pytest.fixture

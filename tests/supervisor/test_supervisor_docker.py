@@ -19,9 +19,8 @@ import pytest
 
 from launch.liveness import identity_labels, read_here
 from testbed.images import BUSYBOX_IMAGE
+from testbed.processes import PtyProcess, field, project_containers, run, slot_session, slots_json, wait_until
 from testbed.unprivileged import User
-from testbed.processes import (PtyProcess, field, project_containers, run, slot_session, slots_json,
-                             wait_until)
 
 #: every test here needs the engine and the test image (absent engine: failure, never a skip)
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from testbed.processes import field, wait_until
-from tests.builder_api.test_builder_api_process import free_port
 from testbed.unprivileged import User
+from tests.builder_api.test_builder_api_process import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 PASSWORD = "cage-test-correct-4b1d"

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from testbed.processes import field
-from tests.builder_api.test_builder_api_process import free_port, serving, wait_for
 from testbed.unprivileged import User
+from tests.builder_api.test_builder_api_process import free_port, serving, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 

@@ -158,7 +158,7 @@ def test_the_cage_cannot_change_its_network_and_metadata_ipv6_dns_stay_closed(us
         + fetch(f"http://{BRIDGE_GATEWAY}:{hosts.bridge_port}/", "R_BRIDGE")
         + fetch("http://169.254.169.254/", "R_METADATA")
         + fetch("http://[fd00:ec2::254]/", "R_METADATA6")
-        + f'echo "R_IPV6:$(ip -6 addr show scope global | grep -c inet6)";'
+        + 'echo "R_IPV6:$(ip -6 addr show scope global | grep -c inet6)";'
         + f"timeout 3 nslookup probe.test {INTERNET_A} >/dev/null 2>&1; echo R_DNS:$?;"
         + fetch(f"http://{INTERNET_A}/", "R_A")
     )
