@@ -57,7 +57,8 @@ BASELINE_SERVER = textwrap.dedent('''
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_listening(port: int) -> None:
@@ -154,7 +155,7 @@ def rss_kb(pid: int) -> int:
 
 
 async def websocket_fanout(port: int, pid: int, clients: int, events: int) -> dict[str, float]:
-    from websockets.asyncio.client import connect
+    from websockets.asyncio.client import ClientConnection, connect
 
     url = f"ws://127.0.0.1:{port}/ws?logs=,&key={PASSWORD}"
     received = [0] * clients
@@ -164,7 +165,7 @@ async def websocket_fanout(port: int, pid: int, clients: int, events: int) -> di
     sockets = [await connect(url, max_queue=None, proxy=None) for _ in range(clients)]
     before = rss_kb(pid)
     async with anyio.create_task_group() as group:
-        async def reader(index: int, socket) -> None:  # noqa: ANN001
+        async def reader(index: int, socket: ClientConnection) -> None:
             async for text in socket:
                 frame = json.loads(text)
                 if frame["type"] == "event" and frame["record"]["type"] == "bench_log":
@@ -209,7 +210,8 @@ def main() -> None:
             ours = load(ours_port, arguments.seconds, arguments.clients)
             baseline = load(baseline_port, arguments.seconds, arguments.clients)
             print(f"{'':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-            print(f"{'ours (hypercorn, HTTP/1.1)':<34}{ours['rps']:>10.0f}{ours['p50_ms']:>10.2f}{ours['p99_ms']:>10.2f}")
+            print(f"{'ours (hypercorn, HTTP/1.1)':<34}{ours['rps']:>10.0f}{ours['p50_ms']:>10.2f}"
+                  f"{ours['p99_ms']:>10.2f}")
             print(f"{'baseline (threads, HTTP/1.0)':<34}{baseline['rps']:>10.0f}{baseline['p50_ms']:>10.2f}"
                   f"{baseline['p99_ms']:>10.2f}")
             print(f"{'ratio ours/baseline':<34}{ours['rps'] / baseline['rps']:>10.2f}"

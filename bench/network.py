@@ -31,17 +31,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiodocker
+import aiodocker  # only for testbed.images.ensure_test_images, which still takes an aiodocker client
 import anyio
 
+from engine.client import Engine
 from testbed.images import BUSYBOX_IMAGE, ensure_test_images
+from testbed.isolation import TEST_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = "from cli.launchers import cld_main as m; m()"
 
 
 def _environment(home: Path) -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8"}
+    return {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8",
+            **TEST_ENV}  # the tests' own image names (testbed/isolation.py), never the user's
 
 
 MODES = {"host": "NETWORK_MODE=host\n", "bridge": "NETWORK_MODE=host\nINTERNET_ACCESS=false\n",
@@ -70,20 +73,20 @@ async def gateway_memory(home: Path, project: Path) -> float:
                               env=_environment(home), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        async with aiodocker.Docker() as docker:
+        async with Engine() as engine:
             filters = {"label": [f"io.llm-docker.launcher-pid={launch.pid}", "io.llm-docker.gateway-for"],
                        "status": ["running"]}
             for _ in range(300):
-                found = await docker.containers.list(filters=filters)
+                found = await engine.containers.list(filters=filters)
                 if found:
                     break
                 await anyio.sleep(0.1)
             else:
                 raise SystemExit("no gateway came up")
             await anyio.sleep(2)  # settled: rules loaded, resolver up, checks done
-            stats = (await found[0].stats(stream=False))[0]["memory_stats"]
+            stats = (await found[0].stats())["memory_stats"]
             cache = (stats.get("stats") or {}).get("cache", (stats.get("stats") or {}).get("inactive_file", 0))
-            return (stats["usage"] - cache) / 2**20
+            return float(stats["usage"] - cache) / 2**20
     finally:
         launch.terminate()
         launch.wait(timeout=30)

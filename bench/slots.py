@@ -35,6 +35,7 @@ import aiodocker
 import anyio
 
 from testbed.images import BUSYBOX_IMAGE, ensure_test_images
+from testbed.isolation import TEST_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120.0
@@ -52,7 +53,7 @@ def _project_containers(project: Path) -> list[str]:
 
 
 def measure_ours(count: int, home: Path, project: Path) -> dict[str, float]:
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8",
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8", **TEST_ENV,
            "TERM": "xterm"}
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "cli.admin", "supervise", "-n", str(count),

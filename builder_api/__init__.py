@@ -1,1 +1,5 @@
-"""builder-api: the host-side build/run/logs/events/WebSocket API (see issue #6)."""
+"""builder-api: the host-side build/run/logs/events/WebSocket API.
+
+Configuration and security: docs/builder-api.md; relation to the upstream daemon:
+docs/upstream.md#wire-protocol.
+"""

@@ -1,9 +1,8 @@
 """The builder-api HTTP/WebSocket application (ASGI), wire-compatible with the upstream
-daemon (builder-api-protocol.md §2–§11) minus its bugs (§18).
+daemon (docs/upstream.md#wire-protocol) minus its bugs (docs/upstream.md#changed-builder-api).
 
-Routing is ours and exact (the raw path, never percent-decoded: `/job/e%63ho` is the job
-`e%63ho`); HTTP parsing, keep-alive and WebSocket framing belong to the server library
-(hypercorn). Every JSON body is `json.dumps(obj, default=str)` like upstream's.
+The endpoints and the state they share; the request, reply and exact router are
+`builder_api.routing`. Every JSON body is `json.dumps(obj, default=str)` like upstream's.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 import anyio
 
@@ -34,92 +31,24 @@ from builder_api.live import FollowerHub
 from builder_api.logs import FileRefused, tail
 from builder_api.openapi import document
 from builder_api.queue import BuildQueue, QueueFull
+from builder_api.routing import (
+    Receive,
+    Reply,
+    Request,
+    Route,
+    Router,
+    Scope,
+    Send,
+    deny as deny_upgrade,
+    respond,
+)
 from builder_api.runtime import Runtime, RuntimeError_
 
-SERVER = b"builder-api/0.1"
 MUTED = {"/build_status", "/events", "/status", "/", "/ws", "/log"}
 LOG_LEVELS = {"log", "warn", "error", "info", "debug"}
 REMOVED_BUILD = {"error": "endpoint removed", "use": "POST /job/<name>",
                  "note": "Per-project [build] tables are gone. Declare your commands as [jobs.X] in "
                          "~/.llm-docker/api_config/builder-api.toml."}
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class Reply(Exception):
-    """Return `body` with `status` from anywhere inside a handler."""
-
-    def __init__(self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        super().__init__(status)
-        self.status, self.body, self.headers = status, body, headers or []
-
-
-class Request:
-    def __init__(self, scope: Scope, receive: Receive, limits: Any) -> None:
-        self.scope = scope
-        self._receive = receive
-        self._limits = limits
-        self.method: str = scope.get("method", "GET")
-        self.path: str = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        self.query_string: str = scope.get("query_string", b"").decode("latin-1")
-        self.query = {k: v[0] for k, v in parse_qs(self.query_string, keep_blank_values=False).items()}
-        self.present = set(parse_qs(self.query_string, keep_blank_values=True))
-        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        client = scope.get("client") or ("?", 0)
-        self.ip = str(client[0])
-        server = scope.get("server") or ("", 0)
-        #: The port this request really reached (the Host check compares against it).
-        self.port = int(server[1] or 0) if len(server) > 1 and server[1] is not None else 0
-        #: A `log_origins` origin this `/log` request came from (set by the browser check).
-        self.listed_origin: str | None = None
-
-    @property
-    def target_bytes(self) -> int:
-        return len(self.path.encode()) + (len(self.query_string) + 1 if self.query_string else 0)
-
-    def credential(self) -> str | None:
-        header = self.headers.get("x-builder-api-password", "")
-        return header if header else self.query.get("key")
-
-    async def json_body(self) -> dict[str, Any]:
-        length_text = self.headers.get("content-length", "0").strip() or "0"
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise Reply(400, {"error": "invalid Content-Length"}) from None
-        if length < 0 or length > self._limits.max_body_bytes:
-            raise Reply(413, {"error": "request body too large"})
-        body = b""
-        with anyio.move_on_after(self._limits.request_timeout_s) as timer:
-            while True:
-                message = await self._receive()
-                body += message.get("body", b"")
-                if len(body) > self._limits.max_body_bytes:
-                    raise Reply(413, {"error": "request body too large"})
-                if not message.get("more_body"):
-                    break
-        if timer.cancelled_caught:
-            raise Reply(408, {"error": "request body timed out"})
-        if not body.strip():
-            return {}
-        try:
-            parsed = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Reply(400, {"error": "invalid JSON body"}) from None
-        if not isinstance(parsed, dict):
-            raise Reply(400, {"error": "invalid JSON body"})
-        return parsed
-
-    def number(self, name: str, default: str, kind: type = float) -> Any:
-        """A numeric query parameter; 400 `invalid <name>` instead of upstream's dropped connection."""
-        text = self.query.get(name, default)
-        try:
-            return kind(text)
-        except ValueError:
-            raise Reply(400, {"error": f"invalid {name}", "value": text}) from None
-
 
 class BuilderAPI:
     """One project's API: the ASGI callable plus the state every route shares."""
@@ -134,20 +63,25 @@ class BuilderAPI:
                                      lambda: self.config.security.max_followers)
         self.auth = AuthGate(lambda: self.config.password, config.security.auth_failures_per_min,
                              _max_delay(config))
-        self.routes: dict[tuple[str, str], tuple[str, Callable[[Request], Awaitable[dict[str, Any] | Reply]]]] = {
-            ("GET", "/status"): ("read", self.status),
-            ("POST", "/build"): ("write", self.build_removed),
-            ("GET", "/build_status"): ("read", self.build_status),
-            ("GET", "/jobs"): ("read", self.jobs),
-            ("GET", "/queue"): ("read", self.queue_snapshot),
-            ("DELETE", "/current/cancel"): ("write", self.cancel_current),
-            ("GET", "/logs"): ("read", self.logs),
-            ("GET", "/events"): ("read", self.query_events),
-            ("POST", "/log"): ("write", self.ingest_log),
-            ("POST", "/run"): ("write", self.run),
-            ("POST", "/stop"): ("write", self.stop),
-            ("GET", "/openapi.json"): ("read", self.openapi),
-        }
+        #: Every HTTP endpoint ("/" answers without the password, see `_route`); the WebSocket
+        #: (`GET /ws`) is another ASGI scope, served by `_websocket`.
+        self.router = Router([
+            Route("GET", "/", "public", self.identity),
+            Route("GET", "/status", "read", self.status),
+            Route("POST", "/build", "write", self.build_removed),
+            Route("GET", "/build_status", "read", self.build_status),
+            Route("POST", "/job/{name}", "write", self.run_job),
+            Route("GET", "/jobs", "read", self.jobs),
+            Route("GET", "/queue", "read", self.queue_snapshot),
+            Route("DELETE", "/queue/{id}", "write", self.cancel_pending),
+            Route("DELETE", "/current/cancel", "write", self.cancel_current),
+            Route("GET", "/logs", "read", self.logs),
+            Route("GET", "/events", "read", self.query_events),
+            Route("POST", "/log", "write", self.ingest_log),
+            Route("POST", "/run", "write", self.run),
+            Route("POST", "/stop", "write", self.stop),
+            Route("GET", "/openapi.json", "read", self.openapi),
+        ])
 
     def apply_config(self, config: ProjectConfig) -> None:
         """Hot reload: every route reads `self.config`, so this is the whole switch."""
@@ -182,44 +116,39 @@ class BuilderAPI:
     async def _http(self, request: Request, send: Send) -> None:
         browser = self._browser(request)
         if browser.refusal is not None:
-            await _respond(send, browser.refusal.status, browser.refusal.body)
+            await respond(send, browser.refusal.status, browser.refusal.body)
             self._http_call(request, browser.refusal.status, browser.refusal.body)
             return
         if request.method == "OPTIONS":
-            await _respond(send, 204, None, preflight_headers(browser.origin, request.headers))
+            await respond(send, 204, None, preflight_headers(browser.origin, request.headers))
             return
         if request.method not in ("GET", "POST", "DELETE"):
             # Upstream's stdlib answered 501 (HTML); a 4xx is the honest answer for a client's choice.
-            await _respond(send, 405, {"error": f"method not allowed: {request.method}"},
+            await respond(send, 405, {"error": f"method not allowed: {request.method}"},
                            [(b"allow", b"GET, POST, DELETE, OPTIONS")])
             return
         cors = cors_headers(browser.origin)
         if request.target_bytes > self.config.security.max_url_bytes:
-            await _respond(send, 414, {"error": "URI too long"})
+            await respond(send, 414, {"error": "URI too long"})
             return
         try:
             status, body, headers = 200, await self._route(request), []
         except Reply as reply:
             status, body, headers = reply.status, reply.body, reply.headers
-        await _respond(send, status, body, headers + cors)
+        await respond(send, status, body, headers + cors)
         self._http_call(request, status, body)
 
     async def _route(self, request: Request) -> dict[str, Any]:
         path, method = request.path, request.method
-        if method == "GET" and path == "/":
-            return self.root()
-        route = self.routes.get((method, path))
-        if route is None and method == "POST" and path.startswith("/job/"):
-            route = ("write", self.run_job)
-        elif route is None and method == "DELETE" and path.startswith("/queue/"):
-            route = ("write", self.cancel_pending)
+        route = self.router.match(method, path)
         if route is None:
             raise Reply(404, {"error": "not found", "path": path})
-        kind, handler = route
+        kind, handler = route.kind, route.handler
         # A listed origin's page may post its console logs without the password (it cannot
         # hold one safely); everything else needs it — reads too, unless `auth_reads = false`.
         simple_log = request.listed_origin is not None and path == "/log"
-        await self._authorize(request, required=not simple_log and (kind == "write" or self.config.auth_reads))
+        if kind != "public":  # `GET /` answers anyone (and counts no failure)
+            await self._authorize(request, required=not simple_log and (kind == "write" or self.config.auth_reads))
         result = await handler(request)
         if isinstance(result, Reply):
             raise result
@@ -256,7 +185,7 @@ class BuilderAPI:
                 summary = f"{len(body)} keys"
         text = body.get("text")
         shown = text[:8000] if isinstance(text, str) else json.dumps(body, indent=2, default=str)[:4000]
-        # The password never leaves: `key` is redacted (upstream broadcast it, §18.7).
+        # The password never leaves: `key` is redacted (upstream broadcast it; docs/upstream.md#api-key-redacted).
         query = {k: ("<redacted>" if k == "key" else v) for k, v in request.query.items()}
         payload = {"method": request.method, "path": request.path, "query": query, "status": status,
                    "summary": summary[:100], "body": shown, "ip": request.ip}
@@ -268,6 +197,10 @@ class BuilderAPI:
     def root(self) -> dict[str, Any]:
         return {"name": self.config.name, "version": "0.1", "port": self.config.port, "bind": self.config.bind,
                 "uptime_s": round(time.time() - self.started, 2)}
+
+    async def identity(self, request: Request) -> dict[str, Any]:
+        """`GET /`: who answers (no password needed)."""
+        return self.root()
 
     async def openapi(self, request: Request) -> dict[str, Any]:
         return document()
@@ -424,7 +357,8 @@ class BuilderAPI:
             raise Reply(412, refused.body) from None
         dryrun = request.query.get("dryrun", "").strip().lower()
         if dryrun in ("1", "true", "yes", "on") or ("dryrun" in request.present and not dryrun):
-            # A bare `?dryrun` is a dry run, as documented (upstream ran the job for real, §18.2).
+            # A bare `?dryrun` is a dry run, as documented (upstream ran the job for real;
+            # docs/upstream.md#api-bare-dryrun).
             cwd = config.root if leaf.cwd in (".", "") else (config.root / leaf.cwd)
             return Reply(200, {"dryrun": True, "job": name, "would_run": [str(command), *argv], "cwd": str(cwd),
                                "timeout_s": leaf.timeout_s, "mutates_filesystem": leaf.mutates_filesystem,
@@ -450,22 +384,22 @@ class BuilderAPI:
         request = Request({**scope, "method": "GET"}, receive, self.config.security)
         browser = self._browser(request)  # browsers send Origin on WebSockets; CORS does not apply
         if browser.refusal is not None:
-            await _deny(scope, send, browser.refusal.status, browser.refusal.body)
+            await deny_upgrade(scope, send, browser.refusal.status, browser.refusal.body)
             self._http_call(request, browser.refusal.status, browser.refusal.body)
             return
         if request.path != "/ws":
-            await _deny(scope, send, 404, {"error": "not found", "path": request.path})
+            await deny_upgrade(scope, send, 404, {"error": "not found", "path": request.path})
             return
         try:
             await self._authorize(request, required=True)
         except Reply as reply:
-            await _deny(scope, send, reply.status, reply.body)
+            await deny_upgrade(scope, send, reply.status, reply.body)
             self._http_call(request, reply.status, reply.body)
             return
         from builder_api.websocket import accept
 
         async def deny(status: int, body: dict[str, Any]) -> None:
-            await _deny(scope, send, status, body)
+            await deny_upgrade(scope, send, status, body)
             self._http_call(request, status, body)
 
         await accept(self, request.query.get("logs") if "logs" in request.present else None, receive, send, deny)
@@ -475,27 +409,3 @@ def _max_delay(config: ProjectConfig) -> float:
     """The back-off cap, kept under the server's read timeout so a slowed client still gets
     its 401 instead of a dropped connection."""
     return max(0.0, min(config.security.auth_backoff_max_s, config.security.request_timeout_s / 2))
-
-
-async def _respond(send: Send, status: int, body: dict[str, Any] | None,
-                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    payload = b"" if body is None else json.dumps(body, default=str).encode()
-    base = [(b"server", SERVER)]
-    if body is not None:
-        base += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": base + (headers or [])})
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def _deny(scope: Scope, send: Send, status: int, body: dict[str, Any]) -> None:
-    """A JSON HTTP answer instead of the upgrade (ASGI's websocket denial response)."""
-    if "websocket.http.response" in scope.get("extensions", {}):
-        payload = json.dumps(body, default=str).encode()
-        await send({"type": "websocket.http.response.start", "status": status,
-                    "headers": [(b"server", SERVER), (b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "websocket.http.response.body", "body": payload})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
-
-

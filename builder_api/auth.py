@@ -57,7 +57,7 @@ def backoff_delay(failures: int, threshold: int, max_delay_s: float) -> float:
     excess = failures - max(threshold, 0)
     if excess <= 0:
         return 0.0
-    return min(max_delay_s, FIRST_DELAY_S * 2 ** min(excess - 1, 32))
+    return float(min(max_delay_s, FIRST_DELAY_S * 2 ** min(excess - 1, 32)))
 
 
 class AuthGate:

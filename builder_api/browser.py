@@ -64,7 +64,7 @@ def host_allowed(host: str | None, *, port: int, bind: str, extra: tuple[str, ..
     if not host:
         return False
     name, given = split_host(host)
-    names = LOOPBACK_NAMES | set(extra) | ({bind.lower()} if bind not in WILDCARD_BINDS else set())
+    names = set(LOOPBACK_NAMES) | set(extra) | ({bind.lower()} if bind not in WILDCARD_BINDS else set())
     if ":" in bind and bind not in WILDCARD_BINDS:
         names.add(f"[{bind.lower()}]")
     return name in names and (given == port or (given is None and port == 80))
@@ -82,7 +82,8 @@ def judge(headers: Mapping[str, str], *, method: str, path: str, port: int, bind
         if path == LOG_PATH and method in ("POST", "OPTIONS") and origin.lower() in log_origins:
             listed = origin
         else:
-            return BrowserVerdict(refusal=Refusal(403, {"error": "cross-origin request refused", "origin": origin[:200]}))
+            return BrowserVerdict(refusal=Refusal(403, {"error": "cross-origin request refused",
+                                                         "origin": origin[:200]}))
     elif headers.get("sec-fetch-site", "").lower() in CROSS_SITE:
         return BrowserVerdict(refusal=Refusal(403, {"error": "cross-origin request refused"}))
     refusal = _content_type(headers, method, simple_allowed=listed is not None)

@@ -1,4 +1,4 @@
-"""builder-api's host-owned TOML configuration (builder-api-protocol.md §12).
+"""builder-api's host-owned TOML configuration (docs/upstream.md#builder-api-config).
 
 The base file (`--config` › `$BUILDER_API_CONFIG` › `~/.llm-docker/api_config/builder-api.toml`)
 plus one shard per project (`<stem>.toml` in the shard folder), composed into the view
@@ -17,10 +17,11 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from builder_api.expansion import ExpansionError, expansion_values
 from builder_api.jobs import Job, JobConfigError, Verb, parse_jobs, parse_verbs
+from launch import errors
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 ALIAS = re.compile(r"[A-Za-z0-9_-]+")
@@ -30,13 +31,11 @@ AUTH_MODES = ("password", "none")
 HOST_NAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 HEADER = re.compile(r"^\s*\[([^\[\]]+)\]\s*$")
-EXIT_CONFIG = 2
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; exit code 2."""
-
-    exit_code = EXIT_CONFIG
+class ConfigError(errors.ConfigError):
+    """builder-api's configuration cannot be used: one line naming the file and key, exit code 2
+    (`launch.errors.ConfigError`: `llm-docker`'s commands report every `LlmDockerError` alike)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,14 +181,41 @@ def _resolve_in_root(value: str, root: Path, context: str) -> Path:
 
 
 def _number(value: object, default: float, context: str, kind: type = int) -> Any:
-    if value is None or value == 0 or value == "":
+    """A TOML number (0 or absent: `default`); anything else — a string such as "5" or "x",
+    a bool — is a one-line error naming the key."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value == 0):
         return kind(default)
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{context} must be a number, got {value!r}")
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{context} must be a number, got {value!r}") from None
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{context} must be a whole number, got {value!r}")
+    return kind(value)
+
+
+def _flag(value: object, default: bool, context: str) -> bool:
+    """A TOML boolean; a string (`"false"` is truthy in Python) is a one-line error naming the key."""
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{context} must be true or false (a TOML boolean, unquoted), got {value!r}")
+    return value
+
+
+def _text(value: object, default: str, context: str) -> str:
+    """A TOML string (absent or empty: `default`)."""
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(f"{context} must be a string, got {value!r}")
+    return value
+
+
+def _table(value: object, context: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{context} must be a table, got {value!r}")
+    return value
 
 
 def _expand(value: str, environ: Mapping[str, str]) -> str:
@@ -251,13 +277,14 @@ def load(project: str, config_path: Path | None = None, environ: Mapping[str, st
     port = block.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"[project.{project}].port missing or invalid: {port!r}")
-    bind = str(block.get("bind", defaults.get("bind", "127.0.0.1")))
+    where = f"[project.{project}]"
+    bind = _text(block.get("bind", defaults.get("bind")), "127.0.0.1", f"{where}.bind")
     auth = block.get("auth", defaults.get("auth", "password"))
     if auth not in AUTH_MODES:
         raise ConfigError(f"[project.{project}].auth must be one of {list(AUTH_MODES)}, got {auth!r}")
-    raw_password = str(block.get("password", defaults.get("password", "")) or "")
+    raw_password = _text(block.get("password", defaults.get("password")), "", f"{where}.password")
     # Reads need the password too unless the config says otherwise: the cage shares 127.0.0.1.
-    auth_reads = block.get("auth_reads", defaults.get("auth_reads", True))
+    auth_reads = _flag(block.get("auth_reads", defaults.get("auth_reads")), True, f"{where}.auth_reads")
     allowed_hosts = _names(block, defaults, "allowed_hosts", HOST_NAME, project)
     log_origins = _names(block, defaults, "log_origins", ORIGIN, project)
     languages = block.get("languages", [])
@@ -282,31 +309,36 @@ def load(project: str, config_path: Path | None = None, environ: Mapping[str, st
         if not ALIAS.fullmatch(alias):
             raise ConfigError(f"[project.{project}.logs].{alias}: alias must match {ALIAS.pattern}")
         aliases[alias] = _resolve_in_root(str(value), root, f"[project.{project}.logs].{alias}")
-    events_block = block.get("events") or {}
+    events_block = _table(block.get("events"), f"[project.{project}.events]")
     events_path = (_resolve_in_root(str(events_block["path"]), root, f"[project.{project}.events].path")
                    if events_block.get("path") else aliases.get("events"))
-    events = EventSettings(events_path, _number(events_block.get("max_bytes"), 209_715_200, "events.max_bytes"),
-                           _number(events_block.get("drop_bytes"), 10_485_760, "events.drop_bytes"))
-    build_block = {**(defaults.get("build") or {}), **(block.get("build") or {})}
-    try:
-        dedupe = max(0.0, float(build_block.get("dedupe_window_s", 5.0)))
-    except (TypeError, ValueError):
-        raise ConfigError("build.dedupe_window_s must be a number") from None
-    build = BuildSettings(_number(build_block.get("timeout_s"), 900, "build.timeout_s"),
-                          max(1, _number(build_block.get("max_pending"), 32, "build.max_pending")), dedupe)
-    security_block = {**(defaults.get("security") or {}), **(block.get("security") or {})}
+    in_events = f"[project.{project}.events]"
+    events = EventSettings(events_path, _number(events_block.get("max_bytes"), 209_715_200, f"{in_events}.max_bytes"),
+                           _number(events_block.get("drop_bytes"), 10_485_760, f"{in_events}.drop_bytes"))
+    build_block = {**_table(defaults.get("build"), "[defaults.build]"),
+                   **_table(block.get("build"), f"[project.{project}.build]")}
+    in_build = f"[project.{project}.build]"
+    dedupe_window = build_block.get("dedupe_window_s")
+    dedupe = 0.0 if dedupe_window == 0 else max(0.0, _number(dedupe_window, 5.0, f"{in_build}.dedupe_window_s", float))
+    build = BuildSettings(_number(build_block.get("timeout_s"), 900, f"{in_build}.timeout_s"),
+                          max(1, _number(build_block.get("max_pending"), 32, f"{in_build}.max_pending")), dedupe)
+    security_block = {**_table(defaults.get("security"), "[defaults.security]"),
+                      **_table(block.get("security"), f"[project.{project}.security]")}
     security = SecuritySettings(*(
-        _number(security_block.get(field.name), field.default, f"security.{field.name}", type(field.default))
+        _number(security_block.get(field.name), cast(float, field.default),
+                f"[project.{project}.security].{field.name}", type(field.default))
         for field in dataclasses.fields(SecuritySettings)))
-    runtime_block = block.get("runtime") or {}
+    runtime_block = _table(block.get("runtime"), f"[project.{project}.runtime]")
+    in_runtime = f"[project.{project}.runtime]"
     runtime = RuntimeSettings(
-        enabled=bool(runtime_block.get("enabled", False)),
-        start_command=str(runtime_block.get("start_command", "") or ""),
-        cwd=str(runtime_block.get("cwd", ".") or "."),
-        env={str(k): str(v) for k, v in (runtime_block.get("env") or {}).items()},
-        env_passthrough=_passthrough(runtime_block.get("env_passthrough", []), f"[project.{project}.runtime]"),
-        stop_signal=_signal(runtime_block.get("stop_signal")),
-        stop_timeout_s=max(0.5, float(runtime_block.get("stop_timeout_s") or 5)),
+        enabled=_flag(runtime_block.get("enabled"), False, f"{in_runtime}.enabled"),
+        start_command=_text(runtime_block.get("start_command"), "", f"{in_runtime}.start_command"),
+        cwd=_text(runtime_block.get("cwd"), ".", f"{in_runtime}.cwd"),
+        env={str(k): str(v) for k, v in _table(runtime_block.get("env"), f"{in_runtime}.env").items()},
+        env_passthrough=_passthrough(runtime_block.get("env_passthrough", []), in_runtime),
+        stop_signal=_signal(_text(runtime_block.get("stop_signal"), "SIGTERM", f"{in_runtime}.stop_signal")),
+        stop_timeout_s=max(0.5, _number(runtime_block.get("stop_timeout_s"), 5, f"{in_runtime}.stop_timeout_s",
+                                        float)),
     )
     if runtime.enabled and not runtime.start_command.strip():
         raise ConfigError(f"[project.{project}.runtime].enabled needs a start_command")
@@ -317,7 +349,7 @@ def load(project: str, config_path: Path | None = None, environ: Mapping[str, st
     shard_paths = tuple(shard for shard, _ in shards)
     mtime = max([path.stat().st_mtime, *(shard.stat().st_mtime for shard in shard_paths)])
     return ProjectConfig(
-        name=project, root=root, port=port, bind=bind, password=password, auth_reads=bool(auth_reads),
+        name=project, root=root, port=port, bind=bind, password=password, auth_reads=auth_reads,
         languages=tuple(languages), jobs=jobs, verbs=verbs, log_aliases=aliases, events=events, build=build,
         runtime=runtime, security=security, config_path=path, shard_paths=shard_paths, config_mtime=mtime,
         warnings=tuple(warnings), auth=str(auth), allowed_hosts=allowed_hosts, log_origins=log_origins)

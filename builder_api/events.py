@@ -1,6 +1,6 @@
 """The event feed: JSON lines appended to the events file, and pushed live to every
 subscriber (WebSocket sessions) through a bounded mailbox that drops its oldest frame
-instead of ever blocking the producer (builder-api-protocol.md §9, §11.6).
+instead of ever blocking the producer (docs/upstream.md#api-slow-websocket).
 
 The events file may sit inside the project (`[events].path`), where the agent can swap it
 for a symlink or a FIFO: every read, append and rotation goes through `safefs` (no symlink

@@ -3,7 +3,7 @@ resolving the command and checking its sha256 pin.
 
 Jobs are argv templates — never shell lines — whose `{placeholder}` elements are filled
 with values that passed a regex (`fullmatch`) and a length cap. The shapes of the 400/412
-error bodies are part of the wire protocol (builder-api-protocol.md §5).
+error bodies are part of the wire protocol (docs/upstream.md#wire-protocol).
 
 A pinned file (`command_hash`) is read once through a no-follow descriptor (`read_pinned`):
 the bytes hashed are the bytes the queue then runs from a private copy (see `pins.py`).
@@ -147,10 +147,10 @@ def _env_table(value: object, where: str) -> dict[str, str]:
 
 
 def _int(value: object, where: str, minimum: int) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise JobConfigError(f"{where} must be a whole number, got {value!r}")
     try:
-        number = int(value)  # type: ignore[call-overload]
+        number = int(value)
     except (TypeError, ValueError):
         raise JobConfigError(f"{where} must be a whole number, got {value!r}") from None
     if number < minimum:
@@ -230,7 +230,8 @@ def parse_leaf(name: str, table: Mapping[str, Any], warnings: list[str]) -> Leaf
         raise JobConfigError(f"{where}.cwd must be relative to the project root, without '..': {cwd!r}")
     for key in table:
         if key not in LEAF_FIELDS:
-            warnings.append(f"{where}.{key} = {table[key]!r} — unknown field, ignored. Known fields: {list(LEAF_FIELDS)}")
+            warnings.append(f"{where}.{key} = {table[key]!r} — unknown field, ignored. "
+                            f"Known fields: {list(LEAF_FIELDS)}")
     leaf = LeafJob(name=name, command=command, args=tuple(args), placeholders=placeholders,
                    timeout_s=_int(table.get("timeout_s", DEFAULT_TIMEOUT_S), f"{where}.timeout_s", 1),
                    kill_after_s=_int(table.get("kill_after_s", 0), f"{where}.kill_after_s", 0),
@@ -261,7 +262,8 @@ def parse_job(name: str, table: object, warnings: list[str]) -> Job:
     leaves = {}
     for platform, leaf in platforms.items():
         if not PLATFORM_NAME.fullmatch(platform):
-            raise JobConfigError(f"[jobs.{name}.platforms.{platform}]: platform name must match {PLATFORM_NAME.pattern}")
+            raise JobConfigError(f"[jobs.{name}.platforms.{platform}]: platform name must match "
+                                 f"{PLATFORM_NAME.pattern}")
         if not isinstance(leaf, dict) or isinstance(leaf.get("platforms"), dict):
             raise JobConfigError(f"[jobs.{name}.platforms.{platform}] must be a leaf job table (no nested hubs)")
         leaves[platform] = parse_leaf(f"{name}@{platform}", leaf, warnings)

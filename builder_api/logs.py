@@ -1,4 +1,4 @@
-"""Log aliases: tail a file by alias (§8), and read what was appended since last time (§11.5).
+"""Log aliases: tail a file by alias, and read what was appended since last time.
 
 Every read opens the file anew through `safefs` (no symlink followed, regular files only,
 never blocking), so a log alias inside the project that the agent swaps for a symlink to a

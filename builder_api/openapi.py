@@ -34,7 +34,7 @@ def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[st
 
 
 def document() -> dict[str, Any]:
-    security = [{"password": []}, {"key": []}]
+    security: list[dict[str, list[str]]] = [{"password": []}, {"key": []}]
     bad = {"400": _json("bad parameter", _ERROR)}
     return {
         "openapi": "3.1.0",

@@ -1,4 +1,4 @@
-"""The build queue: one worker, strict FIFO, at most one running job (builder-api-protocol.md §6).
+"""The build queue: one worker, strict FIFO, at most one running job (docs/upstream.md#wire-protocol).
 
 Everything here is anyio, so it runs on asyncio (inside the supervisor) and on trio alike.
 Jobs run without a shell in their own process group; a timeout or a cancel signals the
@@ -80,7 +80,8 @@ class Entry:
     agent_id: str
     fingerprint: str
     platform: str | None = None
-    #: (file, sha256): re-read right before exec, and the verified bytes are what runs (§18.18)
+    #: (file, sha256): re-read right before exec, and the verified bytes are what runs
+    #: (docs/upstream.md#api-pins-verified-at-run)
     pin: tuple[Path, str] | None = None
     #: "command": the pinned file is the command; "args": an argument names it; "auto": any
     #: argument naming it gets the copy (else check only); "check": check only (make's Makefile)
@@ -118,7 +119,7 @@ class Entry:
         shown["job_name"] = self.job_name
         shown["params"] = dict(self.params)
         if self.platform is not None:
-            shown["platform"] = self.platform  # additive (§18.14)
+            shown["platform"] = self.platform  # additive (docs/upstream.md#api-hub-platform)
         return shown
 
 
@@ -385,7 +386,8 @@ class BuildQueue:
             entry.status = "cancelled"
         else:
             entry.status = "done" if code == 0 else "failed"
-        # A failure before launch shows its own reason, never other builds' output (§18.12).
+        # A failure before launch shows its own reason, never other builds' output
+        # (docs/upstream.md#api-own-failure-reason).
         entry.log_tail = (tail_lines(self.build_log, offset, root=self._root()) if offset is not None
                           else f"[builder-api] {detail or reason}")
         entry.process = None

@@ -1,7 +1,7 @@
 """Hot reload: the config's folder and the shard folder are watched with inotify through
 the event loop (no polling thread). A valid new config replaces the old one at once —
 jobs, verbs, password, auth_reads, log aliases, build and security settings, and the
-runtime settings for the next `/run` (upstream reloaded only the jobs, §18.26). An invalid
+runtime settings for the next `/run` (upstream reloaded only the jobs; docs/upstream.md#api-hot-reload). An invalid
 one is reported (`config_reload_failed`) and the old config stays.
 """
 

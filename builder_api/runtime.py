@@ -1,4 +1,4 @@
-"""The runtime: one long-lived process of the project (`/run`, `/stop`, `/status`; §7).
+"""The runtime: one long-lived process of the project (`/run`, `/stop`, `/status`).
 
 Started without a shell in its own process group; `/run` restarts it; `/stop` signals the
 group (`stop_signal`, then SIGKILL after `stop_timeout_s`). Unlike upstream, its exit is

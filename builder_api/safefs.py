@@ -131,7 +131,8 @@ def open_folder(path: Path, root: Path | None) -> int:
 
 def read_all(descriptor: int, limit: int) -> bytes:
     """The whole file behind `descriptor` (at most `limit` bytes; more is an error)."""
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         chunk = os.read(descriptor, 1 << 20)
         if not chunk:

@@ -65,7 +65,8 @@ def listen(config: ProjectConfig, port: int | None = None) -> socket.socket:
         sock.bind((config.bind, config.port if port is None else port))
     except OSError as error:
         sock.close()
-        raise OSError(f"bind failed on {config.bind}:{config.port if port is None else port}: {error.strerror}") from None
+        where = f"{config.bind}:{config.port if port is None else port}"
+        raise OSError(f"bind failed on {where}: {error.strerror}") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

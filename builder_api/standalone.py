@@ -15,19 +15,18 @@ import anyio
 
 from builder_api.config import ConfigError, load
 from builder_api.server import build_api, serve
-
-EXIT_BIND = 1
+from launch.errors import EXIT_FAILURE
 
 
 async def docker_container_lookup(project: str) -> str | None:
     """`{{container}}`: the newest running llm-docker container of `project` (Engine API)."""
-    import aiodocker
+    from engine.client import Engine, EngineError
 
-    async with aiodocker.Docker() as docker:
+    async with Engine() as engine:
         try:
-            found = await docker.containers.list(filters={"label": [f"llm-docker-project={project}"],
+            found = await engine.containers.list(filters={"label": [f"llm-docker-project={project}"],
                                                           "status": ["running"]})
-        except aiodocker.DockerError:
+        except EngineError:
             return None
     return found[0].id if found else None
 
@@ -48,7 +47,7 @@ def run_standalone(project: str, config_path: Path | None, *, port: int | None =
                 bound = await group.start(lambda task_status: serve(api, port=port, task_status=task_status))
             except OSError as error:
                 print(f"[builder-api] {error}", file=sys.stderr)
-                return EXIT_BIND
+                return EXIT_FAILURE  # the port is taken: a failure, not bad input
             print(f"[builder-api] {config.name} on http://{bound[0]} (root {config.root})", file=sys.stderr)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
                 async for signum in signals:

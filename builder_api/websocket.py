@@ -1,4 +1,4 @@
-"""One `/ws` session (§11): `hello`, then every event, new log lines of the subscribed
+"""One `/ws` session: `hello`, then every event, new log lines of the subscribed
 aliases, a `status` heartbeat every 5 s, and answers to `status`/`queue`/`events` commands.
 
 All outbound frames go through one bounded mailbox (512 frames): producers never block,
@@ -22,7 +22,8 @@ from builder_api.events import Mailbox
 from builder_api.live import AtCapacity
 
 if TYPE_CHECKING:
-    from builder_api.app import BuilderAPI, Receive, Send
+    from builder_api.app import BuilderAPI
+    from builder_api.routing import Receive, Send
 
 HEARTBEAT_S = 5.0
 MAX_INBOUND_BYTES = 1 << 20

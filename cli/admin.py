@@ -1,4 +1,8 @@
-"""The `llm-docker` admin command (argparse): `config`, and more subcommands over time."""
+"""The `llm-docker` admin command (argparse): `config`, and more subcommands over time.
+
+Every refusal is an `LlmDockerError`: one line after `llm-docker:` and its exit code, as
+defined in `launch/errors.py` (argparse's own usage errors exit 2 as well).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,14 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from launch import __version__
-from launch.config import DEFAULT_SOURCE, Config, ConfigError, default_home, describe_value, load_config, settings
+from launch.config import DEFAULT_SOURCE, Config, default_home, describe_value, load_config, settings
+from launch.errors import EXIT_USAGE, LlmDockerError
 from launch.layout import Layout, default_layout
 from launch.tools import Tool
-
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,10 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load() -> Config | None:
-    """The effective config, warnings printed; None (after a one-line error) if invalid."""
+    """The effective config, warnings printed; None (after a one-line error, exit 2) if invalid."""
     try:
         loaded = load_config(_state_home(), os.environ, Path.home())
-    except ConfigError as error:
+    except LlmDockerError as error:
         print(f"llm-docker: {error}", file=sys.stderr)
         return None
     for warning in loaded.warnings:
@@ -102,7 +105,8 @@ def _load() -> Config | None:
     return loaded.config
 
 
-def _bounded(kind: type, low: float, high: float, what: str):  # noqa: ANN202 - argparse type factory
+def _bounded(kind: Callable[[str], float], low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse `type=`: a number within [low, high], else argparse's one-line usage error (exit 2)."""
     def convert(text: str) -> float:
         try:
             value = kind(text)
@@ -218,7 +222,7 @@ def command_gc(arguments: argparse.Namespace) -> int:
 
 
 def command_quarantine(arguments: argparse.Namespace) -> int:
-    from supervisor.tripwire import QuarantineError, accept, quarantined
+    from supervisor.tripwire import accept, quarantined
 
     state_home = _state_home()
     if arguments.action == "list":
@@ -233,9 +237,9 @@ def command_quarantine(arguments: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         item = accept(state_home, arguments.quarantine_id)
-    except QuarantineError as error:
+    except LlmDockerError as error:  # QuarantineError: the ID or the project's state refuses it (2)
         print(f"llm-docker: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return error.exit_code
     print(f"accepted: {', '.join(item.paths)} back in {item.project}")
     return 0
 
@@ -271,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(arguments.handler(arguments))
     except BrokenPipeError:
         sys.exit(0)
+    except LlmDockerError as error:  # whatever a command did not turn into its own line: still one line
+        print(f"llm-docker: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """The `cld` and `ocd` commands: parse, plan, then print (`--dry-run`) or run.
 
-Exit codes: 0 success (or the tool's own code once running); 2 with a one-line message on
-stderr for bad input (flags, config, paths), a busy slot, or an unusable state database;
-125 Docker failures. The README's "Exit codes" lists them.
+Exit codes: 0 success, else the tool's own code once running; every refusal before that is
+one line on stderr and the `exit_code` of its `LlmDockerError` — the codes and what they
+mean are defined once, in `launch/errors.py` (the README's "Exit codes" lists them).
+
+This is where the builder-api's config is loaded, once per launch (planning, below this
+layer, gets it injected): the port and password the container gets and the config the
+supervisor's builder-api task serves are the same one.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from typing import TextIO
 
 from launch import __version__
 from launch.argv import HelpRequest, LaunchRequest, VersionRequest, parse_argv
-from launch.config import ConfigError
-from launch.errors import UsageError
-from launch.guards import PathRefused
+from launch.errors import LlmDockerError
 from launch.help import help_text
-from launch.plan import LaunchPlan, plan_launch
+from launch.plan import (
+    BuilderApi,
+    BuilderApiEndpoint,
+    BuilderApiResolver,
+    BuilderApiUnavailable,
+    LaunchPlan,
+    plan_launch,
+    slot_specs,
+)
 from launch.tools import Tool
-
-EXIT_USAGE = 2
 
 
 def run_launcher(tool: Tool, argv: Sequence[str], *, environ: Mapping[str, str] | None = None,
@@ -33,9 +41,9 @@ def run_launcher(tool: Tool, argv: Sequence[str], *, environ: Mapping[str, str] 
     stderr = stderr or sys.stderr
     try:
         parsed = parse_argv(tool, argv)
-    except UsageError as error:
+    except LlmDockerError as error:
         print(f"{tool.launcher}: {error}", file=stderr)
-        return EXIT_USAGE
+        return error.exit_code
     if isinstance(parsed, HelpRequest):
         stdout.write(help_text(tool))
         return 0
@@ -49,22 +57,42 @@ def run_request(request: LaunchRequest, *, environ: Mapping[str, str], stdout: T
     """Plan `request` (bad input: one line, exit 2), then print it (`--dry-run`) or run it."""
     launcher = request.tool.launcher
     try:
-        plan = plan_launch(request, environ=environ, cwd=Path.cwd(), user_home=Path.home())
-    except (ConfigError, PathRefused, ValueError) as error:
+        plan = plan_launch(request, environ=environ, cwd=Path.cwd(), user_home=Path.home(),
+                           builder_api=builder_api_loader(environ))
+        for warning in plan.warnings:
+            print(f"{launcher}: warning: {warning}", file=stderr)
+        if request.dry_run:
+            _print_dry_run(plan, stdout, show_secrets=request.show_secrets)
+            return 0
+    except LlmDockerError as error:
         print(f"{launcher}: {error}", file=stderr)
-        return EXIT_USAGE
-    for warning in plan.warnings:
-        print(f"{launcher}: warning: {warning}", file=stderr)
-    if request.dry_run:
-        _print_dry_run(plan, stdout, show_secrets=request.show_secrets)
-        return 0
+        return error.exit_code
     from supervisor.launcher import run_plan  # imported late: -h and --dry-run stay light
 
     return run_plan(plan)
 
 
+def builder_api_loader(environ: Mapping[str, str]) -> BuilderApiResolver:
+    """Load a project's builder-api config with the launch's environment — `load` expands
+    `${VAR}` from it *and* `$LLM_DOCKER_HOME/llm-docker.conf` and `.env`
+    (`builder_api.expansion`), exactly as `llm-docker api` does, so the password handed to
+    the container is the one the server checks. Called at most once per launch, by planning."""
+    def load(project: str) -> BuilderApi:
+        from builder_api.config import ConfigError, load  # imported late: only launches with -a/-ab pay for it
+
+        try:
+            api = load(project, None, environ)
+        except (ConfigError, OSError) as error:
+            return BuilderApiUnavailable(str(error))
+        return BuilderApiEndpoint(api.port, api.password, config=api, warnings=tuple(api.warnings))
+
+    return load
+
+
 def _print_dry_run(plan: LaunchPlan, stdout: TextIO, *, show_secrets: bool) -> None:
-    objects = [spec.as_json_object(show_secrets=show_secrets) for spec in plan.specs]
+    """The specs each slot would get with its fresh session (the supervisor may resolve
+    another session per slot, and move SSH to a free port)."""
+    objects = [spec.as_json_object(show_secrets=show_secrets) for spec in slot_specs(plan)]
     json.dump(objects[0] if len(objects) == 1 else objects, stdout, indent=2)
     stdout.write("\n")
 

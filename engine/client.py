@@ -1,89 +1,116 @@
-"""The Docker Engine API through aiodocker: connecting, images, and clear failures.
+"""The connection to the Docker Engine: `Engine` (one aiodocker client and what it
+offers: containers, images, networks, events), `connect`, and `run_with_engine`, the way
+a command gets a connected engine and a clear failure when there is none.
 
-Every engine failure becomes an `EngineError` whose message is the engine's own, and whose
-exit code is 125, like `docker run`'s.
+Every engine failure is an `EngineError` (exit code 125, like `docker run`'s) whose message
+is the engine's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
 
 import aiodocker
 import anyio
 
+from engine import events
+from engine.containers import Containers
+from engine.errors import EXIT_ENGINE, EngineError, translated
+from engine.images import Images
+from engine.networks import Networks
 from launch.tools import Tool
 
-EXIT_ENGINE = 125
+__all__ = ["EXIT_ENGINE", "Engine", "EngineError", "connect", "ensure_network", "require_image", "run_with_engine"]
 
 
-class EngineError(Exception):
-    """The engine is unreachable or refused a request; `str()` is one line for the user."""
+class Engine:
+    """One client of the engine (one connection pool); close it, or use `async with`.
 
-    exit_code = EXIT_ENGINE
+    Making one asks the engine nothing (`connect` does): the launch path creates it while
+    the engine is still busy elsewhere. aiodocker runs on asyncio only, so an `Engine` must
+    be made and used inside an asyncio event loop."""
+
+    def __init__(self) -> None:
+        self._docker = aiodocker.Docker()
+        self.containers = Containers(self._docker)
+        self.images = Images(self._docker)
+        self.networks = Networks(self._docker)
+
+    async def version(self) -> dict[str, Any]:
+        """`docker version`: the engine's answer proves it is there."""
+        with translated():
+            return await self._docker.version()
+
+    def events(self, filters: Mapping[str, Sequence[str]]) -> contextlib.AbstractAsyncContextManager[
+            events.EventStream]:
+        """The event stream, filtered (see `engine.events.watch`)."""
+        return events.watch(self._docker, filters)
+
+    async def close(self) -> None:
+        await self._docker.close()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.close()
 
 
-def engine_message(error: aiodocker.DockerError) -> str:
-    message = error.message if isinstance(error.message, str) else str(error.message)
-    return message.strip() or f"HTTP {error.status}"
-
-
-async def connect() -> aiodocker.Docker:
-    """A client whose engine answered `GET /version`."""
-    docker = aiodocker.Docker()
+async def connect() -> Engine:
+    """An engine that answered `GET /version`; else `EngineError` saying how to start it."""
+    engine = Engine()
     try:
-        await docker.version()
+        await engine.version()
     except Exception as error:  # noqa: BLE001 - any failure to reach the engine means the same
-        await docker.close()
+        await engine.close()
         where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         raise EngineError(
-            f"cannot reach the Docker engine at {where} ({error}) — start it, e.g. "
+            f"cannot reach the Docker engine at {where} ({_cause(error)}) — start it, e.g. "
             "`sudo systemctl start docker` (or run scripts/ensure-docker-engine)"
         ) from None
-    return docker
+    return engine
 
 
-def run_with_engine(body: Callable[[aiodocker.Docker], Awaitable[int]], *, prefix: str = "llm-docker") -> int:
-    """Run `body` with a connected client in a fresh event loop (asyncio, as aiodocker needs);
-    an unreachable engine is one line on stderr and exit 125. The client is always closed."""
+def _cause(error: Exception) -> str:
+    """How the connection failed, as aiodocker said it (its `[status] message` form)."""
+    return str(error.__cause__) if isinstance(error, EngineError) and error.__cause__ is not None else str(error)
+
+
+def run_with_engine(body: Callable[[Engine], Awaitable[int]], *, prefix: str = "llm-docker") -> int:
+    """Run `body` with a connected engine in a fresh event loop (asyncio, as aiodocker
+    needs); an unreachable engine, or one that refuses a request of `body`, is one line on
+    stderr and exit 125. The engine is always closed."""
     async def main() -> int:
         try:
-            docker = await connect()
+            engine = await connect()
         except EngineError as error:
             print(f"{prefix}: {error}", file=sys.stderr)
             return error.exit_code
         try:
-            return await body(docker)
+            return await body(engine)
+        except EngineError as error:
+            print(f"{prefix}: {error}", file=sys.stderr)
+            return error.exit_code
         finally:
-            await docker.close()
+            await engine.close()
 
     return anyio.run(main, backend="asyncio")
 
 
-async def require_image(docker: aiodocker.Docker, image: str, tool: Tool) -> None:
-    """The custom `LLM_DOCKER_IMAGE` must exist: llm-docker cannot build an image it did not define."""
-    try:
-        await docker.images.inspect(image)
-    except aiodocker.DockerError as error:
-        if error.status == 404:
-            raise EngineError(
-                f"image {image} (LLM_DOCKER_IMAGE) not found — build or load it, or unset LLM_DOCKER_IMAGE "
-                f"so that {tool.launcher} builds and runs llm-docker's own image"
-            ) from None
-        raise EngineError(engine_message(error)) from None
-
-
-async def ensure_network(docker: aiodocker.Docker, name: str, *, internal: bool) -> None:
+async def ensure_network(engine: Engine, name: str, *, internal: bool) -> None:
     """Create the named bridge network if it is missing (`internal` = no route out)."""
-    try:
-        await docker.networks.get(name)
-    except aiodocker.DockerError as error:
-        if error.status != 404:
-            raise EngineError(engine_message(error)) from None
-        try:
-            await docker.networks.create({"Name": name, "Driver": "bridge", "Internal": internal,
-                                          "Labels": {"io.llm-docker.network": name}})
-        except aiodocker.DockerError as error:
-            if error.status != 409:  # created meanwhile by a parallel launch
-                raise EngineError(engine_message(error)) from None
+    await engine.networks.ensure(name, internal=internal)
+
+
+async def require_image(engine: Engine, image: str, tool: Tool) -> None:
+    """The custom `LLM_DOCKER_IMAGE` must exist: llm-docker cannot build an image it did not define."""
+    if await engine.images.find(image) is None:
+        raise EngineError(
+            f"image {image} (LLM_DOCKER_IMAGE) not found — build or load it, or unset LLM_DOCKER_IMAGE "
+            f"so that {tool.launcher} builds and runs llm-docker's own image", status=404)

@@ -18,10 +18,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import aiodocker
 import anyio
 
+from engine.client import Engine
+from engine.errors import EngineError
 from image.progress import BuildProgress
+from launch.errors import ImageError
 
 DEFAULT_BASE_IMAGE = "node:24"
 LOCAL_BASE_REPOSITORY = "llm-docker-base"
@@ -31,8 +33,8 @@ DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
 BASE_PACKAGES = ("ca-certificates",)
 
 
-class BaseImageError(Exception):
-    """The base image can be neither found, pulled nor built; one line for the user."""
+class BaseImageError(ImageError):
+    """The base image can be neither found, pulled nor built; one line for the user (exit 1)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,29 +110,22 @@ def host_debian_source(root: Path = Path("/")) -> DebianSource:
     return debian_source(read(root / "etc/os-release"), [read(path) for path in files])
 
 
-async def image_exists(docker: aiodocker.Docker, reference: str) -> bool:
-    try:
-        await docker.images.inspect(reference)
-    except aiodocker.DockerError as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
+async def image_exists(docker: Engine, reference: str) -> bool:
+    return await docker.images.find(reference) is not None
 
 
-async def try_pull(docker: aiodocker.Docker, reference: str) -> str | None:
+async def try_pull(docker: Engine, reference: str) -> str | None:
     """Pull `reference`; None on success, else the engine's one-line reason."""
     try:
-        async for event in docker.images.pull(reference, stream=True):
+        async for event in docker.images.pull(reference):
             if isinstance(event, dict) and event.get("error"):
                 return str(event["error"]).strip()
-    except aiodocker.DockerError as error:
-        message = error.message if isinstance(error.message, str) else str(error.message)
-        return message.strip().splitlines()[0] if message.strip() else f"HTTP {error.status}"
+    except EngineError as error:
+        return str(error).splitlines()[0]
     return None
 
 
-async def resolve_base(docker: aiodocker.Docker, configured: str, progress: BuildProgress) -> str:
+async def resolve_base(docker: Engine, configured: str, progress: BuildProgress) -> str:
     """The image reference to build FROM, building the local Debian base when needed."""
     if await image_exists(docker, configured):
         return configured
@@ -149,7 +144,7 @@ async def resolve_base(docker: aiodocker.Docker, configured: str, progress: Buil
     return source.tag
 
 
-async def build_local_base(docker: aiodocker.Docker, source: DebianSource, progress: BuildProgress) -> str:
+async def build_local_base(docker: Engine, source: DebianSource, progress: BuildProgress) -> str:
     """debootstrap `source` and import it as `source.tag`; returns the tag."""
     debootstrap = shutil.which("debootstrap") or next(
         (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.access(p, os.X_OK)), None)
@@ -185,9 +180,8 @@ async def build_local_base(docker: aiodocker.Docker, source: DebianSource, progr
         context = workdir / "context.tar"
         await anyio.to_thread.run_sync(_write_import_context, rootfs, context, source)
         with context.open("rb") as handle:
-            async for event in docker.images.build(fileobj=handle, tag=source.tag, stream=True, rm=True,
-                                                   forcerm=True, labels={"io.llm-docker.base": source.suite},
-                                                   encoding="identity"):
+            async for event in docker.images.build(context=handle, tag=source.tag,
+                                                   labels={"io.llm-docker.base": source.suite}):
                 if event.get("error"):
                     raise BaseImageError(f"importing the base failed: {event['error'].strip()}")
                 if event.get("stream"):

@@ -3,7 +3,7 @@
 The legacy builder behind the Engine API's `/build` caches layer by layer, so a rebuild
 after flipping one `INSTALL_*` flag re-runs only that group's layer and the ones after it.
 The image a rebuild replaced is removed when nothing uses it (upstream kept every stale
-image, launcher-behaviour.md §3.9).
+image, docs/upstream.md#image-selection).
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ import io
 import re
 import time
 
-import aiodocker
-
+from engine.client import Engine
+from engine.errors import EngineError
 from image.plan import BuildPlan
 from image.progress import BuildProgress, format_duration, format_size
+from launch.errors import ImageError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _CACHED = " ---> Using cache"
 
 
-class BuildError(Exception):
-    """The build failed; the message names the step and the log file."""
+class BuildError(ImageError):
+    """The build failed; the message names the step and the log file (exit 1)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +42,9 @@ class BuildResult:
                 f"{self.cached_steps}/{self.steps} steps from cache")
 
 
-async def _image_id(docker: aiodocker.Docker, reference: str) -> str | None:
-    try:
-        return (await docker.images.inspect(reference))["Id"]
-    except aiodocker.DockerError as error:
-        if error.status == 404:
-            return None
-        raise
+async def _image_id(docker: Engine, reference: str) -> str | None:
+    info = await docker.images.find(reference)
+    return None if info is None else str(info["Id"])
 
 
 class _StreamParser:
@@ -84,25 +81,24 @@ class _StreamParser:
             self.progress.output(line)
 
 
-async def _stream_build(docker: aiodocker.Docker, plan: BuildPlan, base: str,
+async def _stream_build(docker: Engine, plan: BuildPlan, base: str,
                         parser: _StreamParser) -> str | None:
     """Run the build, feeding its output to `parser`; the built image's ID if reported."""
     built_id = None
     async for event in docker.images.build(
-            fileobj=io.BytesIO(plan.context_tar()), tag=plan.tag,
-            buildargs=plan.docker_build_args(base), nocache=plan.no_cache,
-            labels=plan.labels(base), stream=True, rm=True, forcerm=True, encoding="identity"):
+            context=io.BytesIO(plan.context_tar()), tag=plan.tag,
+            buildargs=plan.docker_build_args(base), nocache=plan.no_cache, labels=plan.labels(base)):
         if event.get("stream"):
             parser.feed(event["stream"])
         if event.get("error"):
-            raise aiodocker.DockerError(500, str(event["error"]))
+            raise EngineError(str(event["error"]), status=500)
         aux = event.get("aux")
         if isinstance(aux, dict) and aux.get("ID"):
             built_id = str(aux["ID"])
     return built_id
 
 
-async def build_tool_image(docker: aiodocker.Docker, plan: BuildPlan, base: str,
+async def build_tool_image(docker: Engine, plan: BuildPlan, base: str,
                            progress: BuildProgress) -> BuildResult:
     started = time.monotonic()
     previous = await _image_id(docker, plan.tag)
@@ -112,19 +108,18 @@ async def build_tool_image(docker: aiodocker.Docker, plan: BuildPlan, base: str,
     try:
         async with progress.ticking():
             built_id = await _stream_build(docker, plan, base, parser)
-    except aiodocker.DockerError as error:  # the engine reports a failing step as a stream error
+    except EngineError as error:  # the engine reports a failing step as a stream error
         parser.flush()
-        message = error.message if isinstance(error.message, str) else str(error.message)
         raise BuildError(f"building {plan.tag} failed at {parser.current or 'the start'}: "
-                         f"{message.strip()} (full log: {progress.log_path})") from None
+                         f"{error} (full log: {progress.log_path})") from None
     parser.flush()
     info = await docker.images.inspect(plan.tag)
     replaced = None
     if previous and previous != info["Id"]:
         try:
-            await docker.images.delete(previous, force=False)
+            await docker.images.delete(previous)
             replaced = previous
-        except aiodocker.DockerError:
+        except EngineError:
             pass  # still used by a running container, or shared: leave it
     result = BuildResult(tag=plan.tag, image_id=built_id or info["Id"], size=int(info.get("Size", 0)),
                          seconds=time.monotonic() - started, steps=parser.steps,

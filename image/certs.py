@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from launch.errors import ConfigError
+
 HOST_CA_FOLDER = Path("/usr/local/share/ca-certificates")
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 
-class CertificateError(ValueError):
-    """`EXTRA_CA_CERTS` names something that is not a usable certificate."""
+class CertificateError(ConfigError):
+    """`EXTRA_CA_CERTS` names something that is not a usable certificate (a setting: exit 2)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """`llm-docker image build|base|status`: the admin side of the image.
 
 Each command runs in one event loop (anyio on asyncio, as aiodocker needs) and turns
-every failure into one line on stderr and a non-zero exit: 2 for bad settings, 1 for a
-failed build, 125 when the engine is unreachable.
+every failure (an `LlmDockerError`) into one line on stderr and its exit code
+(`launch/errors.py`): 2 for bad settings, 1 for a failed build, 125 for the engine.
 """
 
 from __future__ import annotations
@@ -11,44 +11,37 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-import aiodocker
-
-from engine.client import run_with_engine
-from image.base import BaseImageError, build_local_base, host_debian_source
-from image.build import BuildError
-from image.certs import CertificateError, select_extra_certificates
+from engine.client import Engine, run_with_engine
+from image.base import build_local_base, host_debian_source
+from image.certs import select_extra_certificates
 from image.ensure import build_images, build_log_path, image_status, plan_builds, refresh_stamp
-from image.gateway import GatewayImageError, build_gateway, plan_gateway
-from image.plan import LABEL_BASE, BuildInputError
+from image.gateway import build_gateway, plan_gateway
+from image.plan import LABEL_BASE
 from image.progress import BuildProgress, format_size
 from launch.config import Config
+from launch.errors import LlmDockerError
 from launch.tools import Tool
-
-EXIT_BUILD_FAILED = 1
-EXIT_USAGE = 2
 
 
 def tools_for(name: str) -> list[Tool]:
     return list(Tool) if name == "both" else [Tool.from_name(name)]
 
 
-def _run(body: Callable[[aiodocker.Docker], Awaitable[int]]) -> int:
-    async def guarded(docker: aiodocker.Docker) -> int:
+def _run(body: Callable[[Engine], Awaitable[int]]) -> int:
+    async def guarded(docker: Engine) -> int:
         try:
             return await body(docker)
-        except (CertificateError, BuildInputError) as error:
+        except LlmDockerError as error:  # bad settings (2), a failed build (1), the engine (125)
             print(f"llm-docker: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        except (BuildError, BaseImageError) as error:
-            print(f"llm-docker: {error}", file=sys.stderr)
-            return EXIT_BUILD_FAILED
+            return error.exit_code
 
     return run_with_engine(guarded)
 
 
 def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbose: bool) -> int:
-    async def body(docker: aiodocker.Docker) -> int:
+    async def body(docker: Engine) -> int:
         progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
         try:
             if tool != "gateway":
@@ -56,11 +49,9 @@ def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbos
                 await build_images(docker, config, plans, progress)
             if tool in ("both", "gateway"):
                 # the network gateway (launch/network.py) comes from the same base and CAs
-                await build_gateway(docker, config, plan_gateway(select_extra_certificates(config.extra_ca_certs)),
+                await build_gateway(docker, config, plan_gateway(select_extra_certificates(config.extra_ca_certs),
+                                                                 config.own_gateway_image),
                                     progress)
-        except GatewayImageError as error:
-            print(f"llm-docker: {error}", file=sys.stderr)
-            return EXIT_BUILD_FAILED
         finally:
             progress.close()
         return 0
@@ -69,7 +60,7 @@ def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbos
 
 
 def base(config: Config, state_home: Path, *, verbose: bool) -> int:
-    async def body(docker: aiodocker.Docker) -> int:
+    async def body(docker: Engine) -> int:
         progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
         try:
             tag = await build_local_base(docker, host_debian_source(), progress)
@@ -83,9 +74,9 @@ def base(config: Config, state_home: Path, *, verbose: bool) -> int:
 
 
 def status(config: Config, *, as_json: bool) -> int:
-    async def body(docker: aiodocker.Docker) -> int:
+    async def body(docker: Engine) -> int:
         plans = plan_builds(config, list(Tool), no_cache=False)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for plan in plans:
             if config.llm_docker_image:
                 rows.append({"tool": plan.tool.value, "tag": config.llm_docker_image, "present": None, "stale": [],

@@ -14,9 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-import aiodocker
-
-from engine.client import require_image
+from engine.client import Engine, require_image
 from image.base import resolve_base
 from image.build import BuildResult, build_tool_image
 from image.certs import select_extra_certificates
@@ -42,12 +40,9 @@ def build_log_path(state_home: Path) -> Path:
     return state_home / BUILD_LOG
 
 
-async def image_status(docker: aiodocker.Docker, plan: BuildPlan) -> ImageStatus:
-    try:
-        info = await docker.images.inspect(plan.tag)
-    except aiodocker.DockerError as error:
-        if error.status != 404:
-            raise
+async def image_status(docker: Engine, plan: BuildPlan) -> ImageStatus:
+    info = await docker.images.find(plan.tag)
+    if info is None:
         return ImageStatus(plan.tag, False, (), {}, 0)
     labels = (info.get("Config") or {}).get("Labels") or {}
     return ImageStatus(plan.tag, True, tuple(staleness(labels, plan)), labels, int(info.get("Size", 0)))
@@ -64,7 +59,7 @@ def plan_builds(config: Config, tools: list[Tool], *, no_cache: bool, refresh: s
     return [plan_build(config, tool, certificates, no_cache=no_cache, refresh=refresh) for tool in tools]
 
 
-async def build_images(docker: aiodocker.Docker, config: Config, plans: list[BuildPlan],
+async def build_images(docker: Engine, config: Config, plans: list[BuildPlan],
                        progress: BuildProgress) -> list[BuildResult]:
     """Build each planned image (the second reuses the first one's shared layers)."""
     progress.note(f"trusting {plans[0].certificates.describe()}")
@@ -74,7 +69,7 @@ async def build_images(docker: aiodocker.Docker, config: Config, plans: list[Bui
     return [await build_tool_image(docker, plan, base, progress) for plan in plans]
 
 
-async def ensure_image(docker: aiodocker.Docker, config: Config, tool: Tool, state_home: Path, *,
+async def ensure_image(docker: Engine, config: Config, tool: Tool, state_home: Path, *,
                        build: bool, no_cache: bool, notice: Callable[[str], None],
                        verbose: bool = False, stream: IO[str] | None = None) -> str:
     """The image this launch runs, built first when missing or asked for."""

@@ -17,12 +17,13 @@ import tarfile
 from collections.abc import Callable
 from importlib import resources
 
-import aiodocker
-
+from engine.client import Engine
+from engine.errors import EngineError
 from image.base import resolve_base
 from image.certs import ExtraCertificates
 from image.progress import BuildProgress
 from launch.config import Config
+from launch.errors import ImageError
 from launch.network import GATEWAY_IMAGE
 from launch.spec import LABEL_PREFIX
 
@@ -31,8 +32,8 @@ LABEL_GATEWAY_INPUTS = LABEL_PREFIX + "gateway-inputs"
 SHARED_INSTALL = ("install/lib.sh", "install/ca-certificates.sh")
 
 
-class GatewayImageError(Exception):
-    """The gateway image is missing and cannot be built, or is not usable; one line."""
+class GatewayImageError(ImageError):
+    """The gateway image is missing and cannot be built, or is not usable; one line (exit 1)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,7 @@ class GatewayPlan:
         return buffer.getvalue()
 
 
-def plan_gateway(certificates: ExtraCertificates) -> GatewayPlan:
+def plan_gateway(certificates: ExtraCertificates, tag: str = GATEWAY_IMAGE) -> GatewayPlan:
     """The build context (pure but for reading the packaged files) and its digest."""
     root = resources.files("image")
     files: list[tuple[str, bytes, int]] = []
@@ -80,51 +81,47 @@ def plan_gateway(certificates: ExtraCertificates) -> GatewayPlan:
     for path, content, mode in files:
         hasher.update(f"{path}:{mode:o}:{len(content)}\0".encode())
         hasher.update(content)
-    return GatewayPlan(tag=GATEWAY_IMAGE, files=tuple(files), digest=hasher.hexdigest())
+    return GatewayPlan(tag=tag, files=tuple(files), digest=hasher.hexdigest())
 
 
-async def gateway_labels(docker: aiodocker.Docker, tag: str) -> dict[str, str] | None:
-    try:
-        info = await docker.images.inspect(tag)
-    except aiodocker.DockerError as error:
-        if error.status == 404:
-            return None
-        raise
-    return (info.get("Config") or {}).get("Labels") or {}
+async def gateway_labels(docker: Engine, tag: str) -> dict[str, str] | None:
+    info = await docker.images.find(tag)
+    if info is None:
+        return None
+    return dict((info.get("Config") or {}).get("Labels") or {})
 
 
-async def build_gateway(docker: aiodocker.Docker, config: Config, plan: GatewayPlan, progress: BuildProgress) -> str:
+async def build_gateway(docker: Engine, config: Config, plan: GatewayPlan, progress: BuildProgress) -> str:
     base = await resolve_base(docker, config.base_image, progress)
     progress.phase(f"building {plan.tag} FROM {base}")
     async with progress.ticking():
         try:
             async for event in docker.images.build(
-                    fileobj=io.BytesIO(plan.context_tar()), tag=plan.tag, buildargs={"BASE_IMAGE": base},
-                    labels={LABEL_GATEWAY_INPUTS: plan.digest, LABEL_PREFIX + "image-base": base},
-                    stream=True, rm=True, forcerm=True, encoding="identity"):
+                    context=io.BytesIO(plan.context_tar()), tag=plan.tag, buildargs={"BASE_IMAGE": base},
+                    labels={LABEL_GATEWAY_INPUTS: plan.digest, LABEL_PREFIX + "image-base": base}):
                 if event.get("stream"):
                     progress.output(event["stream"].rstrip("\n"))
                 if event.get("error"):
                     raise GatewayImageError(f"building {plan.tag} failed: {str(event['error']).strip()} "
                                             f"(full log: {progress.log_path})")
-        except aiodocker.DockerError as error:
-            raise GatewayImageError(f"building {plan.tag} failed: {error.message} (full log: {progress.log_path})") from None
+        except EngineError as error:
+            raise GatewayImageError(f"building {plan.tag} failed: {error} (full log: {progress.log_path})") from None
     progress.note(f"[green]✓[/green] built {plan.tag}")
     return plan.tag
 
 
-async def ensure_gateway_image(docker: aiodocker.Docker, config: Config, certificates: ExtraCertificates, *,
+async def ensure_gateway_image(docker: Engine, config: Config, certificates: ExtraCertificates, *,
                                image: str, notice: Callable[[str], None],
                                progress: Callable[[], BuildProgress]) -> str:
     """The gateway image a launch uses: a custom GATEWAY_IMAGE must exist as it is;
     llm-docker's own is built when missing or when its inputs changed. Raises
     `GatewayImageError` (the launch then refuses to start any agent)."""
-    if image != GATEWAY_IMAGE:
+    if image != config.own_gateway_image:
         if await gateway_labels(docker, image) is None:
             raise GatewayImageError(f"gateway image {image} (GATEWAY_IMAGE) not found — no agent runs without "
                                     "its network policy; unset GATEWAY_IMAGE to use llm-docker's own")
         return image
-    plan = plan_gateway(certificates)
+    plan = plan_gateway(certificates, config.own_gateway_image)
     labels = await gateway_labels(docker, plan.tag)
     if labels is not None and labels.get(LABEL_GATEWAY_INPUTS) == plan.digest:
         return plan.tag

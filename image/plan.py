@@ -21,6 +21,7 @@ from image.dockerfile import render
 from image.groups import GROUPS
 from launch import __version__
 from launch.config import Config, default_image_tag
+from launch.errors import ConfigError
 from launch.spec import LABEL_PREFIX
 from launch.tools import Tool
 
@@ -36,8 +37,8 @@ LABEL_REFRESH = LABEL_PREFIX + "agent-refresh"
 _NPM_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.^~<>=*|+-]*$")
 
 
-class BuildInputError(ValueError):
-    """A build setting that cannot work; the message is one line for the user."""
+class BuildInputError(ConfigError):
+    """A build setting that cannot work; the message is one line for the user (exit 2)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +101,7 @@ class BuildPlan:
 
 
 def _with_parents(folders: set[str]) -> set[str]:
-    result = set()
+    result: set[str] = set()
     for folder in folders:
         parts = folder.split("/")
         result.update("/".join(parts[: i + 1]) for i in range(len(parts)))
@@ -119,8 +120,8 @@ def packaged_files() -> list[ContextFile]:
                 walk(child, path + "/")
             elif child.name != "Dockerfile.in" and not child.name.endswith((".pyc", "~")):
                 content = child.read_bytes()
-                executable = path.startswith(("install/", "rootfs/usr/local/bin/", "rootfs/opt/llm-docker/entrypoint.d/",
-                                              "rootfs/opt/llm-docker/ssh/bin/"))
+                executable = path.startswith(("install/", "rootfs/usr/local/bin/",
+                                              "rootfs/opt/llm-docker/entrypoint.d/", "rootfs/opt/llm-docker/ssh/bin/"))
                 found.append(ContextFile(path, content, 0o755 if executable else 0o644))
 
     walk(root, "")
@@ -166,8 +167,8 @@ def plan_build(config: Config, tool: Tool, certificates: ExtraCertificates, *,
     args_digest = _digest(json.dumps(args, sort_keys=True).encode())
     digests = {"files": files_digest, "ca": ca_digest, "args": args_digest,
                "inputs": _digest(files_digest.encode(), ca_digest.encode(), args_digest.encode())}
-    return BuildPlan(tool=tool, tag=default_image_tag(tool), build_args=args, files=files,
-                     certificates=certificates, digests=digests, no_cache=no_cache, refresh=refresh)
+    return BuildPlan(tool=tool, tag=default_image_tag(tool, config.llm_docker_image_prefix), build_args=args,
+                     files=files, certificates=certificates, digests=digests, no_cache=no_cache, refresh=refresh)
 
 
 def staleness(labels: dict[str, str] | None, plan: BuildPlan) -> list[str]:

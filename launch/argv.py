@@ -2,7 +2,7 @@
 
 Parsing happens before any side effect, so `-h` answers instantly and a typo can never
 start Docker, build an image or touch a file. The grammar is the upstream one with its
-bugs fixed (see `docs/architecture.md`):
+bugs fixed (see `docs/upstream.md#flag-grammar` and the entries after it):
 
 * everything after `--` reaches the tool, for both launchers;
 * `-c` takes the next token as a session id only when it is not an existing directory,
@@ -195,7 +195,7 @@ class _Parser:
             else:
                 self._positional(arg)
         self._check_combinations()
-        return LaunchRequest(tool=self.tool, passthrough=passthrough, **self.values)  # type: ignore[arg-type]
+        return LaunchRequest(tool=self.tool, passthrough=passthrough, **self.values)  # type: ignore[arg-type]  # values: typed per flag
 
     # -- flags -------------------------------------------------------------------------
 

@@ -1,15 +1,16 @@
 """The container's `Cmd`: the tool, its session flags, the boot prompt and the passthrough.
 
+The session itself (fresh / continue / resume) is modelled in `launch.session`; this module
+only renders a chosen session as the tool's flags.
+
 All launch logic lives on the host; the image's entrypoint only prepares the environment
 and `exec`s this command, so any image with the tool on PATH can run it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-
 from launch.argv import LaunchRequest, TmuxMode
+from launch.session import SessionChoice, SessionKind
 from launch.tools import Tool
 
 CLAUDE_MD_PROMPT = "Read ./CLAUDE.md in full and follow its BOOT steps before anything else."
@@ -29,30 +30,6 @@ _PROMPT_FLAGS = {
     Tool.CLAUDE: {"-p", "--print"},
     Tool.OPENCODE: {"--prompt"},
 }
-
-
-class SessionKind(enum.Enum):
-    FRESH = "fresh"
-    CONTINUE = "continue"
-    RESUME = "resume"
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionChoice:
-    """Which conversation the tool opens; `session_id` is set for RESUME (and for a fresh
-    Claude session, whose UUID the host mints so the slot can record it up front)."""
-
-    kind: SessionKind
-    session_id: str | None = None
-
-
-def session_from_request(request: LaunchRequest, new_session_id: str) -> SessionChoice:
-    """The session a request asks for, before any slot lookup."""
-    if request.resume_id is not None:
-        return SessionChoice(SessionKind.RESUME, request.resume_id)
-    if request.continue_session:
-        return SessionChoice(SessionKind.CONTINUE)
-    return SessionChoice(SessionKind.FRESH, new_session_id if request.tool is Tool.CLAUDE else None)
 
 
 def tool_command(request: LaunchRequest, session: SessionChoice, *, danger: bool,
@@ -97,7 +74,7 @@ def container_command(request: LaunchRequest, tool_argv: list[str]) -> list[str]
     """Wrap the tool argv for the requested tmux mode.
 
     Recon and Codeman are dashboards that start agents themselves, so they get no tool
-    argv (upstream handed them Claude's flags, bug B22).
+    argv (upstream handed them Claude's flags; docs/upstream.md#tmux-dashboards).
     """
     mode = request.tmux
     if mode is TmuxMode.NONE:

@@ -22,6 +22,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from launch import errors
 from launch.envfile import EnvFileError, parse_env_text
 from launch.envnames import forwardable
 from launch.limits import DEFAULT_PIDS_LIMIT, parse_cpus, parse_memory
@@ -35,14 +36,19 @@ DEFAULT_SOURCE = "default"
 ENVIRONMENT_SOURCE = "environment"
 
 #: Keys of this shape are agent/provider settings: accepted in the files and forwarded.
-PROVIDER_KEY = re.compile(r"^(ANTHROPIC_|OPENAI_|ZAI_|CLAUDE_CODE_|OPENCODE_|OPENROUTER_|GEMINI_|GROQ_|MISTRAL_|DEEPSEEK_|XAI_)[A-Z0-9_]*$")
+PROVIDER_KEY = re.compile(r"^(ANTHROPIC_|OPENAI_|ZAI_|CLAUDE_CODE_|OPENCODE_|OPENROUTER_|GEMINI_|GROQ_|MISTRAL_"
+                          r"|DEEPSEEK_|XAI_)[A-Z0-9_]*$")
+
+#: The default `LLM_DOCKER_IMAGE_PREFIX`: the product's images are `llm-docker-<name>:latest`.
+DEFAULT_IMAGE_PREFIX = GATEWAY_IMAGE.removesuffix("-gateway:latest")
 
 _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
              "false": False, "no": False, "off": False, "0": False}
 
 
-class ConfigError(ValueError):
-    """An invalid setting; the message names file, line and key."""
+#: An invalid setting (the message names file, line and key): the one `errors.ConfigError`,
+#: named here too because this module is where settings are read.
+ConfigError = errors.ConfigError
 
 
 def _setting(default: object, *, secret: bool = False, container: bool = False,
@@ -92,7 +98,8 @@ class Config:
     node_env: str = _setting("production", container=True, choices=("production", "development"),
                              doc="development = verbose, readable logs")
     exit_to_docker: bool = _setting(False, container=True, doc="Drop to a shell after the tool exits")
-    update_on_start: bool = _setting(False, doc="Refresh the image's agent CLI layer to the newest release, at most once a day, before a launch")
+    update_on_start: bool = _setting(False, doc="Refresh the image's agent CLI layer to the newest release, at most "
+                                                "once a day, before a launch")
     # -- resource limits (see launch.limits) -------------------------------------------
     memory_limit: str = _setting("auto", check=parse_memory,
                                  doc="Container memory limit (no swap on top): auto = half of the host's RAM, "
@@ -104,14 +111,19 @@ class Config:
     log_max_kilobytes: int = _setting(1024, minimum=0, doc="Rotate logs/llm-docker.log past this size; 0 = no file log")
     debug: bool = _setting(False, doc="Stream full build output")
     llm_docker_image: str = _setting("", doc="Image to run; empty = the tag the image build makes")
+    llm_docker_image_prefix: str = _setting(DEFAULT_IMAGE_PREFIX, check=lambda text: check_image_prefix(text),
+                                            doc="Name of llm-docker's own images: PREFIX-claude:latest, "
+                                                "PREFIX-opencode:latest, PREFIX-gateway:latest")
     # -- image build -------------------------------------------------------------------
-    base_image: str = _setting("node:24", doc="Base of the image build; when node:24 cannot be pulled, a local Debian base")
+    base_image: str = _setting("node:24",
+                               doc="Base of the image build; when node:24 cannot be pulled, a local Debian base")
     extra_ca_certs: str = _setting("auto", doc="CA file or folder of .crt trusted in the build and at run time; "
                                    "auto = the host's /usr/local/share/ca-certificates; none = off")
     claude_code_version: str = _setting("latest", doc="npm version of @anthropic-ai/claude-code to install")
     opencode_version: str = _setting("latest", doc="npm version of opencode-ai to install")
     # -- builder-api -------------------------------------------------------------------
-    builder_api_host: str = _setting("host.docker.internal", container=True, doc="Host name of builder-api as seen from the container")
+    builder_api_host: str = _setting("host.docker.internal", container=True,
+                                     doc="Host name of builder-api as seen from the container")
     builder_api_port: int = _port(6666, container=True, doc="builder-api port")
     builder_api_autostart: bool = _setting(False, doc="Start builder-api with every launch (like -a)")
     # -- ssh ---------------------------------------------------------------------------
@@ -126,7 +138,8 @@ class Config:
     # -- Claude Code tuning (forwarded) ------------------------------------------------
     is_sandbox: str = _setting("1", container=True, doc="Tells Claude Code it runs in a sandbox")
     claude_code_bubblewrap: str = _setting("1", container=True, doc="Second sandbox hint for Claude Code")
-    claude_code_max_output_tokens: int = _setting(48000, container=True, minimum=1, doc="Upper bound on Claude's output")
+    claude_code_max_output_tokens: int = _setting(48000, container=True, minimum=1,
+                                                  doc="Upper bound on Claude's output")
     # -- build-time groups -------------------------------------------------------------
     install_ssh: bool = _setting(True, doc="Build: OpenSSH server (LLM_DOCKER_SSH_ENABLED)")
     install_security: bool = _setting(False, doc="Build: pen-test toolkit")
@@ -158,20 +171,45 @@ class Config:
 
     def image_for(self, tool: Tool) -> str:
         """The image a launch of `tool` runs: `LLM_DOCKER_IMAGE`, else the build's tag."""
-        return self.llm_docker_image or default_image_tag(tool)
+        return self.llm_docker_image or default_image_tag(tool, self.llm_docker_image_prefix)
+
+    @property
+    def own_gateway_image(self) -> str:
+        """llm-docker's own gateway image (built on demand): `<LLM_DOCKER_IMAGE_PREFIX>-gateway:latest`."""
+        return gateway_image_tag(self.llm_docker_image_prefix)
 
     @property
     def gateway_image_tag(self) -> str:
         """The gateway image a launch runs: `GATEWAY_IMAGE`, else llm-docker's own."""
-        return self.gateway_image or GATEWAY_IMAGE
+        return self.gateway_image or self.own_gateway_image
 
     def forwarded_host_variables(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.forward_env.split(",") if name.strip())
 
 
-def default_image_tag(tool: Tool) -> str:
-    """The one image name scheme: `llm-docker-claude:latest` / `llm-docker-opencode:latest`."""
-    return f"llm-docker-{tool.value}:latest"
+def default_image_tag(tool: Tool, prefix: str = DEFAULT_IMAGE_PREFIX) -> str:
+    """The one image name scheme: `llm-docker-claude:latest` / `llm-docker-opencode:latest`
+    (`LLM_DOCKER_IMAGE_PREFIX` replaces `llm-docker`; the tests use their own)."""
+    return f"{prefix}-{tool.value}:latest"
+
+
+def gateway_image_tag(prefix: str = DEFAULT_IMAGE_PREFIX) -> str:
+    """llm-docker's own gateway image: `llm-docker-gateway:latest` (`launch.network.GATEWAY_IMAGE`)."""
+    return f"{prefix}-gateway:latest"
+
+
+#: A Docker repository name: lowercase path components of [a-z0-9] joined by . _ __ or -,
+#: separated by / (a registry host may come first).
+_IMAGE_PREFIX = re.compile(r"(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                           r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+
+
+def check_image_prefix(text: str) -> str:
+    """Validate `LLM_DOCKER_IMAGE_PREFIX` (a Docker repository name, no tag)."""
+    if not _IMAGE_PREFIX.fullmatch(text) or len(text) > 200:
+        raise ValueError(f"expected a Docker repository name like {DEFAULT_IMAGE_PREFIX} (lowercase letters, digits, "
+                         f"and . _ - / between them; no tag), got '{text}'")
+    return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +303,7 @@ def load_config(home: Path, environ: Mapping[str, str], user_home: Path) -> Load
             values[info.attribute] = _convert(info, environ[key], where=f"environment variable {key}")
             sources[key] = ENVIRONMENT_SOURCE
     _check_forward_env(str(values.get("forward_env", "")), where=sources.get("FORWARD_ENV", ""))
-    return LoadedConfig(Config(**values, extra=extra, sources=sources), tuple(warnings))  # type: ignore[arg-type]
+    return LoadedConfig(Config(**values, extra=extra, sources=sources), tuple(warnings))  # type: ignore[arg-type]  # values: checked per field above
 
 
 def _convert(info: SettingInfo, raw: str, *, where: str) -> object:

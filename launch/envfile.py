@@ -19,6 +19,8 @@ import dataclasses
 import re
 from pathlib import Path
 
+from launch.errors import ConfigError
+
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOUBLE_QUOTE_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
 
@@ -30,8 +32,9 @@ class Entry:
     line: int
 
 
-class EnvFileError(ValueError):
-    """A line that is not `KEY=VALUE`; the message names file and line."""
+class EnvFileError(ConfigError, ValueError):
+    """A line that is not `KEY=VALUE`; the message names file and line (exit 2). Also a
+    `ValueError`, as every parser's refusal of a malformed text."""
 
 
 def parse_env_text(text: str, *, origin: str, home: Path) -> list[Entry]:

@@ -1,7 +1,7 @@
 """The container's environment: an explicit allow-list, never the whole host environment.
 
 Upstream forwarded every host variable (cloud credentials, `SSH_AUTH_SOCK`, `TMUX`, ...,
-bug B21). Here the container gets only:
+docs/upstream.md#env-allow-list). Here the container gets only:
 
 * terminal and locale variables, and the standard proxy variables;
 * agent/provider variables of the host (`ANTHROPIC_*`, `OPENAI_*`, `CLAUDE_CODE_*`, ...);

@@ -2,7 +2,7 @@
 
 Host folders are judged by what they *resolve* to (`Path.resolve()`: symlinks, `..`,
 trailing slashes and relative paths all collapse first), so `~/`, `./../..` or a symlink
-to `/` cannot slip through the way they did upstream (bug B16). The container-side
+to `/` cannot slip through the way they did upstream (docs/upstream.md#path-guards). The container-side
 DOCKER_DIR is a plain POSIX path and is judged after normalisation.
 
 Each refusal is one line that says what is wrong and what to do instead.
@@ -15,7 +15,8 @@ import posixpath
 from collections.abc import Iterable
 from pathlib import Path
 
-from launch.identity import PERSISTENCE, SSH_KEYS
+from launch.errors import ConfigError
+from launch.mounts import PERSISTENCE, SSH_KEYS
 
 MIN_SEGMENTS = 3
 
@@ -36,8 +37,8 @@ CONTAINER_SYSTEM_PREFIXES = ("/etc", "/bin", "/sbin", "/usr", "/lib", "/lib64", 
                              "/dev", "/boot", "/run")
 
 
-class PathRefused(ValueError):
-    """A folder that must not be mounted; the message is one line with a hint."""
+class PathRefused(ConfigError):
+    """A folder that must not be mounted; the message is one line with a hint (exit 2)."""
 
 
 def check_host_folder(path: Path, *, role: str, user_home: Path, state_home: Path) -> Path:

@@ -1,7 +1,8 @@
 """Everything a launch plan needs to know about the host, gathered in one place.
 
 This is the only module of the planning stage that reads the file system or the process
-state; the planners (`launch.identity`, `launch.command`, `launch.spec`) are pure
+state (besides `launch.liveness`, which reads /proc for the launcher's identity); the
+planners (`launch.identity`, `launch.mounts`, `launch.command`, `launch.spec`) are pure
 functions of a `HostFacts`, so tests can build one by hand.
 """
 
@@ -17,8 +18,8 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from launch.identity import OPTIONAL_DOTFILES, SHARED_CONFIG, SHARED_FOLDER, project_root
-from launch.liveness import Here, read_here
+from launch.liveness import Here, process_start_time, read_here
+from launch.mounts import OPTIONAL_DOTFILES, SHARED_CONFIG, SHARED_FOLDER
 from launch.surface import GIT, GIT_PINNED_IN_COMMIT_MODE, GIT_WATCHED_IN_COMMIT_MODE, ROOT_ENTRIES, Kind, SurfaceFacts
 
 BOOT_FILE = "BOOT.md"
@@ -47,8 +48,6 @@ class HostFacts:
     new_session_id: str
     platform: str = sys.platform
     tmux_available: bool = False
-    #: (port, password) of this project's builder-api when the launch uses it (-a/-ab/autostart)
-    builder_api: tuple[int, str] | None = None
     #: Where the launcher runs (labels for `launch.liveness`): host id, boot id, PID namespace.
     host_id: str = ""
     boot_id: str = ""
@@ -56,7 +55,7 @@ class HostFacts:
     #: The host's RAM in bytes and usable CPUs, for MEMORY_LIMIT/CPU_LIMIT=auto (0 = unknown).
     host_memory: int = 0
     host_cpus: int = 0
-    #: The user's shared agent configuration that exists (see `identity.SHARED_CONFIG`).
+    #: The user's shared agent configuration that exists (see `mounts.SHARED_CONFIG`).
     shared_config: tuple[str, ...] = ()
     #: The host's own IP addresses at launch: the network policy closes every one of them.
     host_addresses: tuple[str, ...] = ()
@@ -67,11 +66,11 @@ class HostFacts:
         return Here(self.host_id, self.boot_id, self.pid_namespace, self.uid)
 
 
-def gather_host_facts(launch_dir: Path, *, user_home: Path, state_home: Path, workspace: Path | None,
+def gather_host_facts(launch_dir: Path, *, root: Path, user_home: Path, state_home: Path, workspace: Path | None,
                       toplevel: Path | None, environ: Mapping[str, str]) -> HostFacts:
     """Read the host facts for a launch from `launch_dir` (both folders already resolved;
-    `toplevel` is `find_git_toplevel(launch_dir)`, which the caller needed for its guard)."""
-    root = project_root(launch_dir, workspace, toplevel)
+    `toplevel` is `find_git_toplevel(launch_dir)` and `root` the project's root, which the
+    caller needed for its guards: passed in, so they are found once)."""
     launch_id = uuid.uuid4().hex
     here = read_here()
     return HostFacts(
@@ -124,24 +123,6 @@ def _host_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return 0
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (clock ticks since boot, from /proc), or None if
-    the process is gone. With the pid it identifies a process even after pid reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def process_alive(pid: int, start: str) -> bool:
-    """Whether the process that had `pid` and `start` is still running."""
-    current = process_start_time(pid)
-    start = start.split(";", 1)[0]  # a journal row's start also carries host/boot/pidns (launch.liveness)
-    return current is not None and (not start or current == start)
 
 
 def find_git_toplevel(start: Path) -> Path | None:

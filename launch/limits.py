@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from launch.errors import ConfigError
+
 AUTO = "auto"
 NONE = "none"
 #: `auto` memory = half of the host's RAM, at most this (and this when the RAM is unknown).
@@ -28,8 +30,9 @@ _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _CPUS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 
 
-class LimitError(ValueError):
-    """A limit value that cannot be used; the message says what is expected."""
+class LimitError(ConfigError, ValueError):
+    """A limit value that cannot be used; the message says what is expected (exit 2). Also a
+    `ValueError`: the config's validators (`config._setting(check=...)`) raise that."""
 
 
 def parse_memory(text: str) -> int | None:

@@ -115,6 +115,13 @@ def read_process(pid: int) -> ProcessView:
     return ProcessView(state, fields[19])
 
 
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot, from /proc), or None when it
+    is gone or unreadable. With the pid it identifies a process even after pid reuse: what a
+    launcher records about itself (`launcher-start`) and `decide` compares with."""
+    return read_process(pid).start
+
+
 def read_here() -> Here:
     """This process's host id (machine-id, else the hostname), boot id and PID namespace."""
     return Here(host_id=_host_id(), boot_id=_first_line(BOOT_ID_FILE), pidns=_pid_namespace(), uid=os.getuid())

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from launch.errors import ConfigError
 from launch.tools import Tool
 
 #: The gateway image `llm-docker image build` makes from the same Debian base as the agents.
@@ -78,8 +79,9 @@ PRESETS["registries"] = PRESETS["npm"] + PRESETS["pypi"] + PRESETS["debian"] + P
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
-class NetworkSettingError(ValueError):
-    """A network setting that cannot be enforced; the message says what is expected."""
+class NetworkSettingError(ConfigError, ValueError):
+    """A network setting that cannot be enforced; the message says what is expected (exit 2).
+    Also a `ValueError`: the config's validators (`config._setting(check=...)`) raise that."""
 
 
 class Internet(enum.Enum):
@@ -96,8 +98,9 @@ class Probe:
     output hook, or no route — it never leaves the namespace), `open` (must not be refused:
     one datagram, or a TCP connect to a local HOST_PORTS forwarder), `resolve` (the
     policy's resolver answers `target`). UDP, because only a local refusal yields EPERM:
-    a TCP reset or timeout could as well come from the far end. `target` may be `@gateway` (the bridge gateway = the host) or
-    `@dns` (each upstream resolver), which only the gateway knows."""
+    a TCP reset or timeout could as well come from the far end. `target` may be `@gateway`
+    (the bridge gateway = the host) or `@dns` (each upstream resolver), which only the
+    gateway knows."""
 
     kind: str
     protocol: str
@@ -246,7 +249,8 @@ def _elements(values: Iterable[str]) -> str:
 
 
 def _split_families(values: Iterable[str]) -> tuple[list[str], list[str]]:
-    v4, v6 = [], []
+    v4: list[str] = []
+    v6: list[str] = []
     for value in values:
         (v6 if ipaddress.ip_network(value, strict=False).version == 6 else v4).append(value)
     return v4, v6
@@ -404,7 +408,8 @@ def gateway_create(policy: NetworkPolicy, *, image: str, hostname: str, labels: 
                    published: Mapping[int, int], loopback: str) -> dict[str, Any]:
     """The Engine API create body of a slot's gateway: the one container of the slot with
     `NET_ADMIN` (plus what dnsmasq needs to bind port 53 and drop to its uid), IPv6 off,
-    publishing the slot's ports, with the ruleset and resolver options in its environment (not secret: `docker inspect` may show them)."""
+    publishing the slot's ports, with the ruleset and resolver options in its environment
+    (not secret: `docker inspect` may show them)."""
     mounts = []
     if ports_folder is not None:
         mounts.append({"Type": "bind", "Source": str(ports_folder), "Target": GATEWAY_PORTS_TARGET,

@@ -1,8 +1,11 @@
-"""The container spec: (request, config, host facts) -> the body of `POST /containers/create`.
+"""The container spec: (launch plan, slot) -> the body of `POST /containers/create`.
 
 A pure function, so `--dry-run` can print exactly what a launch would create and tests
-can check every property of it without Docker. The executor (the supervisor) only adds
-effects: creating the persistence folders, creating and starting the container.
+can check every property of it without Docker. What every slot shares (image, network
+mode and policy, published ports, limits) is decided once by `launch.plan` with the
+helpers here; `container_spec` adds what is the slot's own (name, session, SSH port), and
+the supervisor calls it once per slot, after the slot's session is resolved. The executor
+only adds effects: creating the persistence folders, creating and starting the container.
 
 Security properties encoded here:
 
@@ -23,23 +26,17 @@ import dataclasses
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launch import ssh as ssh_plan
 from launch.argv import LaunchRequest, TmuxMode
-from launch.command import (
-    CODEMAN_PORT,
-    SessionChoice,
-    boot_prompt_for,
-    container_command,
-    session_from_request,
-    tool_command,
-)
+from launch.command import CODEMAN_PORT, boot_prompt_for, container_command, tool_command
 from launch.config import Config
 from launch.environment import container_environment
-from launch.guards import check_docker_dir
+from launch.errors import ConfigError
 from launch.hostfacts import HostFacts
-from launch.identity import (
+from launch.liveness import identity_labels
+from launch.mounts import (
     CONTAINER_HOME,
     EVENTS_FILE,
     OPENCODE_SHARED_CONFIG,
@@ -49,18 +46,18 @@ from launch.identity import (
     ProjectLayout,
     dotfile_mounts,
     persistence_mounts,
-    project_layout,
-    project_state_home,
     protection_mounts,
     run_folder,
     shared_config_mounts,
 )
-from launch.limits import host_limits
-from launch.liveness import identity_labels
-from launch.network import GatewaySpec, join_gateway, plan_gateway, plan_policy
+from launch.network import GatewaySpec, NetworkPolicy, join_gateway, plan_gateway, plan_policy
 from launch.secrets import SECRETS_ENV, SECRETS_FILE, split_secrets
-from launch.surface import Protection, plan_protection
+from launch.session import SessionChoice
+from launch.surface import Protection
 from launch.tools import Tool
+
+if TYPE_CHECKING:
+    from launch.plan import LaunchPlan, SlotPlan
 
 HOSTNAME = "llm-docker"
 LABEL_PREFIX = "io.llm-docker."
@@ -108,56 +105,97 @@ READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 UPSTREAM_PROJECT_LABEL = "llm-docker-project"
 
 
-def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
-                   slot: int | None = None, session: SessionChoice | None = None,
-                   ssh_host_port: int | None = None) -> ContainerSpec:
-    """Build the create body for one container of this launch.
+@dataclasses.dataclass(frozen=True)
+class PublishedPorts:
+    """The container ports a launch publishes on the host's 127.0.0.1 — the same for every
+    slot; only SSH's host port differs per slot (chosen by the supervisor)."""
 
-    `slot` overrides the request's slot (the multi-window fan-out gives each container
-    its own); `session` overrides the session the request asks for (the slot store's
-    choice); `ssh_host_port` is the free port the supervisor chose for the slot's SSH
-    (`supervisor.ssh_ports`; default: the slot's own, `launch.ssh.slot_port`). The folders
-    in `facts` must already have passed the path guards.
+    #: sshd's container port when it is published (None: SSH off, or on the host's network).
+    ssh: int | None = None
+    #: Codeman's dashboard (`-tc`), published at the same port on the host.
+    codeman: int | None = None
+
+    @property
+    def container_ports(self) -> tuple[int, ...]:
+        return tuple(port for port in (self.ssh, self.codeman) if port is not None)
+
+    def bindings(self, ssh_host_port: int | None) -> dict[int, int]:
+        """Container port -> host port for one slot."""
+        ports: dict[int, int] = {}
+        if self.ssh is not None and ssh_host_port is not None:
+            ports[self.ssh] = ssh_host_port
+        if self.codeman is not None:
+            ports[self.codeman] = self.codeman
+        return ports
+
+
+def published_ports(request: LaunchRequest, config: Config) -> PublishedPorts:
+    """SSH: published by whatever owns the network namespace (the gateway, or the bridge);
+    not with the host's network, where sshd listens on the host port itself."""
+    ssh = config.llm_docker_ssh_port if config.llm_docker_ssh_enabled and not _ssh_on_host_network(request, config) \
+        else None
+    return PublishedPorts(ssh=ssh, codeman=CODEMAN_PORT if request.tmux is TmuxMode.CODEMAN else None)
+
+
+def network_mode(config: Config, ports: PublishedPorts) -> str:
+    """Host networking when the internet is allowed and nothing is published (as upstream);
+    bridge when ports are published; a network with no route out when offline."""
+    if not config.internet_access:
+        return OFFLINE_NETWORK
+    return "bridge" if ports.container_ports else "host"
+
+
+def network_policy(request: LaunchRequest, config: Config, facts: HostFacts, ports: PublishedPorts,
+                   builder_api_port: int | None) -> NetworkPolicy:
+    """What every slot's cage may reach (`launch.network`); `host_network` = no gateway.
+    Raises `NetworkSettingError` (a `ConfigError`) for a setting that cannot be enforced."""
+    return plan_policy(
+        network_mode=config.network_mode, internet_access=config.internet_access,
+        egress_allow=config.egress_allow, lan_access=config.lan_access, host_ports=config.host_ports,
+        resolver_hosts=config.resolver_hosts_file, tool=request.tool, environ={**config.extra, **facts.environ},
+        builder_api_port=builder_api_port, host_addresses=facts.host_addresses,
+        inbound_ports=ports.container_ports, agent_uid=facts.uid)
+
+
+def default_ssh_host_port(config: Config, slot: int | None) -> int | None:
+    """The slot's own SSH port on the host's loopback, base + slot - 1 as upstream (None: SSH
+    off); a port that cannot exist is a `ConfigError`. The supervisor may move to a free one."""
+    if not config.llm_docker_ssh_enabled:
+        return None
+    try:
+        return ssh_plan.candidate_ports(config.llm_docker_ssh_host_port, slot).start
+    except ssh_plan.SshPortError as error:
+        raise ConfigError(str(error)) from None
+
+
+def container_spec(plan: LaunchPlan, slot: SlotPlan, *, session: SessionChoice | None = None,
+                   ssh_host_port: int | None = None) -> ContainerSpec:
+    """Build the create body for one slot's container, from what the plan decided once for
+    the whole launch.
+
+    `session` is the slot store's choice (default: the slot's fresh session from the plan,
+    as `--dry-run` shows it); `ssh_host_port` the free port the supervisor chose for the
+    slot's SSH (`supervisor.ssh_ports`; default: the slot's own, `default_ssh_host_port`).
+    The supervisor calls this once per slot, after both are known.
     """
+    request, config, facts, layout = plan.request, plan.config, plan.facts, plan.project
     tool = request.tool
-    slot = request.slot if slot is None else slot
-    docker_dir = check_docker_dir(config.docker_dir)
-    layout = project_layout(facts.launch_dir, facts.workspace, docker_dir, facts.git_toplevel)
-    protection = plan_protection(facts.surface, commit=config.agent_git_commit)
-    project_home = project_state_home(facts.state_home, layout.root)
     mounts = (
         layout.mounts
-        + protection_mounts(layout, protection)
-        + persistence_mounts(tool, facts.state_home, project_home, ssh=config.llm_docker_ssh_enabled)
+        + protection_mounts(layout, plan.protection)
+        + persistence_mounts(tool, facts.state_home, plan.project_home, ssh=config.llm_docker_ssh_enabled)
         + shared_config_mounts(tool, facts.state_home, facts.shared_config)
         + dotfile_mounts(facts.user_home, facts.dotfiles)
     )
-    session = session or session_from_request(request, facts.new_session_id)
+    session = session or slot.session
     danger = config.danger_mode if request.danger is None else request.danger
     tool_argv = tool_command(request, session, danger=danger,
                              boot_prompt=boot_prompt_for(facts.boot_prompt, facts.has_claude_md))
-    ssh_port = _ssh_host_port(config, slot, ssh_host_port)
-    ports = _published_ports(request, config, slot, ssh_port)
-    name = container_name(tool, layout.token, slot, facts.launch_id)
+    ssh_port = ssh_host_port if ssh_host_port is not None else default_ssh_host_port(config, slot.slot)
+    ports = plan.ports.bindings(ssh_port)
+    name = container_name(tool, layout.token, slot.slot, facts.launch_id)
     mounts += (Mount(run_folder(facts.state_home, name), RUN_TARGET),)
-    labels = {
-        LABEL_PREFIX + "tool": tool.value,
-        LABEL_PREFIX + "project": layout.token,
-        LABEL_PREFIX + "project-root": str(layout.root),
-        LABEL_PREFIX + "slot": "" if slot is None else str(slot),
-        LABEL_PREFIX + "launcher-pid": str(facts.launcher_pid),
-        LABEL_PREFIX + "launcher-start": facts.launcher_start,
-        LABEL_PREFIX + "launch-id": facts.launch_id,
-        # where the launcher runs, so gc on a shared engine never mistakes "not visible from
-        # here" for "dead" (launch.liveness)
-        **{LABEL_PREFIX + key: value for key, value in identity_labels(facts.here).items()},
-        # upstream's label: what builder-api's `{{container}}` and existing tooling look up
-        UPSTREAM_PROJECT_LABEL: layout.token,
-    }
-    if ssh_port is not None:
-        # `llm-docker status`, `ssh` and `ssh-config` find the slot's SSH here
-        labels[LABEL_PREFIX + ssh_plan.LABEL_PORT] = str(ssh_port)
-        labels[LABEL_PREFIX + ssh_plan.LABEL_USER] = ssh_plan.login_name(facts.environ, facts.uid)
+    labels = _labels(plan, slot.slot, ssh_port)
     own_env = {
         "HOME": CONTAINER_HOME,
         "TOOL": tool.value,
@@ -165,29 +203,28 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
         "LLM_DOCKER_PROJECT": layout.token,
         "LLM_DOCKER_LAUNCH_ID": facts.launch_id,
         "LLM_DOCKER_EVENTS": posixpath.join(RUN_TARGET, EVENTS_FILE),
-        "LLM_DOCKER_IMAGE": config.image_for(tool),
-        **({"LLM_DOCKER_SLOT": str(slot)} if slot is not None else {}),
+        "LLM_DOCKER_IMAGE": plan.image,
+        **({"LLM_DOCKER_SLOT": str(slot.slot)} if slot.slot is not None else {}),
         **_ssh_environment(request, config, facts, ssh_port),
     }
     if any(SHARED_CONFIG[tool][relative] == OPENCODE_SHARED_CONFIG for relative in facts.shared_config
            if relative in SHARED_CONFIG[tool]):
         own_env["OPENCODE_CONFIG"] = OPENCODE_SHARED_CONFIG
-    if facts.builder_api is not None:
+    endpoint = plan.builder_api_endpoint
+    if endpoint is not None:
         # The agent's `builder-api` client must reach the port this project's API really uses.
-        own_env["BUILDER_API_PORT"] = str(facts.builder_api[0])
-        if facts.builder_api[1] and not config.builder_api_password:
-            own_env["BUILDER_API_PASSWORD"] = facts.builder_api[1]
+        own_env["BUILDER_API_PORT"] = str(endpoint.port)
+        if endpoint.password and not config.builder_api_password:
+            own_env["BUILDER_API_PASSWORD"] = endpoint.password
     env, secrets = split_secrets(container_environment(config, facts.environ, own_env))
     if secrets:
         env[SECRETS_ENV] = posixpath.join(RUN_TARGET, SECRETS_FILE)
-    network_mode = _network_mode(config, ports)
     host_config: dict[str, Any] = {
         "Init": True,
         "Mounts": [_engine_mount(m) for m in mounts],
-        "NetworkMode": network_mode,
-        "ExtraHosts": [f"host.docker.internal:{LOOPBACK if network_mode == 'host' else 'host-gateway'}"],
-        **host_limits(config.memory_limit, config.cpu_limit, config.pids_limit,
-                      host_memory=facts.host_memory, host_cpus=facts.host_cpus),
+        "NetworkMode": plan.network_mode,
+        "ExtraHosts": [f"host.docker.internal:{LOOPBACK if plan.network_mode == 'host' else 'host-gateway'}"],
+        **plan.limits,
         "ReadonlyPaths": list(READONLY_PATHS),
         "AutoRemove": False,
         **_privileges(config),
@@ -198,7 +235,7 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
             for container, host in ports.items()
         }
     body: dict[str, Any] = {
-        "Image": config.image_for(tool),
+        "Image": plan.image,
         "Cmd": container_command(request, tool_argv),
         "Hostname": HOSTNAME,
         "WorkingDir": layout.workdir,
@@ -217,31 +254,60 @@ def container_spec(request: LaunchRequest, config: Config, facts: HostFacts, *,
     }
     if ports:
         body["ExposedPorts"] = {f"{container}/tcp": {} for container in ports}
-    gateway = _gateway(request, config, facts, name, labels, ports)
+    gateway = _gateway(plan, name, labels, ports)
     if gateway is not None:
         join_gateway(body, gateway.name)
     return ContainerSpec(name=name, create=body, layout=layout, mounts=mounts, session=session,
-                         protection=protection, project_home=project_home, secrets=secrets, gateway=gateway)
+                         protection=plan.protection, project_home=plan.project_home, secrets=secrets,
+                         gateway=gateway)
 
 
-def _gateway(request: LaunchRequest, config: Config, facts: HostFacts, name: str, labels: dict[str, str],
-             ports: dict[int, int]) -> GatewaySpec | None:
-    """The slot's network policy and the gateway that enforces it (`launch.network`)."""
-    policy = plan_policy(
-        network_mode=config.network_mode, internet_access=config.internet_access,
-        egress_allow=config.egress_allow, lan_access=config.lan_access, host_ports=config.host_ports,
-        resolver_hosts=config.resolver_hosts_file, tool=request.tool, environ={**config.extra, **facts.environ},
-        builder_api_port=facts.builder_api[0] if facts.builder_api is not None else None,
-        host_addresses=facts.host_addresses, inbound_ports=ports, agent_uid=facts.uid)
-    if policy.host_network:
+def slot_gateway(plan: LaunchPlan, slot: int | None, *, ssh_host_port: int | None = None) -> GatewaySpec | None:
+    """One slot's gateway exactly as its `container_spec` will plan it — without building the
+    agent's spec (its session is not known yet): what the launch starts early
+    (`supervisor.gateway`). None with NETWORK_MODE=host."""
+    if plan.policy.host_network:
+        return None
+    ssh_port = ssh_host_port if ssh_host_port is not None else default_ssh_host_port(plan.config, slot)
+    name = container_name(plan.request.tool, plan.project.token, slot, plan.facts.launch_id)
+    return _gateway(plan, name, _labels(plan, slot, ssh_port), plan.ports.bindings(ssh_port))
+
+
+def _labels(plan: LaunchPlan, slot: int | None, ssh_port: int | None) -> dict[str, str]:
+    facts, token = plan.facts, plan.project.token
+    labels = {
+        LABEL_PREFIX + "tool": plan.request.tool.value,
+        LABEL_PREFIX + "project": token,
+        LABEL_PREFIX + "project-root": str(plan.project.root),
+        LABEL_PREFIX + "slot": "" if slot is None else str(slot),
+        LABEL_PREFIX + "launcher-pid": str(facts.launcher_pid),
+        LABEL_PREFIX + "launcher-start": facts.launcher_start,
+        LABEL_PREFIX + "launch-id": facts.launch_id,
+        # where the launcher runs, so gc on a shared engine never mistakes "not visible from
+        # here" for "dead" (launch.liveness)
+        **{LABEL_PREFIX + key: value for key, value in identity_labels(facts.here).items()},
+        # upstream's label: what builder-api's `{{container}}` and existing tooling look up
+        UPSTREAM_PROJECT_LABEL: token,
+    }
+    if ssh_port is not None:
+        # `llm-docker status`, `ssh` and `ssh-config` find the slot's SSH here
+        labels[LABEL_PREFIX + ssh_plan.LABEL_PORT] = str(ssh_port)
+        labels[LABEL_PREFIX + ssh_plan.LABEL_USER] = ssh_plan.login_name(facts.environ, facts.uid)
+    return labels
+
+
+def _gateway(plan: LaunchPlan, name: str, labels: dict[str, str], ports: dict[int, int]) -> GatewaySpec | None:
+    """The slot's gateway that enforces the launch's policy (`launch.network`)."""
+    if plan.policy.host_network:
         return None
     # the launcher's identity (gc, recovery), not the slot's: what lists a project's agents
     # by label (status, tests, builder-api's `{{container}}`) never sees the gateway
     gateway_labels = {key: value for key, value in labels.items()
                       if key not in (LABEL_PREFIX + "tool", LABEL_PREFIX + "project", LABEL_PREFIX + "project-root",
                                      UPSTREAM_PROJECT_LABEL)}
-    return plan_gateway(policy, agent_name=name, agent_user=f"{facts.uid}:{facts.gid}", labels=gateway_labels,
-                        label_prefix=LABEL_PREFIX, hostname=HOSTNAME, image=config.gateway_image_tag,
+    facts = plan.facts
+    return plan_gateway(plan.policy, agent_name=name, agent_user=f"{facts.uid}:{facts.gid}", labels=gateway_labels,
+                        label_prefix=LABEL_PREFIX, hostname=HOSTNAME, image=plan.config.gateway_image_tag,
                         published=ports, loopback=LOOPBACK, state_home=facts.state_home)
 
 
@@ -250,19 +316,6 @@ def container_name(tool: Tool, token: str, slot: int | None, launch_id: str) -> 
     recycled PID (upstream's `claude-$$` collided with orphans)."""
     slot_part = f"-s{slot}" if slot is not None else ""
     return f"llm-docker-{tool.value}-{token}{slot_part}-{launch_id[:8]}"
-
-
-def _ssh_host_port(config: Config, slot: int | None, chosen: int | None) -> int | None:
-    """The slot's SSH port on the host's loopback (None: SSH off): the supervisor's choice,
-    else base + slot - 1, as upstream."""
-    if not config.llm_docker_ssh_enabled:
-        return None
-    if chosen is not None:
-        return chosen
-    try:
-        return ssh_plan.candidate_ports(config.llm_docker_ssh_host_port, slot).start
-    except ssh_plan.SshPortError as error:
-        raise ValueError(str(error)) from None
 
 
 def _ssh_on_host_network(request: LaunchRequest, config: Config) -> bool:
@@ -279,29 +332,6 @@ def _ssh_environment(request: LaunchRequest, config: Config, facts: HostFacts, h
     listen = (f"{LOOPBACK}:{host_port}" if _ssh_on_host_network(request, config)
               else f"0.0.0.0:{config.llm_docker_ssh_port}")
     return {"LLM_DOCKER_SSH_LISTEN": listen, "LLM_DOCKER_SSH_USER": ssh_plan.login_name(facts.environ, facts.uid)}
-
-
-def _published_ports(request: LaunchRequest, config: Config, slot: int | None,
-                     ssh_host_port: int | None = None) -> dict[int, int]:
-    """Container port -> host port. SSH: the slot's port (see `_ssh_host_port`), published by
-    whatever owns the network namespace (the gateway, or the bridge); not with the host's
-    network, where sshd listens on the host port itself."""
-    ports: dict[int, int] = {}
-    if ssh_host_port is None:
-        ssh_host_port = _ssh_host_port(config, slot, None)
-    if ssh_host_port is not None and not _ssh_on_host_network(request, config):
-        ports[config.llm_docker_ssh_port] = ssh_host_port
-    if request.tmux is TmuxMode.CODEMAN:
-        ports[CODEMAN_PORT] = CODEMAN_PORT
-    return ports
-
-
-def _network_mode(config: Config, ports: dict[int, int]) -> str:
-    """Host networking when the internet is allowed and nothing is published (as upstream);
-    bridge when ports are published; a network with no route out when offline."""
-    if not config.internet_access:
-        return OFFLINE_NETWORK
-    return "bridge" if ports else "host"
 
 
 def _privileges(config: Config) -> dict[str, Any]:

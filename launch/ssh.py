@@ -29,6 +29,8 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from launch.errors import LlmDockerError, UsageError
+
 #: `$LLM_DOCKER_HOME/ssh/`: mounted read-only at `/etc/ssh/keys` (upstream's folder and target).
 KEYS_FOLDER = "ssh"
 KEYS_TARGET = "/etc/ssh/keys"
@@ -61,8 +63,10 @@ _LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _ALIAS_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-class SshPortError(RuntimeError):
-    """No free host port for a slot's SSH; the message names the range (one line)."""
+class SshPortError(LlmDockerError):
+    """No usable host port for a slot's SSH; the message names the range (one line). At
+    launch it means the slot could not start (exit 1); planning turns a port that cannot
+    exist (above 65535) into a `ConfigError` before anything runs."""
 
 
 # -- authorized keys -----------------------------------------------------------------------
@@ -202,7 +206,8 @@ def ssh_config_text(targets: Iterable[SshTarget], client_folder: Path) -> str:
     blocks = []
     for target in targets:
         options = client_options(client_folder)
-        lines = [f"Host {target.alias}", f"    HostName {LOOPBACK}", f"    Port {target.port}", f"    User {target.user}"]
+        lines = [f"Host {target.alias}", f"    HostName {LOOPBACK}", f"    Port {target.port}",
+                 f"    User {target.user}"]
         for option in options[1::2]:
             key, value = option.split("=", 1)
             lines.append(f'    {key} "{value}"' if " " in value else f"    {key} {value}")
@@ -306,7 +311,7 @@ class SshRequest:
 
 def parse_ssh_words(words: list[str]) -> SshRequest:
     """TOOL, SLOT and DIR in any order before `--` (a tool name, a number, anything else is
-    the folder); everything after `--` goes to ssh as it is."""
+    the folder); everything after `--` goes to ssh as it is. `UsageError` (exit 2) otherwise."""
     extra: list[str] = []
     if "--" in words:
         at = words.index("--")
@@ -318,9 +323,9 @@ def parse_ssh_words(words: list[str]) -> SshRequest:
         elif word.isdigit() and slot is None:
             slot = int(word)
             if not 1 <= slot <= 99:
-                raise ValueError(f"the slot must be between 1 and 99, got {word}")
+                raise UsageError(f"the slot must be between 1 and 99, got {word}")
         elif directory is None and not word.startswith("-"):
             directory = Path(word)
         else:
-            raise ValueError(f"unexpected '{word}' — usage: llm-docker ssh [TOOL] [SLOT] [DIR] [-- ssh args]")
+            raise UsageError(f"unexpected '{word}' — usage: llm-docker ssh [TOOL] [SLOT] [DIR] [-- ssh args]")
     return SshRequest(tool, slot, directory, tuple(extra))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from launch.identity import PERSISTENCE, SSH_KEYS, claude_session_dir_name, run_folder
+from launch.identity import claude_session_dir_name
+from launch.mounts import PERSISTENCE, SSH_KEYS, run_folder
 from launch.tools import Tool
 
 FOLDER_MODE = 0o700

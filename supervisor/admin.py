@@ -7,20 +7,20 @@ import json
 import sys
 from pathlib import Path
 
-import aiodocker
 import anyio
 
-from engine.client import EngineError, connect, run_with_engine
+from engine.client import Engine, EngineError, connect, run_with_engine
+from launch.errors import EXIT_FAILURE, LlmDockerError
 from supervisor.recovery import collect_garbage, recover_dead_launches
-from supervisor.store import EXIT_STATE, StateError, StateStore
+from supervisor.store import StateStore
 
 
 def list_slots(state_home: Path, *, as_json: bool) -> int:
     try:
         return anyio.run(_list_slots, state_home, as_json, backend="asyncio")
-    except StateError as error:
+    except LlmDockerError as error:  # an unusable state database (2), an engine refusing the recovery (125)
         print(f"llm-docker: {error}", file=sys.stderr)
-        return EXIT_STATE
+        return error.exit_code
 
 
 async def _list_slots(state_home: Path, as_json: bool) -> int:
@@ -52,14 +52,14 @@ async def _list_slots(state_home: Path, as_json: bool) -> int:
 
 
 def garbage_collect(state_home: Path) -> int:
-    async def body(docker: aiodocker.Docker) -> int:
+    async def body(docker: Engine) -> int:
         try:
             async with StateStore.open(state_home) as store:
                 removed = await collect_garbage(store, docker, state_home,
                                                 lambda message: print(f"llm-docker: {message}"))
-        except StateError as error:
+        except LlmDockerError as error:  # an unusable state database: 2
             print(f"llm-docker: {error}", file=sys.stderr)
-            return EXIT_STATE
+            return error.exit_code
         print(f"removed {removed} container(s) of dead launchers")
         return 0
 
@@ -71,10 +71,10 @@ def show_status(*, as_json: bool, check: bool = False, state_home: Path | None =
     exit 1 when any slot's network policy does not verify."""
     from supervisor.status import print_status, running_slots
 
-    async def body(docker: aiodocker.Docker) -> int:
+    async def body(docker: Engine) -> int:
         rows = await running_slots(docker, check=check, state_home=state_home)
         print_status(rows, as_json=as_json)
         failed = any(line.startswith("FAIL") for row in rows for line in row.network_checks or [])
-        return 1 if failed else 0
+        return EXIT_FAILURE if failed else 0
 
     return run_with_engine(body)

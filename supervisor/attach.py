@@ -11,31 +11,29 @@ from __future__ import annotations
 import signal
 import sys
 
-import aiodocker
 import anyio
-from aiodocker.containers import DockerContainer
 
+from engine.client import Engine
+from engine.containers import Container
+from engine.errors import EngineError
 from launch.layout import DETACH_KEYS
 from launch.spec import LABEL_PREFIX as LABEL
 from supervisor.context import STOP_GRACE_SECONDS, write_stderr
 from supervisor.proxy import follow_window_size, pump_output, read_terminal
 from supervisor.terminal import raw_mode, window_size
 
-EXIT_NOT_FOUND = 1
-EXIT_USAGE = 2
 
-
-async def find_slot_container(docker: aiodocker.Docker, *, tool: str, project_token: str, slot: int,
-                              launch_id: str | None = None) -> list[DockerContainer]:
+async def find_slot_container(docker: Engine, *, tool: str, project_token: str, slot: int,
+                              launch_id: str | None = None) -> list[Container]:
     """Running containers of (tool, project, slot), newest first."""
     labels = [f"{LABEL}tool={tool}", f"{LABEL}project={project_token}", f"{LABEL}slot={slot}"]
     if launch_id:
         labels.append(f"{LABEL}launch-id={launch_id}")
     found = await docker.containers.list(filters={"label": labels, "status": ["running"]})
-    return sorted(found, key=lambda c: c._container.get("Created", 0), reverse=True)  # noqa: SLF001
+    return sorted(found, key=lambda c: c.created, reverse=True)
 
 
-async def attach(docker: aiodocker.Docker, container: DockerContainer, *, title: str) -> int:
+async def attach(docker: Engine, container: Container, *, title: str) -> int:
     """Proxy this terminal to `container` until detach, exit or hang-up; the exit code."""
     fd = sys.stdin.fileno()
     write_stderr(f"attached to {title} — detach: Ctrl-P Ctrl-Q; closing this window ends the slot\n")
@@ -46,8 +44,8 @@ async def attach(docker: aiodocker.Docker, container: DockerContainer, *, title:
         ended_slot = True
         with anyio.CancelScope(shield=True):
             try:
-                await container.stop(t=int(STOP_GRACE_SECONDS))
-            except aiodocker.DockerError:
+                await container.stop(grace_seconds=int(STOP_GRACE_SECONDS))
+            except EngineError:
                 pass
 
     with raw_mode(fd):
@@ -82,14 +80,14 @@ async def attach(docker: aiodocker.Docker, container: DockerContainer, *, title:
     return code
 
 
-async def _redraw(container: DockerContainer, fd: int) -> None:
+async def _redraw(container: Container, fd: int) -> None:
     """A TUI redraws on SIGWINCH, which the kernel sends only when the size changes: nudge it."""
     size = window_size(fd)
     if size is None:
         return
     rows, columns = size
     try:
-        await container.resize(h=rows, w=max(1, columns - 1))
-        await container.resize(h=rows, w=columns)
-    except aiodocker.DockerError:
+        await container.resize(rows=rows, columns=max(1, columns - 1))
+        await container.resize(rows=rows, columns=columns)
+    except EngineError:
         pass

@@ -1,4 +1,8 @@
-"""The effects behind `llm-docker attach`: find the slot's container, then attach."""
+"""The effects behind `llm-docker attach`: find the slot's container, then attach.
+
+The project is identified as a launch identifies it (`launch.project.locate_project`),
+without planning a launch; a refused folder or config is one line and its exit code (2).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-import aiodocker
-
-from engine.client import run_with_engine
-from launch.argv import LaunchRequest
-from launch.config import ConfigError
-from launch.guards import PathRefused
-from launch.plan import plan_launch
+from engine.client import Engine, run_with_engine
+from launch.errors import EXIT_FAILURE, EXIT_USAGE, LlmDockerError
+from launch.project import locate_project
 from launch.tools import Tool
-from supervisor.attach import EXIT_NOT_FOUND, EXIT_USAGE, attach, find_slot_container
+from supervisor.attach import attach, find_slot_container
 
 
 def attach_slot(tool: Tool, slot: int, directory: Path | None, *, launch_id: str | None = None) -> int:
@@ -22,20 +22,18 @@ def attach_slot(tool: Tool, slot: int, directory: Path | None, *, launch_id: str
         print("llm-docker attach: needs a terminal (stdin is not a TTY)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        plan = plan_launch(LaunchRequest(tool, directory=directory), environ=os.environ, cwd=Path.cwd(),
-                           user_home=Path.home())
-    except (ConfigError, PathRefused, ValueError) as error:
+        layout = locate_project(directory, environ=os.environ, cwd=Path.cwd(), user_home=Path.home()).identity
+    except LlmDockerError as error:
         print(f"llm-docker attach: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    layout = plan.specs[0].layout
+        return error.exit_code
 
-    async def body(docker: aiodocker.Docker) -> int:
+    async def body(docker: Engine) -> int:
         found = await find_slot_container(docker, tool=tool.value, project_token=layout.token, slot=slot,
                                           launch_id=launch_id)
         if not found:
             print(f"llm-docker attach: no running {tool.value} slot {slot} in {layout.root} — "
                   "`llm-docker status` lists the running slots", file=sys.stderr)
-            return EXIT_NOT_FOUND
+            return EXIT_FAILURE
         if len(found) > 1:
             print(f"llm-docker attach: {len(found)} launches run {tool.value} slot {slot} here; "
                   "attaching to the newest", file=sys.stderr)

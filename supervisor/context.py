@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
-import aiodocker
 import anyio
 import structlog
-from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
+from engine.client import Engine
 from launch.plan import LaunchPlan
 from launch.spec import ContainerSpec
 from supervisor.gateway import GatewayHolders
@@ -73,12 +74,12 @@ class SlotRun:
 @dataclasses.dataclass
 class Supervisor:
     plan: LaunchPlan
-    docker: aiodocker.Docker
+    docker: Engine
     store: StateStore
     slots: list[SlotRun]
     log: structlog.typing.FilteringBoundLogger
     interactive: bool
-    log_lines: ObjectReceiveStream[str] | None = None
+    log_lines: MemoryObjectReceiveStream[str] | None = None
     raw_terminal: bool = False
     #: While another program (tmux) owns the terminal, notices wait here and are printed after.
     held_notices: list[str] | None = None
@@ -101,7 +102,7 @@ class Supervisor:
     def state_home(self) -> Path:
         return self.plan.facts.state_home
 
-    async def for_each_slot(self, job: Callable[[Supervisor, SlotRun], Awaitable[None]]) -> None:
+    async def for_each_slot(self, job: Callable[[Supervisor, SlotRun], Coroutine[Any, Any, None]]) -> None:
         """Run `job` for every slot concurrently; return when all are done."""
         async with anyio.create_task_group() as group:
             for slot in self.slots:

@@ -30,14 +30,16 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import aiodocker
 import anyio
-from aiodocker.containers import DockerContainer
 from anyio.abc import TaskGroup
 
-from engine.client import engine_message
+from engine.client import Engine
+from engine.containers import Container
+from engine.errors import EngineError
+from engine.streams import AttachStream
+from launch.errors import LlmDockerError
 from launch.network import LABEL_PROBE_USER, LABEL_PROBES, GatewaySpec, gateway_name
 from launch.spec import LABEL_PREFIX
 
@@ -56,8 +58,9 @@ REMOVE_GRACE_SECONDS = 1
 END_SECONDS = 15.0
 
 
-class GatewayError(Exception):
-    """The gateway could not be started or its policy did not verify; one line."""
+class GatewayError(LlmDockerError):
+    """The gateway could not be started or its policy did not verify; one line, exit 1
+    (no agent was started)."""
 
 
 def prepare_ports_folder(folder: Path) -> None:
@@ -102,8 +105,8 @@ class GatewayRun:
         self._keep_folder = self._keep_folder or keep_folder
         self._release.set()
 
-    async def hold(self, docker: aiodocker.Docker) -> None:
-        container: DockerContainer | None = None
+    async def hold(self, docker: Engine) -> None:
+        container: Container | None = None
         started = False
         creating = False
         try:
@@ -111,12 +114,12 @@ class GatewayRun:
                 if self.spec.ports_folder is not None:
                     await anyio.to_thread.run_sync(prepare_ports_folder, self.spec.ports_folder)
                 creating = True
-                container = await docker.containers.create(config=self.spec.create, name=self.spec.name)
+                container = await docker.containers.create(self.spec.create, name=self.spec.name)
                 creating = False
                 self.image_id = (await container.show()).get("Image")
-            except aiodocker.DockerError as error:
+            except EngineError as error:
                 creating = False
-                self.error = f"the network gateway cannot be created: {engine_message(error)}"
+                self.error = f"the network gateway cannot be created: {error}"
             except Exception as error:  # noqa: BLE001 - engine unreachable, folder refused: no gateway
                 self.error = f"the network gateway cannot be created: {error}"
             finally:
@@ -134,8 +137,8 @@ class GatewayRun:
                             self.start_known.set()
                         while VERIFIED_LINE not in said and (message := await stream.read_out()) is not None:
                             said += message.data
-                    except aiodocker.DockerError as error:
-                        self.error = f"the network gateway did not start: {engine_message(error)}"
+                    except EngineError as error:
+                        self.error = f"the network gateway did not start: {error}"
                 if self.error is None and VERIFIED_LINE not in said:
                     self.error = _failure(said, timed_out=waited.cancelled_caught)
                 self.settled.set()
@@ -155,7 +158,7 @@ class GatewayRun:
             self.settled.set()
             with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
                 if container is None and creating:  # cancelled while the engine created it
-                    container = docker.containers.container(self.spec.name)
+                    container = docker.containers.get(self.spec.name)
                 if container is not None:
                     await self._end(container, started)
                 if self.spec.ports_folder is not None and not self._keep_folder:
@@ -163,7 +166,7 @@ class GatewayRun:
                     await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
             self.ended.set()
 
-    async def _end(self, container: DockerContainer, started: bool) -> None:
+    async def _end(self, container: Container, started: bool) -> None:
         if self._ending:
             return
         self._ending = True
@@ -173,21 +176,21 @@ class GatewayRun:
                 # AutoRemove does the rest, and the closed stdin ends it anyway
                 await container.kill(signal="SIGTERM")
                 return
-        except aiodocker.DockerError:
+        except EngineError:
             pass  # not running any more (it failed, or ended): removed below, or by the engine
         except Exception:  # noqa: BLE001 - the engine went away: the lease ends the gateway
             return
         await remove_gateway_container(container)
 
 
-async def _drain(stream) -> None:  # noqa: ANN001 - aiodocker Stream
+async def _drain(stream: AttachStream) -> None:
     """Read what the gateway still says, so its output never backs up."""
     with contextlib.suppress(Exception):
         while await stream.read_out() is not None:
             pass
 
 
-def _failure(said: bytes, *, timed_out: bool) -> str:
+def _failure(said: bytes | bytearray, *, timed_out: bool) -> str:
     lines = [line.strip() for line in said.decode(errors="replace").strip().splitlines() if line.strip()]
     failed = [line.removeprefix("FAIL ") for line in lines if line.startswith("FAIL")]
     if failed:
@@ -201,14 +204,14 @@ def _failure(said: bytes, *, timed_out: bool) -> str:
             + (f": {lines[-1]}" if lines else ""))
 
 
-async def remove_gateway_container(container: DockerContainer) -> None:
+async def remove_gateway_container(container: Container) -> None:
     """Remove now and wait for it; gone already (404) or being removed by the engine (409)
     is fine."""
     try:
         await container.delete(force=True)
-    except aiodocker.DockerError as error:
+    except EngineError as error:
         if error.status == 409:
-            with contextlib.suppress(aiodocker.DockerError):
+            with contextlib.suppress(EngineError):
                 await container.wait(condition="removed")
         elif error.status != 404:
             raise
@@ -219,7 +222,7 @@ async def remove_gateway_container(container: DockerContainer) -> None:
 class GatewayHolders:
     """The gateways of one launch, each held by a task of ONE task group."""
 
-    def __init__(self, docker: aiodocker.Docker | None, group: TaskGroup | None) -> None:
+    def __init__(self, docker: Engine | None, group: TaskGroup | None) -> None:
         self._docker = docker
         self._group = group
         self.runs: dict[str, GatewayRun] = {}
@@ -265,32 +268,36 @@ class GatewayHolders:
         assert self._docker is not None
         try:
             return (await self._docker.images.inspect(spec.create["Image"])).get("Id")
-        except aiodocker.DockerError:
+        except EngineError:
             return None
 
     async def start_early(self, plan: LaunchPlan) -> None:
-        """Start every slot's gateway as planned, before the leases (`take` checks them)."""
-        from launch.spec import container_spec
+        """Start every slot's gateway as planned, before the leases (`take` checks them).
+        Only the gateway is planned here (`slot_gateway`): the agent's spec waits for the
+        slot's session, and is built once, by the lease step."""
+        from launch.spec import container_name, slot_gateway
 
+        assert self._docker is not None
         taken: set[int] | None = None
-        for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True):
-            spec = planned.gateway
-            if spec is None:
-                continue
+        for planned in plan.slots:
+            slot = planned.slot
+            port: int | None = None
             if plan.config.llm_docker_ssh_enabled:
                 from supervisor.ssh_ports import choose_host_port, claimed_ports
 
                 try:
                     if taken is None:
-                        taken = await claimed_ports(self._docker)  # type: ignore[arg-type]
+                        taken = await claimed_ports(self._docker)
                     port, moved = choose_host_port(plan.config.llm_docker_ssh_host_port, slot, taken)
                 except Exception:  # noqa: BLE001 - the lease step chooses again, and says why
                     return
                 taken.add(port)
-                spec = container_spec(plan.request, plan.config, plan.facts, slot=slot, ssh_host_port=port).gateway
-                if spec is None:
-                    continue
-                self.ssh_ports[planned.name] = (port, moved)
+            spec = slot_gateway(plan, slot, ssh_host_port=port)
+            if spec is None:
+                continue
+            if port is not None:
+                agent = container_name(plan.request.tool, plan.project.token, slot, plan.facts.launch_id)
+                self.ssh_ports[agent] = (port, moved)
             self.start(spec)
 
 
@@ -299,10 +306,10 @@ async def gateway_holders(plan: LaunchPlan, *, early: bool) -> AsyncIterator[Gat
     """The launch's gateway holders (`early`: start every slot's gateway now). On the way
     out, every gateway no slot took is removed; the others end when their slot releases
     them, or now."""
-    if all(spec.gateway is None for spec in plan.specs):
+    if not plan.gateway:
         yield GatewayHolders(None, None)
         return
-    docker = aiodocker.Docker()
+    docker = Engine()
     try:
         async with anyio.create_task_group() as group:
             holders = GatewayHolders(docker, group)
@@ -318,37 +325,30 @@ async def gateway_holders(plan: LaunchPlan, *, early: bool) -> AsyncIterator[Gat
             await docker.close()
 
 
-async def run_probes(docker: aiodocker.Docker, gateway: str, probes: list[str], user: str) -> tuple[bool, list[str]]:
+async def run_probes(docker: Engine, gateway: str, probes: list[str], user: str) -> tuple[bool, list[str]]:
     """Run the checks in `gateway`'s namespace as `user`; (all passed, one line per check)."""
-    container = docker.containers.container(gateway)
-    output = bytearray()
     with anyio.fail_after(VERIFY_SECONDS):
-        execution = await container.exec([PROBE_COMMAND, *probes], stdout=True, stderr=True, user=user,
-                                         privileged=False)
-        async with execution.start(detach=False) as stream:
-            while (message := await stream.read_out()) is not None:
-                output += message.data
-        code = (await execution.inspect()).get("ExitCode")
-    lines = output.decode(errors="replace").strip().splitlines()
-    return code == 0, lines
+        result = await docker.containers.get(gateway).exec_run([PROBE_COMMAND, *probes], user=user)
+    lines = result.output.decode(errors="replace").strip().splitlines()
+    return result.exit_code == 0, lines
 
 
-async def verify_policy(docker: aiodocker.Docker, gateway: GatewaySpec) -> None:
+async def verify_policy(docker: Engine, gateway: GatewaySpec) -> None:
     """Fail closed unless every check of the policy passes from inside the cage."""
     try:
         passed, lines = await run_probes(docker, gateway.name, [p.argument() for p in gateway.probes],
                                          gateway.probe_user)
     except TimeoutError:
         raise GatewayError(f"the network policy checks did not finish within {VERIFY_SECONDS:.0f} s") from None
-    except aiodocker.DockerError as error:
-        raise GatewayError(f"the network policy cannot be checked: {engine_message(error)}") from None
+    except EngineError as error:
+        raise GatewayError(f"the network policy cannot be checked: {error}") from None
     if not passed:
         failed = [line.removeprefix("FAIL ") for line in lines if line.startswith("FAIL")] or lines[-1:] or ["?"]
         raise GatewayError(f"the network policy did not verify ({failed[0]}"
                            f"{f' and {len(failed) - 1} more' if len(failed) > 1 else ''})")
 
 
-async def check_running(docker: aiodocker.Docker, info: dict) -> tuple[bool, list[str]]:
+async def check_running(docker: Engine, info: dict[str, Any]) -> tuple[bool, list[str]]:
     """Re-run a running gateway's checks from its labels (`llm-docker status --check`)."""
     labels = (info.get("Config") or {}).get("Labels") or {}
     probes = json.loads(labels.get(LABEL_PREFIX + LABEL_PROBES, "[]"))
@@ -356,14 +356,14 @@ async def check_running(docker: aiodocker.Docker, info: dict) -> tuple[bool, lis
     return await run_probes(docker, info.get("Id", ""), probes, user)
 
 
-async def remove_gateway(docker: aiodocker.Docker, name: str, ports_folder: Path | None = None) -> None:
+async def remove_gateway(docker: Engine, name: str, ports_folder: Path | None = None) -> None:
     """Remove a gateway (404 = already gone) and its HOST_PORTS folder."""
-    container = docker.containers.container(name)
+    container = docker.containers.get(name)
     try:
         await container.delete(force=True)
-    except aiodocker.DockerError as error:
+    except EngineError as error:
         if error.status == 409:  # the engine is removing it already (AutoRemove)
-            with contextlib.suppress(aiodocker.DockerError):
+            with contextlib.suppress(EngineError):
                 await container.wait(condition="removed")
         elif error.status != 404:
             raise

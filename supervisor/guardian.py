@@ -8,7 +8,7 @@ and finishes their slot saves from the journal. It blocks in `read()` meanwhile 
 polling, no CPU.
 
 Run as `python -m supervisor.guardian STATE_HOME RUN_ID...`. A state database it cannot
-use (`StateError`) is one line on stderr and exit `EXIT_STATE`; the journal rows stay open
+use (`StateError`) is one line on stderr and exit with its `exit_code` (2); the journal rows stay open
 for the next launch's recovery. Its discovery reads are bounded (`supervisor.untrusted`), so
 a hostile events file cannot keep it alive.
 """
@@ -65,13 +65,13 @@ def main(argv: list[str]) -> int:
     received = sys.stdin.buffer.read()
     if received.startswith(DONE):
         return 0
-    from supervisor.store import EXIT_STATE, StateError
+    from supervisor.store import StateError
 
     try:
         anyio.run(_recover, state_home, run_ids, backend="asyncio")
     except StateError as error:
         print(f"llm-docker guardian: {error}", file=sys.stderr)
-        return EXIT_STATE
+        return error.exit_code
     return 0
 
 

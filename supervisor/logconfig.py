@@ -8,10 +8,11 @@ lines if the file cannot keep up), so logging never blocks the event loop.
 from __future__ import annotations
 
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 LOG_BUFFER_LINES = 4096
 
@@ -19,14 +20,15 @@ LOG_BUFFER_LINES = 4096
 class LineSink:
     """The last processor: render JSON, queue it for the file, echo in development."""
 
-    def __init__(self, send: ObjectSendStream[str] | None, *, console: bool) -> None:
+    def __init__(self, send: MemoryObjectSendStream[str] | None, *, console: bool) -> None:
         self._send = send
         self._json = structlog.processors.JSONRenderer(sort_keys=False)
         self._console = structlog.dev.ConsoleRenderer(colors=False) if console else None
         self.dropped = 0
 
-    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
-        line = self._json(logger, method, dict(event))
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        rendered = self._json(logger, method, dict(event))
+        line = rendered if isinstance(rendered, str) else rendered.decode()
         if self._send is not None:
             try:
                 self._send.send_nowait(line)
@@ -40,7 +42,8 @@ class LineSink:
         return line
 
 
-def configure_logging(send: ObjectSendStream[str] | None, *, development: bool, **context: Any) -> structlog.typing.FilteringBoundLogger:
+def configure_logging(send: MemoryObjectSendStream[str] | None, *, development: bool,
+                      **context: Any) -> structlog.typing.FilteringBoundLogger:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -51,4 +54,5 @@ def configure_logging(send: ObjectSendStream[str] | None, *, development: bool, 
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    return structlog.get_logger().bind(**context)
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**context)
+    return logger

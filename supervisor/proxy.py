@@ -13,17 +13,17 @@ import signal
 import stat
 from collections.abc import Awaitable, Callable, Iterator
 
-import aiodocker
 import anyio
-from aiodocker.containers import DockerContainer
-from aiodocker.stream import Stream
 
+from engine.containers import Container
+from engine.errors import EngineError
+from engine.streams import AttachStream
 from supervisor.terminal import window_size
 
 READ_SIZE = 65536
 
 
-async def pump_output(stream: Stream) -> None:
+async def pump_output(stream: AttachStream) -> None:
     broken: set[int] = set()
     while (message := await stream.read_out()) is not None:
         fd = 2 if message.stream == 2 else 1
@@ -114,7 +114,7 @@ async def _read_in_thread(fd: int) -> bytes:
         return b""
 
 
-async def follow_window_size(container: DockerContainer, fd: int) -> None:
+async def follow_window_size(container: Container, fd: int) -> None:
     """Resize the container's TTY now and on every SIGWINCH."""
     with anyio.open_signal_receiver(signal.SIGWINCH) as changes:
         await resize(container, fd)
@@ -122,12 +122,12 @@ async def follow_window_size(container: DockerContainer, fd: int) -> None:
             await resize(container, fd)
 
 
-async def resize(container: DockerContainer, fd: int) -> None:
+async def resize(container: Container, fd: int) -> None:
     size = window_size(fd)
     if size is not None:
         try:
-            await container.resize(h=size[0], w=size[1])
-        except aiodocker.DockerError:
+            await container.resize(rows=size[0], columns=size[1])
+        except EngineError:
             pass  # the container may be exiting
 
 

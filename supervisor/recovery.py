@@ -11,12 +11,12 @@ including other terminals' running sessions.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import aiodocker
 import anyio
 
+from engine.client import Engine
+from engine.errors import EngineError
 from launch.liveness import Here, Liveness, journal_liveness, launcher_from_labels, launcher_liveness, read_here
 from launch.network import gateway_name, gateway_ports_folder
 from launch.spec import LABEL_PREFIX
@@ -28,17 +28,17 @@ from supervisor.store import StateStore
 REMOVE_GRACE_SECONDS = 2
 
 
-async def remove_container(docker: aiodocker.Docker, name: str) -> bool:
+async def remove_container(docker: Engine, name: str) -> bool:
     """Stop (briefly) and remove a container; False if it did not exist."""
-    container = docker.containers.container(name)
+    container = docker.containers.get(name)
     try:
-        await container.stop(t=REMOVE_GRACE_SECONDS)
-    except aiodocker.DockerError as error:
+        await container.stop(grace_seconds=REMOVE_GRACE_SECONDS)
+    except EngineError as error:
         if error.status == 404:
             return False
     try:
         await container.delete(force=True)
-    except aiodocker.DockerError as error:
+    except EngineError as error:
         if error.status != 404:
             raise
     return True
@@ -52,7 +52,7 @@ async def settle_tripwire(state_home: Path, run_id: str, notice: Notice | None) 
         notice(message)
 
 
-async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, state_home: Path,
+async def recover_dead_launches(store: StateStore, docker: Engine, state_home: Path,
                                 notice: Notice | None = None, *, only: set[str] | None = None) -> int:
     """Remove the containers of dead launchers' unfinished launches and save their slots."""
     recovered = 0
@@ -71,23 +71,21 @@ async def recover_dead_launches(store: StateStore, docker: aiodocker.Docker, sta
     return recovered
 
 
-async def collect_garbage(store: StateStore, docker: aiodocker.Docker, state_home: Path,
+async def collect_garbage(store: StateStore, docker: Engine, state_home: Path,
                           notice: Notice | None = None) -> int:
     """Remove every container of the caller's whose launcher is provably dead; finish their
     saves. Other users' containers are never looked at; ours that cannot be judged from
     here are kept, and counted in one line."""
     removed = undecided = 0
     here = read_here()
-    filters = json.dumps({"label": [f"{LABEL_PREFIX}launcher-pid"]})
-    for container in await docker.containers.list(all=True, filters=filters):
-        labels = container._container.get("Labels") or {}  # noqa: SLF001 - list() keeps the summary here
-        verdict = container_liveness(labels, here)
+    for container in await docker.containers.list(all=True, filters={"label": [f"{LABEL_PREFIX}launcher-pid"]}):
+        verdict = container_liveness(container.labels, here)
         if verdict is None or verdict is Liveness.ALIVE:
             continue
         if verdict is Liveness.UNKNOWN:
             undecided += 1
             continue
-        name = (container._container.get("Names") or [container.id])[0].lstrip("/")  # noqa: SLF001
+        name = container.name
         if await remove_container(docker, container.id):
             removed += 1
             if notice is not None:

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from launch.argv import LaunchRequest
-from launch.command import SessionChoice, SessionKind, session_from_request
-from launch.identity import EVENTS_FILE, project_state_home, run_folder
+from launch.identity import project_state_home
+from launch.mounts import EVENTS_FILE, run_folder
+from launch.session import SessionChoice, SessionKind, session_from_request
 from supervisor.sessions import EVENTS_SECONDS, discover_bounded, session_exists
 from supervisor.store import Launch, SlotBusy, StateStore
 from supervisor.untrusted import run_bounded

@@ -14,24 +14,22 @@ import errno
 import socket
 from collections.abc import Collection
 
-import aiodocker
-
+from engine.client import Engine
 from launch import ssh as plan
 from launch.spec import LABEL_PREFIX
 
 LABEL = LABEL_PREFIX + plan.LABEL_PORT
 
 
-async def claimed_ports(docker: aiodocker.Docker, exclude: Collection[str] = ()) -> set[int]:
+async def claimed_ports(docker: Engine, exclude: Collection[str] = ()) -> set[int]:
     """SSH ports carried by every llm-docker container the engine has (any state), but the
     containers named in `exclude` (this launch's own gateways, started early)."""
     found = await docker.containers.list(all=True, filters={"label": [LABEL]})
     ports = set()
     for container in found:
-        names = container._container.get("Names") or []  # noqa: SLF001 - list() data
-        if any(name.lstrip("/") in exclude for name in names):
+        if any(name in exclude for name in container.names):
             continue
-        value = (container._container.get("Labels") or {}).get(LABEL, "")  # noqa: SLF001 - list() data
+        value = container.labels.get(LABEL, "")
         if value.isdigit():
             ports.add(int(value))
     return ports

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiodocker
-
+from engine.client import Engine
+from engine.errors import EngineError
 from launch.liveness import Liveness, launcher_from_labels, launcher_liveness
 from launch.network import LABEL_POLICY, gateway_name
 from launch.spec import LABEL_PREFIX as LABEL
@@ -65,15 +65,15 @@ def _health(info: dict[str, Any], labels: dict[str, str]) -> str:
     return str(state.get("Status", "unknown"))
 
 
-async def _network(docker: aiodocker.Docker, info: dict[str, Any], *,
+async def _network(docker: Engine, info: dict[str, Any], *,
                    check: bool) -> tuple[str, list[str] | None, dict[str, Any] | None]:
     """The slot's policy (from its gateway's label), the re-run checks, the gateway's info."""
     mode = str((info.get("HostConfig") or {}).get("NetworkMode", ""))
     if not mode.startswith("container:"):
         return f"{mode} network (no gateway, no policy)", None, None
     try:
-        gateway = await docker.containers.container(gateway_name(info.get("Name", "").lstrip("/"))).show()
-    except aiodocker.DockerError:
+        gateway = await docker.containers.get(gateway_name(info.get("Name", "").lstrip("/"))).show()
+    except EngineError:
         return "gateway missing", ["FAIL gateway missing"] if check else None, None
     labels = (gateway.get("Config") or {}).get("Labels") or {}
     policy = labels.get(LABEL + LABEL_POLICY, "?")
@@ -95,7 +95,7 @@ def _ssh(state_home: Path | None, container: str, labels: dict[str, str]) -> dic
     return read_ssh_status(state_home, container, int(port))
 
 
-async def running_slots(docker: aiodocker.Docker, *, check: bool = False,
+async def running_slots(docker: Engine, *, check: bool = False,
                         state_home: Path | None = None) -> list[RunningSlot]:
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = []
@@ -124,7 +124,8 @@ def print_status(rows: list[RunningSlot], *, as_json: bool) -> None:
     for row in rows:
         slot = "-" if row.slot is None else str(row.slot)
         ports = ",".join(row.ports) or "-"
-        print(f"{row.tool:<9}{slot:>4}  {row.project}  {row.container}  up {row.uptime_seconds}s  {ports}  {row.health}")
+        print(f"{row.tool:<9}{slot:>4}  {row.project}  {row.container}  up {row.uptime_seconds}s  {ports}  "
+              f"{row.health}")
         print(f"{'':13}network: {row.network}")
         if row.ssh is not None:
             print(f"{'':13}ssh: {_describe_ssh(row.ssh)}")

@@ -1,7 +1,7 @@
 """The state store: slots, per-terminal sessions, the launch journal and session claims.
 
 One SQLite database (`$LLM_DOCKER_HOME/state.db`, WAL, every write a transaction) replaces
-upstream's global `slot_N.id` files and the lock-free TSV (bugs B13 and race §2.8.3):
+upstream's global `slot_N.id` files and the lock-free TSV (docs/upstream.md#slot-state):
 
 * `slots` is keyed by (tool, project, slot), so slots never leak across projects;
 * `terminal_sessions` is keyed by (tool, project, terminal) for `-c` without a slot;
@@ -20,8 +20,8 @@ launcher is alive holds the slot, and `record_launches` checks and inserts in ON
 get it (`SlotBusy`).
 
 Every SQLite failure (at open, in a transaction, in a read) surfaces as ONE `StateError`
-with a one-line message naming the file and the fix; callers print it and exit
-`EXIT_STATE`. No transaction ever waits on an agent-written file: session discovery runs
+with a one-line message naming the file and the fix; callers print it and exit with its
+`exit_code` (2, `launch.errors`). No transaction ever waits on an agent-written file: session discovery runs
 before `finish_launch`, which only decides and records.
 """
 
@@ -41,14 +41,13 @@ from pathlib import Path
 import aiosqlite
 import anyio
 
+from launch import errors
+
 DATABASE = "state.db"
-#: Exit code of every command that stops on a `StateError` (and of a refused busy slot).
-EXIT_STATE = 2
-EXIT_SLOT_BUSY = 2
 
-
-class StateError(Exception):
-    """The state database cannot be used; the message is one line: the file and the fix."""
+#: The state database cannot be used; the message is one line: the file and the fix (exit 2).
+#: The one `launch.errors.StateError`, named here too because this module raises it.
+StateError = errors.StateError
 
 
 class SlotBusy(Exception):

@@ -5,9 +5,10 @@ Order of events:
 1. connect to the engine; make sure the image exists and is current (`image.ensure`:
    build on first run or on --build/--rebuild-force, say when it is stale);
 2. open the state store, finish saves left by dead launchers, `--clean` if asked;
-3. per container: resolve the session from the slot store, rebuild the spec with it,
-   create its folders; then take every slot's lease and write the journal rows in ONE
-   transaction (a busy slot: one line, exit 2, no container created);
+3. per slot of the plan: resolve the session from the slot store and the SSH host port,
+   then build the slot's spec (once) and create its folders; then take every slot's lease
+   and write the journal rows in ONE transaction (a busy slot: one line, exit 2, no
+   container created);
 4. start the guardian (the SIGKILL lease), then run the tasks until every slot is saved;
 5. tell the guardian we are done; the exit code is the tool's.
 """
@@ -20,22 +21,19 @@ import sys
 import time
 import uuid
 
-import aiodocker
 import anyio
 
-from engine.client import EngineError, connect, ensure_network
-from image.base import BaseImageError
-from image.build import BuildError
-from image.certs import CertificateError, select_extra_certificates
+from engine.client import Engine, EngineError, connect, ensure_network
+from image.certs import select_extra_certificates
 from image.ensure import build_log_path, ensure_image
-from image.gateway import GatewayImageError, ensure_gateway_image
-from image.plan import BuildInputError
+from image.gateway import ensure_gateway_image
 from image.progress import BuildProgress
+from launch.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, ImageError, LlmDockerError
 from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
 from launch.network import model_endpoint_problem
-from launch.plan import LaunchPlan
-from launch.spec import OFFLINE_NETWORK, ContainerSpec, container_spec
-from launch.ssh import SshPortError, parse_authorized_keys
+from launch.plan import LaunchPlan, SlotPlan
+from launch.spec import OFFLINE_NETWORK, container_name, container_spec
+from launch.ssh import parse_authorized_keys
 from launch.state import prepare_for_container
 from supervisor import tripwire
 from supervisor.context import SlotRun, Supervisor, write_stderr
@@ -46,12 +44,10 @@ from supervisor.recovery import collect_garbage, recover_dead_launches
 from supervisor.slots import Notice, busy_message, new_launch, resolve_session
 from supervisor.ssh_keys import ensure_install_keys
 from supervisor.ssh_ports import choose_host_port, claimed_ports
-from supervisor.store import EXIT_SLOT_BUSY, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore
+from supervisor.store import Launch, SlotBusy, SlotMoved, StateStore
 from supervisor.tasks import TASKS
 from supervisor.terminal import terminal_id
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 #: Tries to take the leases: a dead holder recovered, or a slot saved meanwhile, retries.
 LEASE_ATTEMPTS = 5
 
@@ -75,17 +71,9 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
         notice(str(error))
         return error.exit_code
     try:
-        image = plan.specs[0].create["Image"]
-        try:
-            await ensure_image(docker, plan.config, plan.request.tool, plan.facts.state_home,
-                               build=plan.request.build, no_cache=plan.request.rebuild_force, notice=notice)
-        except (CertificateError, BuildInputError) as error:
-            notice(str(error))
-            return EXIT_USAGE
-        except (BuildError, BaseImageError) as error:
-            notice(str(error))
-            return EXIT_FAILURE
-        if plan.specs[0].gateway is None:
+        await ensure_image(docker, plan.config, plan.request.tool, plan.facts.state_home,
+                           build=plan.request.build, no_cache=plan.request.rebuild_force, notice=notice)
+        if not plan.gateway:
             notice("NETWORK_MODE=host: the agent shares the host's network — no network policy, the host's "
                    "loopback services and abstract sockets are reachable")
         else:
@@ -95,13 +83,13 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
                     image=plan.config.gateway_image_tag, notice=notice,
                     progress=lambda: BuildProgress(sys.stderr, build_log_path(plan.facts.state_home),
                                                    verbose=plan.config.debug))
-            except (GatewayImageError, CertificateError) as error:
+            except (ImageError, ConfigError) as error:
                 notice(f"{error} — no agent was started")
-                return EXIT_FAILURE
-            problem = model_endpoint_problem(plan.specs[0].gateway.policy, {**plan.config.extra, **plan.facts.environ})
+                return error.exit_code
+            problem = model_endpoint_problem(plan.policy, {**plan.config.extra, **plan.facts.environ})
             if problem is not None:
                 notice(f"warning: {problem}")
-        if plan.specs[0].create["HostConfig"]["NetworkMode"] == OFFLINE_NETWORK:
+        if plan.network_mode == OFFLINE_NETWORK:
             await ensure_network(docker, OFFLINE_NETWORK, internal=True)
         ssh_keys = None
         if plan.config.llm_docker_ssh_enabled:
@@ -121,29 +109,23 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
                 notice(f"--clean: removed {removed} container(s) of dead launchers; live sessions untouched")
             slots = await _lease_slots(plan, store, docker, notice, gateways)
             if slots is None:
-                return EXIT_SLOT_BUSY
+                return EXIT_USAGE  # a busy slot (said in one line)
             supervisor = Supervisor(plan=plan, docker=docker, store=store, slots=slots, log=log,
                                     interactive=not plan.request.supervised, log_lines=receive, ssh_keys=ssh_keys,
                                     gateways=gateways)
-            log.info("launch", containers=[s.spec.name for s in slots], image=image)
+            log.info("launch", containers=[s.spec.name for s in slots], image=plan.image)
             async with guardian(plan.facts.state_home, [s.launch.run_id for s in slots]):
                 await _run_tasks(supervisor)
             return _exit_code(supervisor)
-    except EngineError as error:
+    except LlmDockerError as error:  # the engine, the image, the state store, no free SSH port: one line
         notice(str(error))
         return error.exit_code
-    except StateError as error:
-        notice(str(error))
-        return EXIT_STATE
-    except SshPortError as error:
-        notice(str(error))
-        return EXIT_FAILURE
     finally:
         await send.aclose()
         await docker.close()
 
 
-async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: aiodocker.Docker,
+async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: Engine,
                        notice: Notice, gateways: GatewayHolders) -> list[SlotRun] | None:
     """Prepare every slot, then take all their leases at once (or none): None after the
     one-line refusal when a slot is busy. Notices of the preparation wait until the leases
@@ -153,9 +135,9 @@ async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: aiodocker.Do
         resolved_since = time.time()
         # this launch's early gateways are its own: what they hold is not taken
         taken = (await claimed_ports(docker, exclude=gateways.runs)) if plan.config.llm_docker_ssh_enabled else set()
-        slots = [await _prepare_slot(plan, store, planned, slot, held.append, taken,
-                                     await gateways.held_ssh_port(planned.name))
-                 for planned, slot in zip(plan.specs, plan.request.window_slots(), strict=True)]
+        slots = [await _prepare_slot(plan, store, planned, held.append, taken,
+                                     await gateways.held_ssh_port(_container_name(plan, planned)))
+                 for planned in plan.slots]
         try:
             await store.record_launches([s.launch for s in slots], holder_alive=_launcher_alive,
                                         resolved_since=resolved_since)
@@ -194,12 +176,19 @@ def _discard(slots: list[SlotRun]) -> None:
         shutil.rmtree(slot.run_folder, ignore_errors=True)
 
 
-async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: ContainerSpec, slot: int | None,
-                        notice: Notice, ssh_taken: set[int] | None = None,
+def _container_name(plan: LaunchPlan, planned: SlotPlan) -> str:
+    return container_name(plan.request.tool, plan.project.token, planned.slot, plan.facts.launch_id)
+
+
+async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: SlotPlan, notice: Notice,
+                        ssh_taken: set[int] | None = None,
                         early_ssh: tuple[int, str | None] | None = None) -> SlotRun:
-    terminal = terminal_id(os.environ) if len(plan.specs) == 1 else f"supervise:{slot}"
+    """Resolve the slot's session and its SSH host port FIRST, then build its spec — once —
+    and prepare its folders and journal row (the lease is taken by the caller)."""
+    slot = planned.slot
+    terminal = terminal_id(os.environ) if len(plan.slots) == 1 else f"supervise:{slot}"
     session = await resolve_session(
-        store, plan.request, project=str(planned.layout.root), workdir=planned.layout.workdir, slot=slot,
+        store, plan.request, project=str(plan.project.root), workdir=plan.project.workdir, slot=slot,
         terminal=terminal, state_home=plan.facts.state_home,
         new_session_id=planned.session.session_id or str(uuid.uuid4()), notice=notice)
     ssh_port = None
@@ -213,7 +202,7 @@ async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: ContainerS
         taken.add(ssh_port)
         if moved:
             notice(moved)
-    spec = container_spec(plan.request, plan.config, plan.facts, slot=slot, session=session, ssh_host_port=ssh_port)
+    spec = container_spec(plan, planned, session=session, ssh_host_port=ssh_port)
     folder = prepare_for_container(plan.request.tool, plan.facts.state_home, spec.project_home, spec.name,
                                    ssh=plan.config.llm_docker_ssh_enabled, workdir=spec.layout.workdir)
     for note in spec.protection.notes:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from launch.errors import EXIT_USAGE, LlmDockerError
 from launch.surface import Kind, Protection
 from supervisor.atomic import replace_atomically
 
@@ -159,8 +160,8 @@ def arm(state_home: Path, run_id: str, root: Path, protection: Protection) -> No
         entry = look(root, relative)
         if entry is not None:
             watched[relative] = {"kind": entry.kind.value, "target": entry.target}
-    folder = records_folder(state_home)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    records = records_folder(state_home)
+    records.mkdir(mode=0o700, parents=True, exist_ok=True)
     record = {"root": str(root), "run_id": run_id, "watched": watched, "armed_at": time.time()}
     replace_atomically(record_path(state_home, run_id), json.dumps(record).encode(), PRIVATE_MODE)
 
@@ -221,7 +222,8 @@ def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]
             # never walk into a repository's own folder, installed packages (no host tool is
             # started from inside them), or back into a reported entry
             folders[:] = [name for name in folders if name not in SKIPPED_FOLDERS and not (
-                name in NESTED_ENTRIES and any(c.relative == os.path.normpath(f"{relative_folder}/{name}") for c in found))]
+                name in NESTED_ENTRIES
+                and any(c.relative == os.path.normpath(f"{relative_folder}/{name}") for c in found))]
     return found, []
 
 
@@ -356,8 +358,11 @@ class Quarantined:
     quarantined_at: float
 
 
-class QuarantineError(Exception):
-    """A quarantine that cannot be accepted as asked; `str()` is one line for the user."""
+class QuarantineError(LlmDockerError):
+    """A quarantine that cannot be accepted as asked; `str()` is one line for the user, and
+    the user's ask is what to change: exit 2."""
+
+    exit_code = EXIT_USAGE
 
 
 def quarantined(state_home: Path) -> list[Quarantined]:

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from testbed.isolation import TEST_IMAGE_PREFIX
 from testbed.processes import run
 from testbed.stub_model import RUN_BASH_PREFIX, TOOL_DONE
 from testbed.unprivileged import User
 
 #: INSTALL_BROWSING (Chromium, ~400 MB) is off to keep CI's build short; every other
-#: setting is the default, so these are the images a user gets.
-TEST_IMAGE_CONFIG = "INSTALL_BROWSING=false\n"
+#: setting is the default, so these are the images a user gets — under the tests' own names
+#: (`llm-docker-test-claude:latest`, ...: `testbed.isolation`), never the user's.
+TEST_IMAGE_CONFIG = f"INSTALL_BROWSING=false\nLLM_DOCKER_IMAGE_PREFIX={TEST_IMAGE_PREFIX}\n"
 BUILD_TIMEOUT = 1800
 
 
@@ -36,6 +38,13 @@ def write_test_config(home: Path, extra: str = "") -> Path:
 def build_agent_images(home: Path) -> subprocess.CompletedProcess[str]:
     write_test_config(home)
     return run("llm-docker", "image", "build", "--tool", "both", cwd=home, home=home, timeout=BUILD_TIMEOUT)
+
+
+def build_gateway_image(home: Path) -> subprocess.CompletedProcess[str]:
+    """The tests' gateway image (`llm-docker-test-gateway:latest`), through the product's own
+    command (`llm-docker image build --tool gateway`) with a throw-away state folder."""
+    write_test_config(home)
+    return run("llm-docker", "image", "build", "--tool", "gateway", cwd=home, home=home, timeout=BUILD_TIMEOUT)
 
 
 def require_agent_images(home: Path) -> None:

@@ -188,7 +188,8 @@ class NetworkHosts:
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _wait_tcp(address: str, port: int, deadline: float) -> None:

@@ -12,8 +12,11 @@ import sys
 import termios
 import threading
 import time
+import typing
 from collections.abc import Callable
 from pathlib import Path
+
+from testbed.isolation import TEST_ENV
 
 REPO = Path(__file__).parent.parent
 ENTRY = {"cld": "from cli.launchers import cld_main as m; m()",
@@ -23,7 +26,7 @@ ENTRY = {"cld": "from cli.launchers import cld_main as m; m()",
 
 def launcher_env(home: Path, **extra: str) -> dict[str, str]:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm", "PYTHONPATH": str(REPO),
-           "LANG": "C.UTF-8"}
+           "LANG": "C.UTF-8", **TEST_ENV}  # the tests' own image names, never the user's
     env.update(extra)
     return env
 
@@ -38,10 +41,11 @@ def run(program: str, *args: str, cwd: Path, home: Path, timeout: float = 120,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def slots_json(home: Path) -> list[dict]:
+def slots_json(home: Path) -> list[dict[str, typing.Any]]:
     result = run("llm-docker", "slots", "--json", cwd=home, home=home)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    rows: list[dict[str, typing.Any]] = json.loads(result.stdout)
+    return rows
 
 
 def field(output: str, key: str) -> list[str]:
@@ -148,6 +152,22 @@ def running(pid: int) -> bool:
         return False
 
 
+def guardians(state_home: Path) -> list[int]:
+    """Guardian processes (`python -m supervisor.guardian STATE_HOME ...`) of this state folder: a
+    test only ever signals the guardians of its own launches, never every one on the machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"supervisor.guardian" in argv and str(state_home).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
 def containers(label: str) -> list[str]:
     result = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"],
                             capture_output=True, text=True, check=True)
@@ -162,3 +182,32 @@ def slot_session(home: Path, tool: str, project: Path, slot: int) -> str | None:
     """The session saved for (tool, project, slot), per `llm-docker slots --json`."""
     return next((row["session_id"] for row in slots_json(home)
                  if (row["tool"], row["project"], row["slot"]) == (tool, str(project), slot)), None)
+
+
+def run_offline(args: list[str], *, cwd: Path, home: Path, extra_env: dict[str, str] | None = None,
+                tool: str = "cld") -> subprocess.CompletedProcess[str]:
+    """`cld` / `ocd` with no Docker engine reachable (planning, refusals, `--dry-run`), in a
+    tmux pane as far as it can tell."""
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm",
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",  # no engine reachable
+        "TMUX": "/tmp/tmux-0/default,1,0", "TMUX_PANE": "%3", "PYTHONPATH": str(REPO), **TEST_ENV,
+        **(extra_env or {}),
+    }
+    main = "cld_main" if tool == "cld" else "ocd_main"
+    return subprocess.run([sys.executable, "-c", f"from cli.launchers import {main}; {main}()", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def run_admin(state_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`llm-docker ARGS` with `state_home` as both $HOME and $LLM_DOCKER_HOME (no engine needed)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(state_home), "LLM_DOCKER_HOME": str(state_home)}
+    return subprocess.run([sys.executable, "-c", "from cli.admin import main; main()", *args],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """The process environment with llm-docker's own variables removed, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_DOCKER_")}
+    env.update(extra)
+    return env

@@ -22,10 +22,16 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import typing
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from testbed.isolation import TEST_ENV
 from testbed.processes import ENTRY, REPO
+
+if TYPE_CHECKING:
+    from testbed.processes import PtyProcess
 
 CAGE_UID = 64101
 CAGE_GID = 64101
@@ -61,7 +67,9 @@ def user_python() -> Path:
     return python
 
 
-PACKAGES = ("launch", "supervisor", "builder_api", "image")
+#: The product's packages (pyproject's, top-level: cli, engine, launch, ...): what the test uid runs.
+PACKAGES = tuple(dict.fromkeys(name.split(".")[0] for name in
+                               tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]))
 _code: Path | None = None
 
 
@@ -109,7 +117,7 @@ class User:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home), "TERM": "xterm",
                "PYTHONPATH": str(self.code), "LANG": "C.UTF-8", "GIT_AUTHOR_NAME": "Test User",
                "GIT_AUTHOR_EMAIL": "user@example.invalid", "GIT_COMMITTER_NAME": "Test User",
-               "GIT_COMMITTER_EMAIL": "user@example.invalid"}
+               "GIT_COMMITTER_EMAIL": "user@example.invalid", **TEST_ENV}  # the tests' own image names
         env.update(extra)
         return env
 
@@ -144,11 +152,12 @@ class User:
         return subprocess.run(self.command(program, *args), cwd=cwd, env=self.env(**extra),
                               input=stdin.decode(), capture_output=True, text=True, timeout=timeout)
 
-    def popen(self, program: str, *args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[bytes]:
+    def popen(self, program: str, *args: str, cwd: Path, **kwargs: typing.Any) -> subprocess.Popen[bytes]:
         extra = kwargs.pop("env", {})
         assert isinstance(extra, dict)
-        return subprocess.Popen(self.command(program, *args), cwd=cwd, env=self.env(**extra),  # type: ignore[call-overload]
-                                **kwargs)
+        process: subprocess.Popen[bytes] = subprocess.Popen(self.command(program, *args), cwd=cwd,
+                                                            env=self.env(**extra), **kwargs)
+        return process
 
     def pty(self, program: str, *args: str, cwd: Path, **extra: str) -> "PtyProcess":
         """The launcher in a real pseudo-terminal, as this user."""

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -8,8 +7,52 @@ import aiodocker
 import pytest
 
 from testbed.images import BUSYBOX_IMAGE, ensure_test_images
+from testbed.isolation import Guard
 from testbed.processes import PtyProcess
 from testbed.unprivileged import User, sweep_dead_homes
+
+_guard: Guard | None = None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session with Docker tests starts the guard: the user's images and slots recorded,
+    decoys planted where there are none (`testbed.isolation`)."""
+    global _guard
+    if session.config.option.collectonly or not any(
+            item.get_closest_marker("docker") or item.get_closest_marker("image") for item in session.items):
+        return
+    import anyio
+
+    async def images() -> None:
+        async with aiodocker.Docker() as client:
+            await ensure_test_images(client)
+
+    try:
+        anyio.run(images, backend="asyncio")
+    except Exception:  # noqa: BLE001 - no engine: the Docker tests fail loudly on their own
+        return
+    _guard = Guard(BUSYBOX_IMAGE)
+    _guard.start()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that changed a user's image or slot fails the whole session."""
+    if _guard is None:
+        return
+    problems = _guard.finish()
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for problem in problems:
+            if reporter is not None:
+                reporter.write_line(f"ISOLATION FAILURE: {problem}", red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def isolation_guard() -> Guard:
+    """This session's guard (a session with Docker tests always has one)."""
+    assert _guard is not None, "the isolation guard did not start"
+    return _guard
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -82,13 +125,6 @@ def docker_engine_ready() -> None:
     anyio.run(check, backend="asyncio")
 
 
-def clean_environ(**extra: str) -> dict[str, str]:
-    """The process environment with llm-docker's own variables removed, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_DOCKER_")}
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def pty_processes() -> Iterator[list[PtyProcess]]:
     """Launchers started in real pseudo-terminals; cleaned up whatever the test did."""
@@ -115,7 +151,8 @@ def user() -> Iterator[User]:
     `user.popen` and `user.shell`."""
     sweep_dead_homes()
     person = User()
-    person.write(person.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n", mode=0o600)
+    person.write(person.state_home / "llm-docker.conf",
+                 f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n", mode=0o600)
     person.state_home.chmod(0o700)
     try:
         yield person

@@ -50,4 +50,4 @@ class Task(Protocol):
 
 
 TASKS: tuple[Task, ...] = (logs, signals, watchdog, host_ports, container, slots, tripwire, windows,
-                           builder_api, ssh_probe)  # type: ignore[assignment]
+                           builder_api, ssh_probe)

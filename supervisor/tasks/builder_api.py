@@ -10,26 +10,27 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import aiodocker
-
-from builder_api.config import ConfigError, load
+from builder_api.config import ProjectConfig
 from builder_api.server import build_api, serve
+from engine.errors import EngineError
+from launch.plan import BuilderApiUnavailable
 from supervisor.context import Supervisor
 
 NAME = "builder_api"
 
 
 async def run(supervisor: Supervisor) -> None:
-    request, config = supervisor.plan.request, supervisor.plan.config
-    wanted = request.api if request.api is not None else config.builder_api_autostart
-    if not (wanted or request.api_background):
+    request, planned = supervisor.plan.request, supervisor.plan.builder_api
+    if planned is None:  # the launch does not use it
         return
-    project = supervisor.plan.specs[0].layout.root.name
-    try:
-        api_config = load(project, None)
-    except ConfigError as error:
-        supervisor.notice(f"builder-api: {error} — launching without it")
+    project = supervisor.plan.project.root.name
+    # loaded once, when the launch was planned (`cli.launchers.builder_api_loader`): the port
+    # and password the agents were given are this config's
+    if isinstance(planned, BuilderApiUnavailable):
+        supervisor.notice(f"builder-api: {planned.reason} — launching without it")
         return
+    api_config = planned.config
+    assert isinstance(api_config, ProjectConfig)
     for warning in api_config.warnings:  # e.g. auth = "none": said on every start
         supervisor.notice(f"builder-api: {warning}")
     if request.api_background:
@@ -40,7 +41,7 @@ async def run(supervisor: Supervisor) -> None:
         try:
             found = await supervisor.docker.containers.list(
                 filters={"label": [f"llm-docker-project={name}"], "status": ["running"]})
-        except aiodocker.DockerError:
+        except EngineError:
             return None
         return found[0].id if found else None
 

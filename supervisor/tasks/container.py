@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import sys
 
-import aiodocker
 import anyio
-from aiodocker.containers import DockerContainer
-from aiodocker.stream import Stream
 
-from engine.client import EXIT_ENGINE, engine_message
+from engine.containers import Container
+from engine.errors import EXIT_ENGINE, EngineError
+from engine.streams import AttachStream
+from launch.errors import EXIT_FAILURE, EXIT_KILLED
 from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from supervisor.gateway import GatewayError, GatewayRun
 from supervisor.memory import report_container_killed, report_process_killed
@@ -29,8 +29,6 @@ from supervisor.secretfile import write_secrets_file
 from supervisor.terminal import raw_mode
 
 NAME = "container"
-EXIT_KILLED = 137
-EXIT_FAILURE = 1
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -38,7 +36,7 @@ async def run(supervisor: Supervisor) -> None:
 
 
 async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
-    container: DockerContainer | None = None
+    container: Container | None = None
     gateway = slot.spec.gateway
     gateway_run: GatewayRun | None = None
     try:
@@ -57,8 +55,8 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
                 raise GatewayError(slot.host_ports_error)
         try:
             # created while the gateway proves its policy; STARTED only after the verdict
-            container = await supervisor.docker.containers.create(config=slot.spec.create, name=slot.spec.name)
-        except aiodocker.DockerError:
+            container = await supervisor.docker.containers.create(slot.spec.create, name=slot.spec.name)
+        except EngineError:
             if gateway_run is not None:
                 await gateway_run.verified()  # a failed gateway explains a failed create
             raise
@@ -75,8 +73,8 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
             await _headless(supervisor, slot, container)
         else:
             await _detached(supervisor, slot, container)
-    except aiodocker.DockerError as error:
-        slot.error = engine_message(error)
+    except EngineError as error:
+        slot.error = str(error)
         slot.exit_code = EXIT_ENGINE
         supervisor.notice(f"{slot.label}: Docker: {slot.error}")
     except GatewayError as error:
@@ -110,7 +108,7 @@ async def _end_gateway(supervisor: Supervisor, gateway: GatewayRun) -> None:
     supervisor.log.info("gateway-ended", gateway=gateway.spec.name)
 
 
-async def _detached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+async def _detached(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
     await container.start()
     slot.started.set()
     async with anyio.create_task_group() as group:
@@ -119,7 +117,7 @@ async def _detached(supervisor: Supervisor, slot: SlotRun, container: DockerCont
         group.cancel_scope.cancel()
 
 
-async def _headless(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+async def _headless(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
     """A supervised slot: running on its own TTY, attached to from windows (`llm-docker
     attach`). The supervisor reads its output only to know when the agent is up."""
     async with container.attach(stdout=True, stderr=True, logs=False) as stream:
@@ -134,14 +132,14 @@ async def _headless(supervisor: Supervisor, slot: SlotRun, container: DockerCont
         supervisor.notice(f"{slot.label}: the agent exited (code {slot.exit_code}); the other slots go on")
 
 
-async def _watch_for_ready(supervisor: Supervisor, slot: SlotRun, stream: Stream) -> None:
+async def _watch_for_ready(supervisor: Supervisor, slot: SlotRun, stream: AttachStream) -> None:
     """Ready = the agent's first output, seen on the attach stream opened before start
     (no polling). Afterwards the output is drained so it can never back up."""
     while await stream.read_out() is not None:
         supervisor.mark_ready(slot)
 
 
-async def _attached(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+async def _attached(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
     tty = bool(slot.spec.create.get("Tty"))
     async with container.attach(stdin=True, stdout=True, stderr=True, logs=False) as stream:
         await container.start()
@@ -157,7 +155,7 @@ async def _attached(supervisor: Supervisor, slot: SlotRun, container: DockerCont
             await _proxy(supervisor, slot, container, stream, tty=False)
 
 
-async def _proxy(supervisor: Supervisor, slot: SlotRun, container: DockerContainer, stream: Stream,
+async def _proxy(supervisor: Supervisor, slot: SlotRun, container: Container, stream: AttachStream,
                  *, tty: bool) -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(_stop_on_request, slot, container)
@@ -171,14 +169,14 @@ async def _proxy(supervisor: Supervisor, slot: SlotRun, container: DockerContain
         group.cancel_scope.cancel()
 
 
-async def _pump_terminal_input(slot: SlotRun, stream: Stream) -> None:
+async def _pump_terminal_input(slot: SlotRun, stream: AttachStream) -> None:
     fd = sys.stdin.fileno()
     while data := await read_terminal(fd):
         await stream.write_in(data)
     slot.request_stop("the terminal closed")
 
 
-async def _pump_piped_input(stream: Stream) -> None:
+async def _pump_piped_input(stream: AttachStream) -> None:
     """Forward stdin (pipe, FIFO, socket, file, /dev/null or closed) until EOF, then close
     the container's stdin. Cancelled when the container is gone, whatever stdin is doing
     (`proxy.pump_input` never leaves a thread blocked on it)."""
@@ -188,46 +186,36 @@ async def _pump_piped_input(stream: Stream) -> None:
         fd = -1
     if fd >= 0:
         await pump_input(fd, stream.write_in)
-    close_stdin(stream)
+    stream.close_stdin()  # EOF for the container, its output keeps flowing
 
 
-def close_stdin(stream: Stream) -> None:
-    """Half-close the attach connection: the container's stdin sees EOF while its output
-    keeps flowing. aiodocker's `Stream.close()` closes both directions, so this reaches
-    for the transport the way the Docker CLI's `CloseWrite` does."""
-    response = stream._resp  # noqa: SLF001 - no public half-close in aiodocker
-    transport = response.connection.transport if response and response.connection else None
-    if transport is not None and transport.can_write_eof():
-        transport.write_eof()
-
-
-async def _stop_on_request(slot: SlotRun, container: DockerContainer) -> None:
+async def _stop_on_request(slot: SlotRun, container: Container) -> None:
     await slot.stop_requested.wait()
     try:
-        await container.stop(t=int(STOP_GRACE_SECONDS))
-    except aiodocker.DockerError:
+        await container.stop(grace_seconds=int(STOP_GRACE_SECONDS))
+    except EngineError:
         pass  # already gone
 
 
-async def _wait(container: DockerContainer) -> int:
+async def _wait(container: Container) -> int:
     try:
-        result = await container.wait(timeout=None)
-    except aiodocker.DockerError as error:
+        result = await container.wait()
+    except EngineError as error:
         if error.status == 404:
             return EXIT_KILLED  # removed from outside
         raise
     return int(result.get("StatusCode", 1))
 
 
-async def _remove(supervisor: Supervisor, slot: SlotRun, container: DockerContainer) -> None:
+async def _remove(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
     try:
         info = await container.show()
         slot.out_of_memory = slot.out_of_memory or bool(info.get("State", {}).get("OOMKilled"))
         if info.get("State", {}).get("Running"):
-            await container.stop(t=int(STOP_GRACE_SECONDS))
+            await container.stop(grace_seconds=int(STOP_GRACE_SECONDS))
         await container.delete(force=True)
         supervisor.log.info("container-removed", container=slot.spec.name)
-    except aiodocker.DockerError as error:
+    except EngineError as error:
         if error.status != 404:
             supervisor.log.warning("container-remove-failed", container=slot.spec.name, error=str(error))
     if slot.exit_code == EXIT_KILLED and not slot.stop_requested.is_set():

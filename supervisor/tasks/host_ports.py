@@ -13,6 +13,7 @@ The relays live in the supervisor's task group and end with the slot.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -73,7 +74,7 @@ def _prepare(folder: Path) -> None:
     folder.chmod(0o755)
 
 
-def _relay_to(supervisor: Supervisor, port: int):  # noqa: ANN202 - a connection handler factory
+def _relay_to(supervisor: Supervisor, port: int) -> Callable[[ByteStream], Awaitable[None]]:
     async def handle(client: ByteStream) -> None:
         async with client:
             try:

@@ -2,7 +2,7 @@
 
 Rotation by size (`LOG_MAX_KILOBYTES`, 0 disables the file) keeps numbered backups
 `.1` … `.5`. Several launchers share the file, so each batch is written and rotated under
-an exclusive `flock` — upstream's rotation raced (§11.3).
+an exclusive `flock` — upstream's rotation raced (docs/upstream.md#log-rotation).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import anyio
-from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from supervisor.context import Supervisor
 
@@ -39,7 +39,7 @@ async def run(supervisor: Supervisor) -> None:
                 await anyio.to_thread.run_sync(append_lines, path, rest, limit)
 
 
-def _drain(receive: ObjectReceiveStream[str]) -> list[str]:
+def _drain(receive: MemoryObjectReceiveStream[str]) -> list[str]:
     lines = []
     while True:
         try:

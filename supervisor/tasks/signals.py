@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import signal
 
-import aiodocker
 import anyio
 
+from engine.errors import EngineError
 from supervisor.context import Supervisor
 
 NAME = "signals"
@@ -38,6 +38,6 @@ async def run(supervisor: Supervisor) -> None:
                     slot.request_stop("interrupted before the tool started")
                     continue
                 try:
-                    await supervisor.docker.containers.container(slot.container_id).kill(signal="SIGINT")
-                except aiodocker.DockerError as error:
+                    await supervisor.docker.containers.get(slot.container_id).kill(signal="SIGINT")
+                except EngineError as error:
                     supervisor.log.info("forward-sigint-failed", error=str(error))

@@ -25,8 +25,9 @@ import asyncssh
 
 from launch import ssh as plan
 from launch.spec import LABEL_PREFIX
+from supervisor.atomic import replace_atomically
 from supervisor.context import SlotRun, Supervisor
-from supervisor.ssh_keys import replace_atomically, status_folder
+from supervisor.ssh_keys import status_folder
 
 NAME = "ssh_probe"
 

@@ -8,13 +8,9 @@ that drops the connection ends the stream). A terminal hang-up arrives as SIGHUP
 
 from __future__ import annotations
 
-import json
 import os
 
-import aiodocker
-import aiohttp
 import anyio
-from aiodocker.events import DockerEvents
 
 from launch.spec import LABEL_PREFIX
 from supervisor.context import SlotRun, Supervisor
@@ -62,16 +58,10 @@ async def wait_for_exit(pid: int) -> None:
 async def watch_engine(supervisor: Supervisor) -> None:
     """Report containers that die on their own or run out of memory; stop everything when
     the engine connection drops."""
-    events = DockerEvents(supervisor.docker)
-    subscriber = events.subscribe(create_task=False)
     launch_label = f"{LABEL_PREFIX}launch-id={supervisor.plan.facts.launch_id}"
-    filters = json.dumps({"type": ["container"], "label": [launch_label], "event": ["die", "oom"]})
-    async with anyio.create_task_group() as group:
-        group.start_soon(_run_events, events, filters)
-        while True:
-            event = await subscriber.get()
-            if event is None:
-                break
+    filters = {"type": ["container"], "label": [launch_label], "event": ["die", "oom"]}
+    async with supervisor.docker.events(filters) as events, anyio.create_task_group() as group:
+        async for event in events:
             by_id = {slot.container_id: slot for slot in supervisor.slots}
             slot = by_id.get(event.get("id"))
             if slot is None:
@@ -93,10 +83,3 @@ async def _report_oom(supervisor: Supervisor, slot: SlotRun) -> None:
     with anyio.move_on_after(OOM_GRACE_SECONDS):
         await slot.container_gone.wait()
     report_process_killed(supervisor, slot)
-
-
-async def _run_events(events: DockerEvents, filters: str) -> None:
-    try:
-        await events.run(filters=filters)
-    except (aiodocker.DockerError, aiohttp.ClientError, OSError):
-        pass  # the subscriber sees the end of the stream either way

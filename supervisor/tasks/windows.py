@@ -78,7 +78,7 @@ async def _run(command: list[str]) -> None:
 
 async def _tmux(supervisor: Supervisor) -> None:
     plan = supervisor.plan
-    session = tmux_session_name(plan.request.tool.value, plan.specs[0].layout.token, plan.facts.launch_id)
+    session = tmux_session_name(plan.request.tool.value, plan.project.token, plan.facts.launch_id)
     first = True
     for slot, window in zip(supervisor.slots, _windows(supervisor), strict=True):
         await slot.started.wait()

@@ -18,9 +18,8 @@ import pytest
 
 from builder_api.auth import AuthGate, backoff_delay
 from builder_api.config import ConfigError, load
+from testbed.builder_api import AUTH, api_server, free_port, wait_for
 from testbed.processes import command, launcher_env, run
-from tests.builder_api.test_builder_api_http import AUTH, api_server
-from tests.builder_api.test_builder_api_process import free_port, wait_for
 
 WRONG = {"X-Builder-API-Password": "wrong"}
 

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from builder_api.browser import host_allowed, split_host
 from builder_api.config import load
 from builder_api.server import build_api, serve
-from tests.builder_api.test_builder_api_http import AUTH, write_config
+from testbed.builder_api import AUTH, write_config
 
 pytestmark = pytest.mark.anyio
 APP_ORIGIN = "http://localhost:5173"

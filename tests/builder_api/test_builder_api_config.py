@@ -1,5 +1,5 @@
 """builder-api: job tables, request validation (the locked 400 shapes), command pins, and
-the TOML composition of one project's view (builder-api-protocol.md §5, §12)."""
+the TOML composition of one project's view (docs/upstream.md#builder-api-config)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from builder_api.jobs import (
     value_preview,
     verify_command_hash,
 )
+from launch import errors
+from testbed.processes import run
 
 TEST_JOB = {
     "command": "echo", "args": ["{word}", "--flag", "{opt}", "{{container}}"],
@@ -204,3 +206,56 @@ def test_missing_project_duplicates_and_shard_rules(tmp_path: Path) -> None:
     (tmp_path / "api" / "projects" / "app.toml").chmod(0o644)
     with pytest.raises(ConfigError, match=r"Known projects: \['app'\]"):
         load("nope", path, {})
+
+
+# -- typed values: a wrong type is one line naming the key (exit 2 from `llm-docker api`) ------
+
+WRONG_TYPES = [
+    ("[project.app.runtime]\nstop_timeout_s = \"x\"", "[project.app.runtime].stop_timeout_s must be a number, got 'x'"),
+    ("[project.app.runtime]\nstop_timeout_s = \"5\"", "[project.app.runtime].stop_timeout_s must be a number, got '5'"),
+    ("[project.app.runtime]\nenabled = \"false\"\nstart_command = \"true\"",
+     "[project.app.runtime].enabled must be true or false (a TOML boolean, unquoted), got 'false'"),
+    ("auth_reads = \"false\"",
+     "[project.app].auth_reads must be true or false (a TOML boolean, unquoted), got 'false'"),
+    ("[project.app.security]\nmax_body_bytes = \"big\"",
+     "[project.app.security].max_body_bytes must be a number, got 'big'"),
+    ("[project.app.security]\nmax_body_bytes = true",
+     "[project.app.security].max_body_bytes must be a number, got True"),
+    ("[project.app.build]\ntimeout_s = 1.5", "[project.app.build].timeout_s must be a whole number, got 1.5"),
+    ("[project.app.build]\ndedupe_window_s = \"5\"", "[project.app.build].dedupe_window_s must be a number, got '5'"),
+    ("[project.app.events]\nmax_bytes = [1]", "[project.app.events].max_bytes must be a number, got [1]"),
+    ("bind = 127", "[project.app].bind must be a string, got 127"),
+    ("runtime = 3", "[project.app.runtime] must be a table, got 3"),
+    ("[project.app.runtime]\nstop_signal = 15", "[project.app.runtime].stop_signal must be a string, got 15"),
+]
+
+
+@pytest.mark.parametrize(("block", "message"), WRONG_TYPES)
+def test_a_value_of_the_wrong_type_is_a_config_error_naming_its_key(tmp_path: Path, block: str, message: str) -> None:
+    (tmp_path / "app").mkdir()
+    path = write_config(tmp_path, f'[project.app]\nroot = "{tmp_path / "app"}"\nport = 1\npassword = "pw"\n{block}\n')
+    with pytest.raises(ConfigError) as error:
+        load("app", path, {})
+    assert str(error.value) == message
+    assert error.value.exit_code == 2 and isinstance(error.value, errors.ConfigError)
+
+
+def test_llm_docker_api_exits_2_with_one_line_on_a_wrong_type(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    path = write_config(tmp_path, f'[project.app]\nroot = "{tmp_path / "app"}"\nport = 1\npassword = "pw"\n'
+                                  '[project.app.runtime]\nenabled = "false"\n')
+    result = run("llm-docker", "api", "--project", "app", "--config", str(path), cwd=tmp_path, home=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == ("[builder-api] CONFIG ERROR: [project.app.runtime].enabled must be true or false "
+                             "(a TOML boolean, unquoted), got 'false'\n")
+
+
+def test_typed_values_of_the_right_type_load(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    path = write_config(tmp_path, f'[project.app]\nroot = "{tmp_path / "app"}"\nport = 1\npassword = "pw"\n'
+                                  'auth_reads = false\n[project.app.runtime]\nenabled = true\nstart_command = "true"\n'
+                                  'stop_timeout_s = 2.5\nstop_signal = "INT"\n'
+                                  '[project.app.build]\ndedupe_window_s = 0\n')
+    config = load("app", path, {})
+    assert (config.auth_reads, config.runtime.enabled, config.runtime.stop_timeout_s) == (False, True, 2.5)
+    assert config.runtime.stop_signal == 2 and config.build.dedupe_window_s == 0.0

@@ -25,7 +25,7 @@ from builder_api.logs import LogCursor, tail
 from builder_api.queue import BuildQueue
 from builder_api.safefs import APPEND, READ, FileRefused, open_file
 from builder_api.server import logs_home
-from tests.builder_api.test_builder_api_http import AUTH, api_server
+from testbed.builder_api import AUTH, api_server
 
 pytestmark = pytest.mark.anyio
 SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- host-secret"

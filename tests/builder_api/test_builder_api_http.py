@@ -1,5 +1,5 @@
 """builder-api conformance over a real server on loopback (hypercorn), on asyncio and trio:
-status codes and JSON shapes of builder-api-protocol.md, auth and back-off, the queue
+upstream's status codes and JSON shapes (docs/upstream.md#wire-protocol), auth and back-off, the queue
 through HTTP, logs, events, /log, the runtime, and slow or oversized clients. The client
 sends the password by default (every endpoint but `GET /` needs it); `anonymous(client)`
 is one that does not."""
@@ -8,92 +8,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
-from builder_api.config import load
-from builder_api.server import build_api, serve
+from testbed.builder_api import AUTH, PASSWORD, api_server
 
 pytestmark = pytest.mark.anyio
-PASSWORD = "s3cret-pw"
-AUTH = {"X-Builder-API-Password": PASSWORD}
-
-
-def write_config(tmp_path: Path, extra: str = "") -> Path:
-    root = tmp_path / "project"
-    (root / "logs").mkdir(parents=True, exist_ok=True)
-    (root / "logs" / "app.log").write_text("one\ntwo\nthree\n")
-    path = tmp_path / "api" / "builder-api.toml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(f"""
-[verb.deploy]
-platforms = ["web", "api", "ios"]
-required_param = "platform"
-
-[project.app]
-root = "{root}"
-port = 1
-password = "{PASSWORD}"
-
-[project.app.security]
-auth_failures_per_min = 3
-lockout_s = 30
-max_body_bytes = 2048
-max_url_bytes = 512
-request_timeout_s = 2
-
-[project.app.build]
-dedupe_window_s = 5
-
-[project.app.logs]
-app = "logs/app.log"
-
-[project.app.events]
-path = "logs/events.jsonl"
-
-[project.app.jobs.echo]
-command = "echo"
-args = ["{{word}}"]
-placeholders.word = {{ regex = "[a-z]+", max_len = 10 }}
-
-[project.app.jobs.sleep]
-command = "sh"
-args = ["-c", "sleep 100 & echo $! > child.pid; sleep 100; wait"]
-timeout_s = 30
-
-[project.app.jobs.fix]
-command = "echo"
-args = ["fixed"]
-mutates_filesystem = true
-
-[project.app.jobs.deploy.platforms.web]
-command = "echo"
-args = ["web"]
-
-[project.app.runtime]
-enabled = true
-start_command = "sleep 100"
-{extra}
-""")
-    return path
-
-
-@asynccontextmanager
-async def api_server(tmp_path: Path, extra: str = "") -> AsyncIterator[httpx.AsyncClient]:
-    api = build_api(load("app", write_config(tmp_path, extra), {}))
-    async with anyio.create_task_group() as group:
-        bound = await group.start(lambda task_status: serve(api, port=0, task_status=task_status))
-        async with httpx.AsyncClient(base_url=f"http://{bound[0]}", timeout=30, headers=AUTH) as client:
-            client.api = api  # type: ignore[attr-defined]
-            yield client
-        group.cancel_scope.cancel()
-
-
 def anonymous(client: httpx.AsyncClient) -> httpx.AsyncClient:
     """A client of the same server without the password."""
     return httpx.AsyncClient(base_url=client.base_url, timeout=30)
@@ -181,7 +104,8 @@ async def test_job_errors_have_the_upstream_shapes(tmp_path: Path) -> None:
     async with api_server(tmp_path) as client:
         unknown = await client.post("/job/e%63ho", headers=AUTH)
         assert unknown.status_code == 404
-        assert unknown.json() == {"error": "unknown_job", "name": "e%63ho", "available": ["deploy", "echo", "fix", "sleep"]}
+        assert unknown.json() == {"error": "unknown_job", "name": "e%63ho",
+                                  "available": ["deploy", "echo", "fix", "sleep"]}
         invalid = await client.post("/job/echo", json={"params": {"word": "UPPER"}}, headers=AUTH)
         assert invalid.status_code == 400 and invalid.json() == {
             "error": "validation_failed", "endpoint": "/job/echo", "field": "word", "reason": "regex_mismatch",
@@ -322,8 +246,8 @@ async def test_hot_reload_applies_jobs_password_and_aliases(tmp_path: Path) -> N
         config = tmp_path / "api" / "builder-api.toml"
         mailbox = Mailbox()
         with client.api.events.subscribe(mailbox):  # type: ignore[attr-defined]
-            text = config.read_text().replace(PASSWORD, "new-pw").replace('app = "logs/app.log"',
-                                                                            'app = "logs/app.log"\nnew = "logs/new.log"')
+            text = config.read_text().replace(PASSWORD, "new-pw")
+            text = text.replace('app = "logs/app.log"', 'app = "logs/app.log"\nnew = "logs/new.log"')
             config.write_text(text + '\n[project.app.jobs.added]\ncommand = "true"\n')
             with anyio.fail_after(10):
                 while (record := (await mailbox.get())["record"])["type"] != "config_reloaded":

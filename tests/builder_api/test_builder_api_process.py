@@ -7,55 +7,12 @@ import json
 import signal
 import socket
 import subprocess
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from testbed.processes import command, launcher_env, run, running, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def write_api_config(path: Path, root: Path, port: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"""
-[project.app]
-root = "{root}"
-port = {port}
-password = "pw"
-[project.app.jobs.spawn]
-command = "sh"
-args = ["-c", "sleep 300 & echo $! > build-child.pid; sleep 300; wait"]
-[project.app.runtime]
-enabled = true
-start_command = "sh -c 'sleep 300 & echo $! > runtime-child.pid; wait'"
-""")
-
-
-def call(port: int, method: str, path: str) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                     headers={"X-Builder-API-Password": "pw"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    wait_until(condition, timeout=20)
-
-
-def serving(port: int) -> bool:
-    try:
-        call(port, "GET", "/")
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return False
-    return True
+from testbed.builder_api import call, free_port, serving, wait_for, write_api_config
+from testbed.processes import command, launcher_env, run, running
 
 
 def test_standalone_api_sigterm_leaves_no_process(project: Path, user_home: Path) -> None:

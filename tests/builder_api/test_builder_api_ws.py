@@ -5,6 +5,7 @@ that loses its oldest frames without stalling anybody else."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import anyio
@@ -12,7 +13,7 @@ import pytest
 import websockets.exceptions
 from websockets.asyncio.client import connect
 
-from tests.builder_api.test_builder_api_http import AUTH, PASSWORD, api_server
+from testbed.builder_api import AUTH, PASSWORD, api_server
 
 pytestmark = pytest.mark.anyio
 
@@ -55,8 +56,10 @@ async def test_handshake_hello_events_logs_and_commands(tmp_path: Path) -> None:
             assert set(status) == {"type", "runtime", "current_build"}
             await socket.send(json.dumps({"cmd": "queue"}))
             assert "pending" in await next_frame(socket, "queue")
-            await socket.send(json.dumps({"cmd": "events", "type": "job_finished", "n": 5}))
-            assert (await next_frame(socket, "events"))["count"] >= 0
+            await socket.send(json.dumps({"cmd": "events", "type": "job_enqueued", "n": 5}))
+            events = await next_frame(socket, "events")
+            assert events["count"] == 1, events  # the one job posted above
+            assert [event["type"] for event in events["events"]] == ["job_enqueued"]
             await socket.send(json.dumps({"cmd": "bogus"}))
             assert (await next_frame(socket, "error"))["error"] == "unknown cmd: 'bogus'"
             await socket.send("[1]")  # upstream's session died on this
@@ -66,15 +69,24 @@ async def test_handshake_hello_events_logs_and_commands(tmp_path: Path) -> None:
             assert json.loads(await socket.recv())["logs"] == []
 
 
-async def test_a_stalled_client_loses_old_frames_and_stalls_nobody(tmp_path: Path) -> None:
+async def test_a_stalled_client_stalls_nobody(tmp_path: Path) -> None:
+    """A client that reads nothing (a small receive window, a queue of 1) does not slow the
+    others down. Its own frames are not lost either: the server's send does not wait for it
+    (hypercorn buffers them), so its bounded mailbox never fills — measured here
+    (`Mailbox.dropped` stays 0); the mailbox's drop-oldest rule is tested in
+    test_builder_api_queue.py."""
     async with api_server(tmp_path) as client:
         api = client.api  # type: ignore[attr-defined]
-        stalled = await connect(ws_url(client) + "?logs=,", additional_headers=AUTH,
-                                           max_queue=1, ping_interval=None, proxy=None, close_timeout=1)
+        small = socket.socket()  # a small receive window (no autotuning): the stalled client's buffers fill soon
+        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        small.connect((client.base_url.host, client.base_url.port))
+        small.setblocking(False)
+        stalled = await connect(ws_url(client) + "?logs=,", additional_headers=AUTH, sock=small,
+                                max_queue=1, ping_interval=None, proxy=None, close_timeout=1)
         fast = await connect(ws_url(client) + "?logs=,", additional_headers=AUTH, max_queue=None, proxy=None)
         try:
             await fast.recv()  # hello
-            payload = "x" * 4000
+            payload = "x" * 16000  # 2000 frames, 32 MB: more than the socket buffers hold
             received = 0
             async with anyio.create_task_group() as group:
                 async def read_all() -> None:
@@ -94,6 +106,14 @@ async def test_a_stalled_client_loses_old_frames_and_stalls_nobody(tmp_path: Pat
                         await anyio.sleep(0.05)
             assert received == 2000  # the fast client got every frame
             assert (await client.get("/")).status_code == 200
+            seen: list[int] = []
+            with anyio.fail_after(30):
+                while not seen or seen[-1] != 1999:
+                    frame = json.loads(await stalled.recv())
+                    if frame["type"] == "event" and frame["record"]["type"] == "burst":
+                        seen.append(frame["record"]["n"])
+            assert seen == list(range(2000)), (len(seen), seen[:5])
+            assert [mailbox.dropped for mailbox in api.events._subscribers] == [0, 0]
         finally:
             await fast.close()
             await stalled.close()

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from testbed.processes import run_offline
+
 REPO = Path(__file__).parents[2]
 
 
-def run(args: list[str], *, cwd: Path, home: Path, extra_env: dict[str, str] | None = None,
-        tool: str = "cld") -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm",
-        "DOCKER_HOST": "unix:///nonexistent/docker.sock",  # no engine reachable
-        "TMUX": "/tmp/tmux-0/default,1,0", "TMUX_PANE": "%3", "PYTHONPATH": str(REPO),
-        **(extra_env or {}),
-    }
-    main = "cld_main" if tool == "cld" else "ocd_main"
-    return subprocess.run([sys.executable, "-c", f"from cli.launchers import {main}; {main}()", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+run = run_offline  # (testbed.processes: shared with tests/launch)
 
 
 def tree_snapshot(root: Path) -> set[str]:
@@ -61,7 +52,8 @@ def test_dry_run_acceptance_cld(in_project: Path, user_home: Path) -> None:
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges:true" in host["SecurityOpt"]
     assert host["Init"] is True
-    assert {"Type": "bind", "Source": str(in_project), "Target": "/root/Projects/app", "ReadOnly": False} in host["Mounts"]
+    mount = {"Type": "bind", "Source": str(in_project), "Target": "/root/Projects/app", "ReadOnly": False}
+    assert mount in host["Mounts"]
     assert not any("docker.sock" in json.dumps(m) for m in host["Mounts"])
     assert not any(item.startswith("TMUX") for item in create["Env"])
     assert document["name"].startswith("llm-docker-claude-app-s2-")
@@ -121,6 +113,18 @@ def test_bad_config_exits_2_and_leaves_nothing(conf: str, where: str, project: P
     result = run(["--dry-run"], cwd=project, home=user_home)
     assert result.returncode == 2
     assert where in result.stderr and result.stderr.count("\n") == 1
+    assert tree_snapshot(user_home) == before
+
+
+def test_a_setting_that_only_fails_for_this_launch_is_one_line_and_exit_2(project: Path, user_home: Path) -> None:
+    """Found while planning (not when the supervisor builds the slot's spec): nothing written."""
+    state = user_home / ".llm-docker"
+    state.mkdir()
+    (state / "llm-docker.conf").write_text("LLM_DOCKER_SSH_HOST_PORT=65535\n")
+    before = tree_snapshot(user_home)
+    result = run(["--slot", "3"], cwd=project, home=user_home)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "cld: SSH host port 65537 for slot 3 is above 65535 — lower LLM_DOCKER_SSH_HOST_PORT\n"
     assert tree_snapshot(user_home) == before
 
 

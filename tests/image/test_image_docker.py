@@ -19,13 +19,16 @@ import aiodocker
 import pytest
 
 from launch.identity import project_state_home
+from launch.tools import Tool
 from testbed.agent_images import build_agent_images, cage_url, model_access, stub_model, write_test_config
+from testbed.isolation import suite_image_tag
 from testbed.processes import run, slot_session
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 
-CLAUDE_IMAGE = "llm-docker-claude:latest"
-OPENCODE_IMAGE = "llm-docker-opencode:latest"
+#: The tests' own agent images (LLM_DOCKER_IMAGE_PREFIX=llm-docker-test), never the user's.
+CLAUDE_IMAGE = suite_image_tag(Tool.CLAUDE)
+OPENCODE_IMAGE = suite_image_tag(Tool.OPENCODE)
 CLAUDE_VERSION = re.compile(r"^\d+\.\d+\.\d+ \(Claude Code\)$", re.MULTILINE)
 
 
@@ -311,7 +314,7 @@ def test_opencode_plugin_reports_its_session(model: tuple[str, Path]) -> None:
 def test_update_on_start_refreshes_the_agent_layer_once_a_day(project: Path, home: Path) -> None:
     first = run("cld", "--", "--version", cwd=project, home=home, timeout=900, UPDATE_ON_START="true")
     assert first.returncode == 0, first.stderr
-    assert "UPDATE_ON_START: refreshing the agent in llm-docker-claude:latest" in first.stderr
+    assert f"UPDATE_ON_START: refreshing the agent in {CLAUDE_IMAGE}" in first.stderr
     agent_step = re.search(r"\[(\d+)/\d+\] RUN /opt/llm-docker/install/agent.sh", first.stderr)
     cached = int(re.search(r"(\d+)/\d+ steps from cache", first.stderr).group(1))
     assert agent_step and cached == int(agent_step.group(1)) - 3, first.stderr

@@ -92,7 +92,7 @@ ACCEPTED = [
     (O, "-c 4", request(O, continue_session=True, windows=4)),
     (O, "-tt 2", request(O, tmux=TmuxMode.TEAM, team_size=2)),
     (O, "-tc", request(O, tmux=TmuxMode.CODEMAN)),
-    # -c never eats a directory, a number or a flag (upstream bug B12)
+    # -c never eats a directory, a number or a flag (docs/upstream.md#continue-id)
     (C, "-c ./my-project", request(C, continue_session=True, directory=MY_PROJECT)),
     (C, "-c /home/u/Projects/other", request(C, continue_session=True, directory=Path("/home/u/Projects/other"))),
     (C, "-c -t", request(C, continue_session=True, tmux=TmuxMode.PLAIN)),
@@ -112,7 +112,8 @@ def test_accepted(tool: Tool, line: str, expected: LaunchRequest) -> None:
 
 
 REJECTED = [
-    # --slot validation (upstream B11: missing value exited 1 silently, nothing validated)
+    # --slot validation (upstream: a missing value exited 1 silently, nothing was validated;
+    # docs/upstream.md#slot-validation)
     (C, "--slot", "--slot needs a slot number 1..99"),
     (O, "--slot", "--slot needs a slot number 1..99"),
     (C, "--slot -c", "--slot needs a slot number"),
@@ -131,7 +132,7 @@ REJECTED = [
     (C, "-c ./missing-dir", "'./missing-dir' is neither a session UUID"),
     (O, "-c ../x", "'../x' is neither an OpenCode session id"),
     (C, "-c=abc", "unknown flag '-c=abc'"),
-    # unknown flags are errors, never silent passthrough (B2, §1.3)
+    # unknown flags are errors, never silent passthrough (docs/upstream.md#unknown-flags)
     (C, "--permission-mode plan", "unknown flag '--permission-mode' — to pass it to claude, put it after --: cld -- --permission-mode"),
     (O, "--model x", "unknown flag '--model' — to pass it to opencode, put it after --: ocd -- --model"),
     (C, "-s 1", "unknown flag '-s'"),

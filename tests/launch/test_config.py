@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from launch.config import Config, ConfigError, load_config, settings
 from launch.envfile import EnvFileError, parse_env_text
+from testbed.processes import run_admin
 
 HOME = Path("/home/u")
 
@@ -114,7 +113,8 @@ def test_booleans(tmp_path: Path, word: str, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(("conf", "message"), [
-    ("\nSANDBOX_ENABLED=maybe", "llm-docker.conf:2: SANDBOX_ENABLED: expected true/false/yes/no/on/off/1/0, got 'maybe'"),
+    ("\nSANDBOX_ENABLED=maybe",
+     "llm-docker.conf:2: SANDBOX_ENABLED: expected true/false/yes/no/on/off/1/0, got 'maybe'"),
     ("BUILDER_API_PORT=70000", "llm-docker.conf:1: BUILDER_API_PORT: must be between 1 and 65535, got 70000"),
     ("LOG_MAX_KILOBYTES=-1", "llm-docker.conf:1: LOG_MAX_KILOBYTES: expected a whole number, got '-1'"),
     ("NODE_ENV=staging", "llm-docker.conf:1: NODE_ENV: expected one of production, development, got 'staging'"),
@@ -138,7 +138,8 @@ def test_unknown_key_is_a_warning_with_a_suggestion(tmp_path: Path) -> None:
     write(tmp_path, conf="SANDBOX_ENABLE=false\nWHATEVER=1\n")
     loaded = load_config(tmp_path, {}, HOME)
     assert loaded.config.sandbox_enabled is True
-    assert loaded.warnings[0].endswith("llm-docker.conf:1: unknown key SANDBOX_ENABLE (ignored) — did you mean SANDBOX_ENABLED?")
+    assert loaded.warnings[0].endswith(
+        "llm-docker.conf:1: unknown key SANDBOX_ENABLE (ignored) — did you mean SANDBOX_ENABLED?")
     assert loaded.warnings[1].endswith("llm-docker.conf:2: unknown key WHATEVER (ignored)")
 
 
@@ -161,10 +162,6 @@ def test_workspace_tilde_expansion(tmp_path: Path) -> None:
     assert load_config(tmp_path, {}, HOME).config.workspace_dir == Path("/home/u/Projects/ai")
 
 
-def run_admin(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LLM_DOCKER_HOME": str(tmp_path)}
-    return subprocess.run([sys.executable, "-c", "from cli.admin import main; main()", *args],
-                          capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2])
 
 
 def test_config_command_masks_secrets_and_shows_sources(tmp_path: Path) -> None:

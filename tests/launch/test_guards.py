@@ -21,7 +21,7 @@ def check(path: str, *, home: Path = HOME, state: Path = STATE) -> Path:
 @pytest.mark.parametrize(("path", "message"), [
     ("/", "is a system folder"),
     ("/home/u", "is your home directory"),
-    ("/home/u/", "is your home directory"),             # upstream B16: trailing slash slipped through
+    ("/home/u/", "is your home directory"),             # slipped through upstream (docs/upstream.md#path-guards)
     ("/home/u/Projects/..", "is your home directory"),  # '..' collapses first
     ("/home", "is a system folder"),
     ("/Users", "is a system folder"),

@@ -10,9 +10,8 @@ import pytest
 from launch.config import Config, ConfigError, load_config
 from launch.limits import AUTO_MEMORY_CAP
 from launch.tools import Tool
-from tests.cli.test_cli import run as run_cli
-from tests.launch.test_config import run_admin
-from tests.launch.test_spec import spec
+from testbed.plans import create_body as spec
+from testbed.processes import run_admin, run_offline as run_cli
 
 GIB = 1024**3
 

@@ -14,9 +14,8 @@ from launch.argv import parse_argv
 from launch.errors import UsageError
 from launch.secrets import is_secret, parse, render
 from launch.tools import Tool
-from testbed.processes import field, project_containers, wait_until
+from testbed.processes import field, project_containers, run_offline as run_cli, wait_until
 from testbed.unprivileged import User
-from tests.cli.test_cli import run as run_cli
 
 SECRETS = {"ANTHROPIC_API_KEY": "sk-ant-SECRET-1", "BUILDER_API_PASSWORD": "hunter2-SECRET-2",
            "ANTHROPIC_AUTH_TOKEN": "tok-SECRET-3", "GITHUB_TOKEN": "ghp-SECRET-4"}

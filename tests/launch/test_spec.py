@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,32 +9,15 @@ import pytest
 from launch.argv import parse_argv
 from launch.command import CLAUDE_MD_PROMPT
 from launch.config import Config
-from launch.hostfacts import HostFacts
-from launch.spec import container_name, container_spec
+from launch.spec import container_name
 from launch.surface import Kind, SurfaceFacts
 from launch.tools import Tool
+from testbed.plans import NEW_SESSION as NEW, create_body, host_facts as facts, spec_of
 
 UUID = "0b6f2c3e-8a1d-4e55-9f0a-1c2d3e4f5a6b"
-NEW = "11111111-2222-4333-8444-555555555555"
 
 
-def facts(**changes: object) -> HostFacts:
-    base = HostFacts(
-        launch_dir=Path("/home/u/Projects/app"), workspace=None, user_home=Path("/home/u"),
-        state_home=Path("/home/u/.llm-docker"), uid=1000, gid=1000,
-        environ={"TERM": "xterm-kitty", "TMUX": "/tmp/tmux-1000/default,1,0", "TMUX_PANE": "%1",
-                 "AWS_SECRET_ACCESS_KEY": "leak", "SSH_AUTH_SOCK": "/tmp/agent", "PATH": "/usr/bin",
-                 "ANTHROPIC_BASE_URL": "http://127.0.0.1:8080", "LANG": "en_US.UTF-8", "MY_TOOL_VAR": "v",
-                 "HTTPS_PROXY": "http://proxy:3128"},
-        stdin_tty=True, git_toplevel=None, surface=SurfaceFacts({}), dotfiles=(), boot_prompt=None,
-        has_claude_md=False, launcher_pid=4242, launcher_start="777", launch_id="abcdef0123456789" * 2, new_session_id=NEW,
-    )
-    return dataclasses.replace(base, **changes)
-
-
-def spec(tool: Tool, line: str, config: Config | None = None, **fact_changes: object) -> dict:
-    request = parse_argv(tool, line.split(), cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False)
-    return container_spec(request, config or Config(), facts(**fact_changes)).create  # type: ignore[arg-type]
+spec = create_body  # (testbed.plans: shared with tests/launch/test_limits.py)
 
 
 def env_of(body: dict) -> dict[str, str]:
@@ -73,7 +55,7 @@ def test_environment_is_an_allow_list() -> None:
 def test_secrets_reach_the_container_but_empty_ones_do_not() -> None:
     """Through the secrets file (`ContainerSpec.secrets`), never through the Env."""
     request = parse_argv(Tool.OPENCODE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False)
-    planned = container_spec(request, Config(zai_api_key="z-secret"), facts())  # type: ignore[arg-type]
+    planned = spec_of(request, Config(zai_api_key="z-secret"), facts())
     assert planned.secrets == {"ZAI_API_KEY": "z-secret"}
     env = env_of(planned.create)
     assert "ZAI_API_KEY" not in env and "OPENAI_API_KEY" not in env
@@ -97,7 +79,8 @@ def test_opencode_cmd() -> None:
     ("", {"has_claude_md": True}, ["claude", "--dangerously-skip-permissions", "--session-id", NEW, CLAUDE_MD_PROMPT]),
     ("-c", {"boot_prompt": "Do X."}, ["claude", "--dangerously-skip-permissions", "--continue"]),
     (f"-- --resume {UUID}", {"boot_prompt": "B"}, ["claude", "--dangerously-skip-permissions", "--resume", UUID]),
-    ("-- -p hello", {"boot_prompt": "B"}, ["claude", "--dangerously-skip-permissions", "--session-id", NEW, "-p", "hello"]),
+    ("-- -p hello", {"boot_prompt": "B"},
+     ["claude", "--dangerously-skip-permissions", "--session-id", NEW, "-p", "hello"]),
     ("-c -- -p hello", {"boot_prompt": "B"}, ["claude", "--dangerously-skip-permissions", "--continue", "-p", "hello"]),
 ])
 def test_claude_session_and_boot_prompt(line: str, changes: dict, cmd: list[str]) -> None:
@@ -119,7 +102,7 @@ def test_tmux_modes(line: str, cmd_start: list[str]) -> None:
     cmd = spec(Tool.CLAUDE, line)["Cmd"]
     assert cmd[:len(cmd_start)] == cmd_start
     if line == "-tr":
-        assert cmd == cmd_start  # recon gets no claude argv (upstream B22)
+        assert cmd == cmd_start  # recon gets no claude argv (docs/upstream.md#tmux-dashboards)
 
 
 def test_network_mode_host_is_the_old_behaviour() -> None:
@@ -144,7 +127,7 @@ def test_ssh_port_per_slot_on_loopback_with_no_capability() -> None:
 
 def test_by_default_the_agent_joins_its_gateway_which_publishes_its_ports() -> None:
     request = parse_argv(Tool.CLAUDE, ["-tc"], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False)
-    planned = container_spec(request, Config(llm_docker_ssh_enabled=False), facts())  # type: ignore[arg-type]
+    planned = spec_of(request, Config(llm_docker_ssh_enabled=False), facts())
     assert planned.gateway is not None
     body, gateway = planned.create, planned.gateway.create
     assert body["HostConfig"]["NetworkMode"] == f"container:{planned.name}-gateway"
@@ -192,10 +175,10 @@ def test_commit_mode_pins_what_git_executes_and_keeps_git_its_own_mount() -> Non
 
 
 def test_agent_state_is_per_project() -> None:
-    first = container_spec(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False),
-                           Config(), facts())
-    other = container_spec(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Work/app"), is_dir=lambda p: False),
-                           Config(), facts(launch_dir=Path("/home/u/Work/app")))
+    first = spec_of(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False),
+                    Config(), facts())
+    other = spec_of(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Work/app"), is_dir=lambda p: False),
+                    Config(), facts(launch_dir=Path("/home/u/Work/app")))
     sources = {m.target: m.source for m in first.mounts}
     assert sources["/root/.claude"] == first.project_home / "claude/.claude"
     assert first.project_home.parent == Path("/home/u/.llm-docker/projects")
@@ -218,18 +201,18 @@ def test_tty_follows_stdin() -> None:
 def test_containers_carry_upstreams_project_label(in_project: Path, user_home: Path) -> None:
     """builder-api's `{{container}}` (and existing tooling) find the container by it."""
     from launch.argv import LaunchRequest
-    from launch.plan import plan_launch
+    from launch.plan import plan_launch, slot_specs
     from launch.tools import Tool
 
     plan = plan_launch(LaunchRequest(Tool.CLAUDE), environ={}, cwd=in_project, user_home=user_home)
-    labels = plan.specs[0].create["Labels"]
-    assert labels["llm-docker-project"] == labels["io.llm-docker.project"] == plan.specs[0].layout.token
+    labels = slot_specs(plan)[0].create["Labels"]
+    assert labels["llm-docker-project"] == labels["io.llm-docker.project"] == plan.project.token
 
 
 def test_the_users_shared_agent_config_is_read_only_in_every_project() -> None:
     shared = ("claude/settings.json", "claude/commands", "opencode/opencode.json")
-    claude = container_spec(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False),
-                            Config(), facts(shared_config=shared))
+    claude = spec_of(parse_argv(Tool.CLAUDE, [], cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False),
+                     Config(), facts(shared_config=shared))
     mounts = {m.target: m for m in claude.mounts}
     assert mounts["/root/.claude/settings.json"].source == Path("/home/u/.llm-docker/shared/claude/settings.json")
     assert mounts["/root/.claude/settings.json"].read_only and mounts["/root/.claude/commands"].read_only

@@ -8,11 +8,11 @@ import aiodocker
 import pytest
 
 from launch.argv import LaunchRequest, parse_argv
-from launch.plan import plan_launch
+from launch.plan import plan_launch, slot_specs
 from launch.state import prepare_for_container
 from launch.tools import Tool
 from testbed.images import BUSYBOX_IMAGE
-from tests.conftest import clean_environ
+from testbed.processes import clean_environ
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 
@@ -67,7 +67,7 @@ async def test_spec_hardening_from_inside(docker: aiodocker.Docker, project: Pat
     request = parse_argv(Tool.CLAUDE, ["--slot", "2", "--", "--permission-mode", "plan"], cwd=project)
     assert isinstance(request, LaunchRequest)
     plan = plan_launch(request, environ=clean_environ(TMUX="/tmp/x,1,0"), cwd=project, user_home=user_home)
-    spec = plan.specs[0]
+    spec = slot_specs(plan)[0]
     prepare_for_container(Tool.CLAUDE, state, spec.project_home, spec.name, ssh=False)
 
     status, lines = await run_to_completion(docker, spec.name, spec.create)
@@ -116,7 +116,7 @@ async def test_opencode_spec_runs(docker: aiodocker.Docker, project: Path, user_
                                            "NETWORK_MODE=host\n")
     request = parse_argv(Tool.OPENCODE, ["--", "run", "--model", "x"], cwd=project)
     assert isinstance(request, LaunchRequest)
-    spec = plan_launch(request, environ=clean_environ(), cwd=project, user_home=user_home).specs[0]
+    spec = slot_specs(plan_launch(request, environ=clean_environ(), cwd=project, user_home=user_home))[0]
     prepare_for_container(Tool.OPENCODE, state, spec.project_home, spec.name, ssh=False)
     status, lines = await run_to_completion(docker, spec.name, spec.create)
     assert status == 0

@@ -7,6 +7,7 @@ import os
 import socket
 import stat
 from pathlib import Path
+from typing import Any
 
 import anyio
 import asyncssh
@@ -15,11 +16,11 @@ import pytest
 from launch import ssh as plan
 from launch.argv import parse_argv
 from launch.config import Config, ConfigError, load_config
-from launch.spec import container_spec
+from launch.errors import UsageError
 from launch.tools import Tool
 from supervisor.ssh_keys import ensure_install_keys, read_status, replace_atomically, status_folder
 from supervisor.ssh_ports import choose_host_port, loopback_port_free
-from tests.launch.test_spec import facts
+from testbed.plans import host_facts as facts, spec_of
 
 ED25519 = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode().strip()
 RSA = asyncssh.generate_private_key("ssh-rsa", key_size=2048).export_public_key("openssh").decode().strip()
@@ -99,9 +100,9 @@ def test_ssh_words() -> None:
     assert plan.parse_ssh_words(["claude", "2", "proj", "--", "-v", "ls"]) == \
         plan.SshRequest("claude", 2, Path("proj"), ("-v", "ls"))
     assert plan.parse_ssh_words(["3"]).slot == 3
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         plan.parse_ssh_words(["claude", "1", "a", "b"])
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         plan.parse_ssh_words(["100"])
 
 
@@ -119,15 +120,15 @@ def test_ssh_config_blocks_pin_the_install_key_strictly(tmp_path: Path) -> None:
 
 # -- the spec -----------------------------------------------------------------------------
 
-def spec_for(line: str, config: Config, **kwargs: object) -> dict:
+def spec_for(line: str, config: Config, *, ssh_host_port: int | None = None) -> dict[str, Any]:
     request = parse_argv(Tool.CLAUDE, line.split(), cwd=Path("/home/u/Projects/app"), is_dir=lambda p: False)
-    return container_spec(request, config, facts(environ={"USER": "alice"}), **kwargs).create  # type: ignore[arg-type]
+    return spec_of(request, config, facts(environ={"USER": "alice"}), ssh_host_port=ssh_host_port).create
 
 
 def test_spec_ssh_on_by_default_no_capability_ro_keys_labels_and_listen() -> None:
-    planned = container_spec(parse_argv(Tool.CLAUDE, ["--slot", "2"], cwd=Path("/home/u/Projects/app"),
-                                        is_dir=lambda p: False), Config(), facts(environ={"USER": "alice"}),
-                             ssh_host_port=8899)  # type: ignore[arg-type]
+    planned = spec_of(parse_argv(Tool.CLAUDE, ["--slot", "2"], cwd=Path("/home/u/Projects/app"),
+                                 is_dir=lambda p: False), Config(), facts(environ={"USER": "alice"}),
+                      ssh_host_port=8899)
     body = planned.create
     assert body["HostConfig"]["CapAdd"] == [] and body["HostConfig"]["CapDrop"] == ["ALL"]
     assert {"Type": "bind", "Source": "/home/u/.llm-docker/ssh", "Target": "/etc/ssh/keys",
@@ -171,7 +172,8 @@ def test_keys_made_once_0600_and_pinned(tmp_path: Path) -> None:
     before = host_key.read_bytes()
     second = ensure_install_keys(tmp_path, ())
     assert host_key.read_bytes() == before and second.pinned_host_key == first.pinned_host_key
-    assert first.pinned_host_key.split() == asyncssh.read_private_key(str(host_key)).export_public_key().decode().split()[:2]
+    pinned = asyncssh.read_private_key(str(host_key)).export_public_key().decode().split()[:2]
+    assert first.pinned_host_key.split() == pinned
     authorized = (tmp_path / "ssh" / "authorized_keys").read_text().splitlines()
     client_public = Path(f"{first.client_key}.pub").read_text().split()[:2]
     assert [line.split()[:2] for line in authorized] == [client_public]  # the user's key is gone again

@@ -12,7 +12,7 @@ import pytest
 
 from supervisor.sessions import Discovery
 from supervisor.slots import busy_message
-from supervisor.store import DATABASE, EXIT_STATE, Launch, SlotBusy, SlotMoved, StateError, StateStore, state_error
+from supervisor.store import DATABASE, Launch, SlotBusy, SlotMoved, StateError, StateStore, state_error
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ async def test_a_corrupt_database_is_one_state_error(tmp_path: Path) -> None:
     path = tmp_path / DATABASE
     assert str(error.value) == (f"state database {path} is corrupt (file is not a database) — "
                                 f"move it aside: mv {path} {path}.broken")
-    assert EXIT_STATE == 2
+    assert error.value.exit_code == 2
 
 
 def test_state_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:

@@ -19,7 +19,16 @@ import pytest
 
 from launch.liveness import identity_labels, read_here
 from testbed.images import BUSYBOX_IMAGE
-from testbed.processes import PtyProcess, field, project_containers, run, slot_session, slots_json, wait_until
+from testbed.processes import (
+    PtyProcess,
+    field,
+    guardians,
+    project_containers,
+    run,
+    slot_session,
+    slots_json,
+    wait_until,
+)
 from testbed.unprivileged import User
 
 #: every test here needs the engine and the test image (absent engine: failure, never a skip)
@@ -189,9 +198,9 @@ def test_sigkill_of_supervisor_and_guardian_is_finished_by_the_next_invocation(
         project: Path, home: Path, pty_processes: list[PtyProcess]) -> None:
     process = start_interactive(pty_processes, "cld", "--slot", "7", project=project, home=home)
     session = process.text.split("SESSION:")[1].split()[0]
-    guardians = subprocess.run(["pgrep", "-f", "supervisor.guardian"], capture_output=True, text=True).stdout.split()
-    for pid in guardians:
-        os.kill(int(pid), signal.SIGKILL)
+    ours = guardians(home / ".llm-docker")  # this launch's guardian only, never another one on the machine
+    assert len(ours) == 1, ours
+    os.kill(ours[0], signal.SIGKILL)
     process.process.kill()
     process.wait()
     assert len(project_containers(project)) == 1  # nobody left to clean up ...
@@ -262,7 +271,8 @@ def test_log_file_is_json_lines(project: Path, home: Path) -> None:
 
 
 def test_offline_mode_has_no_route_out(project: Path, home: Path) -> None:
-    (home / ".llm-docker" / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\nINTERNET_ACCESS=false\n")
+    (home / ".llm-docker" / "llm-docker.conf").write_text(
+        f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\nINTERNET_ACCESS=false\n")
     result = run("cld", "--", "-p", "x", cwd=project, home=home)
     assert result.returncode == 0, result.stderr
     inspect = subprocess.run(["docker", "network", "inspect", "llm-docker-offline", "--format", "{{.Internal}}"],

@@ -12,9 +12,9 @@ import time
 import httpx
 import pytest
 
+from testbed.builder_api import free_port
 from testbed.processes import field, wait_until
 from testbed.unprivileged import User
-from tests.builder_api.test_builder_api_process import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 PASSWORD = "cage-test-correct-4b1d"
@@ -38,7 +38,8 @@ def attack(port: int) -> str:
         + status.format(code=403, word="REFUSED:origin"),
         # a simple-request body (text/plain) to a JSON endpoint
         f"timeout 20 wget -O /dev/null --header 'Content-Type: text/plain' --header 'X-Builder-API-Password: "
-        f"{PASSWORD}' --post-data '{{\"params\":{{}}}}' {base}/job/touch " + status.format(code=415, word="REFUSED:415"),
+        f"{PASSWORD}' --post-data '{{\"params\":{{}}}}' {base}/job/touch "
+        + status.format(code=415, word="REFUSED:415"),
         # the cage's own client sends exactly this Host
         f"timeout 20 wget -q -O - --header 'X-Builder-API-Password: {PASSWORD}' "
         f"http://host.docker.internal:{port}/status | grep -q '\"name\": \"app\"' && echo WORKS:host-docker-internal",

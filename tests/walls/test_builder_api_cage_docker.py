@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.builder_api import free_port, serving, wait_for
 from testbed.processes import field
 from testbed.unprivileged import User
-from tests.builder_api.test_builder_api_process import free_port, serving, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 
@@ -76,7 +76,8 @@ def wget(port: int) -> str:
 
 def post(port: int, job: str, body: str = "{}") -> str:
     """Shell: post `job`, leaving its id in $ID."""
-    return (f"ID=$({wget(port)}/job/{job} --header 'Content-Type: application/json' --post-data '{body}' | sed 's/.*\"id\": \"\\([0-9a-f]*\\)\".*/\\1/'); "
+    return (f"ID=$({wget(port)}/job/{job} --header 'Content-Type: application/json' --post-data '{body}' "
+            "| sed 's/.*\"id\": \"\\([0-9a-f]*\\)\".*/\\1/'); "
             f"echo POSTED:{job}:$ID")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.processes import field, project_containers, wait_until
+from testbed.processes import field, guardians, project_containers, wait_until
 from testbed.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
@@ -32,21 +32,6 @@ HOSTILE = {
     "huge": ("dd if=/dev/zero bs=1048576 count=200 2>/dev/null >> $LLM_DOCKER_EVENTS",
              "the events file has no session in its last 64 KiB"),
 }
-
-
-def guardians(state_home: Path) -> list[int]:
-    """Guardian processes (`python -m supervisor.guardian STATE_HOME ...`) of this state folder."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"supervisor.guardian" in argv and str(state_home).encode() in argv:
-            found.append(int(entry.name))
-    return found
 
 
 def saved_slots(user: User, project: Path) -> dict[int, str]:

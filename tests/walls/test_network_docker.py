@@ -1,7 +1,7 @@
 """The network wall, attacked from a real cage on the real engine (docs/security.md, "Network").
 
 The launcher runs as the unprivileged `user`; the busybox test image's fake agent runs the
-attack (`--fake-sh`). Test hosts are network namespaces (`tests/netns.py`). Before a test
+attack (`--fake-sh`). Test hosts are network namespaces (`testbed/netns.py`). Before a test
 asserts that the policy blocks a host, a plain container (no product, our own label)
 reaches that same host — otherwise a broken test network would look like a working wall.
 """
@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,9 @@ import aiodocker
 import anyio
 import pytest
 
-from launch.network import GATEWAY_IMAGE
+from testbed.agent_images import build_gateway_image
 from testbed.images import BUSYBOX_IMAGE
+from testbed.isolation import TEST_GATEWAY_IMAGE
 from testbed.netns import BRIDGE_GATEWAY, INTERNET_A, INTERNET_B, LAN_HOST, NetworkHosts, network_hosts
 from testbed.unprivileged import User
 
@@ -37,10 +39,9 @@ def hosts() -> Iterator[NetworkHosts]:
 
 
 def _ensure_gateway_image() -> None:
-    """Built through the product's own command (`llm-docker image build --tool gateway`)."""
-    result = subprocess.run(["python3", "-m", "cli.admin", "image", "build", "--tool", "gateway"],
-                            capture_output=True, text=True, timeout=900,
-                            cwd=Path(__file__).parents[2])
+    """The tests' own gateway image, built through the product's own command."""
+    with tempfile.TemporaryDirectory(prefix="llm-docker-test-gateway-") as home:
+        result = build_gateway_image(Path(home))
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -75,7 +76,8 @@ def results(output: str) -> dict[str, str]:
     return found
 
 
-def cage(user: User, project: Path, script: str, *settings: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cage(user: User, project: Path, script: str, *settings: str,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
     lines = [f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}", "LLM_DOCKER_SSH_ENABLED=false", *settings]  # no sshd in it
     user.write(user.state_home / "llm-docker.conf", "\n".join(lines) + "\n", mode=0o600)
     return user.run("cld", "--", "-p", "x", "--fake-sh", script, cwd=project, timeout=timeout)
@@ -88,7 +90,8 @@ def launched(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 def test_default_internet_open_host_closed(user: User, hosts: NetworkHosts) -> None:
     # the test network works: a plain container reaches every target below
-    plain = control(fetch(f"http://{INTERNET_A}/", "R_A") + fetch(f"http://{BRIDGE_GATEWAY}:{hosts.bridge_port}/", "R_BRIDGE"))
+    plain = control(fetch(f"http://{INTERNET_A}/", "R_A")
+                    + fetch(f"http://{BRIDGE_GATEWAY}:{hosts.bridge_port}/", "R_BRIDGE"))
     assert results(plain) == {"R_A": "internet-2", "R_BRIDGE": "host-bridge"}, plain
     host_net = control(fetch(f"http://127.0.0.1:{hosts.loopback_port}/", "R_LOOP")
                        + f'echo "R_ABSTRACT:$(grep -c {hosts.abstract_name} /proc/net/unix)";', network="host")
@@ -176,7 +179,8 @@ def test_nft_and_iptables_in_the_cages_namespace_fail(user: User, hosts: Network
     """The tools that could change the rules, run in the cage's namespace with the cage's
     privileges (the agent image has none of them; the gateway image does)."""
     project = user.project()
-    user.write(user.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n", mode=0o600)
+    user.write(user.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n",
+               mode=0o600)
     launch = user.popen("cld", "--", "-p", "x", "--fake-sh", "sleep 30", cwd=project,
                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -221,7 +225,7 @@ def _run_in_namespace(gateway: str, command: str) -> str:
     async def run() -> str:
         async with aiodocker.Docker() as docker:
             container = await docker.containers.create(config={
-                "Image": GATEWAY_IMAGE, "Entrypoint": ["/bin/sh", "-c"], "Cmd": [command], "User": "1000:1000",
+                "Image": TEST_GATEWAY_IMAGE, "Entrypoint": ["/bin/sh", "-c"], "Cmd": [command], "User": "1000:1000",
                 "Labels": {CONTROL_LABEL: str(os.getpid())},
                 "HostConfig": {"NetworkMode": f"container:{gateway}", "CapDrop": ["ALL"],
                                "SecurityOpt": ["no-new-privileges:true"]}})
@@ -237,7 +241,8 @@ def _run_in_namespace(gateway: str, command: str) -> str:
 
 def test_sigkill_of_the_launcher_removes_agent_and_gateway(user: User, hosts: NetworkHosts) -> None:
     project = user.project()
-    user.write(user.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n", mode=0o600)
+    user.write(user.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n",
+               mode=0o600)
     launch = user.popen("cld", "--", "-p", "x", "--fake-sh", "sleep 120", cwd=project,
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_gateway(launch.pid)
