@@ -103,7 +103,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk latency {text!r}")
+    number, unit = match.groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
@@ -114,7 +117,10 @@ def load_wrk(port: int, seconds: int, clients: int) -> dict[str, float]:
     latency = dict(re.findall(r"\b(50|99)%\s+([\d.]+(?:us|ms|s))", output))
     if set(latency) != {"50", "99"}:
         raise RuntimeError(f"unexpected wrk output:\n{output}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    rate_match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if rate_match is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    rate = float(rate_match.group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"rps": rate, "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]),
             "errors": float(errors.group(1)) if errors else 0.0}

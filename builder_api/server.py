@@ -104,11 +104,11 @@ async def serve(api: BuilderAPI, *, port: int | None = None,
             if _is_trio():
                 from hypercorn.trio import serve as serve_trio
 
-                await serve_trio(api, settings, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+                await serve_trio(api, settings, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]  # hypercorn types an ASGI app by its own Protocol, which a plain async callable does not declare
             else:
                 from hypercorn.asyncio import serve as serve_asyncio
 
-                await serve_asyncio(api, settings, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+                await serve_asyncio(api, settings, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]  # hypercorn types an ASGI app by its own Protocol, which a plain async callable does not declare
 
     try:
         async with anyio.create_task_group() as group:

@@ -15,12 +15,12 @@ import hashlib
 import io
 import tarfile
 from collections.abc import Callable
-from importlib import resources
 
 from engine.client import Engine
 from engine.errors import EngineError
 from image.base import resolve_base
 from image.certs import ExtraCertificates
+from image.packaged import package_root, walk_files
 from image.progress import BuildProgress
 from launch.config import Config
 from launch.errors import ImageError
@@ -62,18 +62,9 @@ class GatewayPlan:
 
 def plan_gateway(certificates: ExtraCertificates, tag: str = GATEWAY_IMAGE) -> GatewayPlan:
     """The build context (pure but for reading the packaged files) and its digest."""
-    root = resources.files("image")
-    files: list[tuple[str, bytes, int]] = []
-
-    def walk(node: object, prefix: str) -> None:
-        for child in sorted(node.iterdir(), key=lambda c: c.name):  # type: ignore[attr-defined]
-            path = f"{prefix}{child.name}"
-            if child.is_dir():
-                walk(child, path + "/")
-            elif not child.name.endswith((".pyc", "~")):
-                files.append((path, child.read_bytes(), 0o755 if "/sbin/" in path else 0o644))
-
-    walk(root.joinpath("gateway"), "")
+    root = package_root()
+    files = [(path, content, 0o755 if "/sbin/" in path else 0o644)
+             for path, content in walk_files(root.joinpath("gateway"))]
     for path in SHARED_INSTALL:
         files.append((path, root.joinpath("files").joinpath(path).read_bytes(), 0o755))
     files += [(f"ca/{name}", content, 0o644) for name, content in certificates.files]
@@ -130,7 +121,7 @@ async def ensure_gateway_image(docker: Engine, config: Config, certificates: Ext
     shown = progress()
     try:
         return await build_gateway(docker, config, plan, shown)
-    except Exception as error:  # noqa: BLE001 - any failure means: no verified gateway, no agent
+    except Exception as error:  # any failure means: no verified gateway, no agent
         if isinstance(error, GatewayImageError):
             raise
         raise GatewayImageError(f"the network gateway image {plan.tag} cannot be built: {error}") from None

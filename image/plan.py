@@ -14,11 +14,11 @@ import io
 import json
 import re
 import tarfile
-from importlib import resources
 
 from image.certs import ExtraCertificates
 from image.dockerfile import render
 from image.groups import GROUPS
+from image.packaged import package_root, walk_files
 from launch import __version__
 from launch.config import Config, default_image_tag
 from launch.errors import ConfigError
@@ -110,22 +110,10 @@ def _with_parents(folders: set[str]) -> set[str]:
 
 def packaged_files() -> list[ContextFile]:
     """The image's files shipped in the `image` package (`image/files/`), minus the template."""
-    root = resources.files("image").joinpath("files")
-    found: list[ContextFile] = []
-
-    def walk(node: object, prefix: str) -> None:
-        for child in sorted(node.iterdir(), key=lambda c: c.name):  # type: ignore[attr-defined]
-            path = f"{prefix}{child.name}"
-            if child.is_dir():
-                walk(child, path + "/")
-            elif child.name != "Dockerfile.in" and not child.name.endswith((".pyc", "~")):
-                content = child.read_bytes()
-                executable = path.startswith(("install/", "rootfs/usr/local/bin/",
-                                              "rootfs/opt/llm-docker/entrypoint.d/", "rootfs/opt/llm-docker/ssh/bin/"))
-                found.append(ContextFile(path, content, 0o755 if executable else 0o644))
-
-    walk(root, "")
-    return found
+    executables = ("install/", "rootfs/usr/local/bin/", "rootfs/opt/llm-docker/entrypoint.d/",
+                   "rootfs/opt/llm-docker/ssh/bin/")
+    return [ContextFile(path, content, 0o755 if path.startswith(executables) else 0o644)
+            for path, content in walk_files(package_root().joinpath("files")) if path != "Dockerfile.in"]
 
 
 def build_arguments(config: Config, tool: Tool) -> dict[str, str]:

@@ -176,9 +176,10 @@ def opencode_written(database: Path, directory: str, since: float) -> list[str]:
         columns = {row[1] for row in connection.execute("PRAGMA table_info(session)")}
         if not {"id", "directory", "time_created"} <= columns:
             return []
+        # `stamp` is one of two fixed column names, never input: safe to format into the SQL
         stamp = "time_updated" if "time_updated" in columns else "time_created"
         rows = connection.execute(
-            f"SELECT id FROM session WHERE directory=? AND {stamp} >= ? ORDER BY {stamp} DESC LIMIT ?",  # noqa: S608
+            f"SELECT id FROM session WHERE directory=? AND {stamp} >= ? ORDER BY {stamp} DESC LIMIT ?",
             (directory, int((since - CLOCK_SLACK_SECONDS) * 1000), MAX_CANDIDATES)).fetchall()
         return [row[0] for row in rows if isinstance(row[0], str) and row[0]]
     except sqlite3.Error:

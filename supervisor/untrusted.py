@@ -152,21 +152,22 @@ async def run_bounded(function: Callable[[], T], seconds: float) -> T:
     daemon it cannot keep the process alive (anyio's own worker threads would)."""
     token = anyio.lowlevel.current_token()
     done = anyio.Event()
-    outcome: dict[str, object] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            outcome["value"] = function()
+            values.append(function())
         except BaseException as error:  # noqa: BLE001 - handed back to the caller
-            outcome["error"] = error
+            errors.append(error)
         try:
             anyio.from_thread.run_sync(done.set, token=token)
-        except Exception:  # noqa: BLE001, S110 - the loop is gone: nobody waits any more
+        except Exception:  # noqa: BLE001 - the loop is gone: nobody waits any more
             pass
 
     threading.Thread(target=work, name="llm-docker untrusted read", daemon=True).start()
     with anyio.fail_after(seconds):
         await done.wait()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    if errors:
+        raise errors[0]
+    return values[0]

@@ -268,7 +268,7 @@ async def serve(host: str, port: int, log: Path | None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp keeps the bound server private
     print(f"LISTENING {bound}", flush=True)
     await asyncio.Event().wait()
 

@@ -116,7 +116,7 @@ def docker_engine_ready() -> None:
         try:
             await client.version()
             await ensure_test_images(client)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - any failure to reach the engine is fatal here
             pytest.fail(f"the Docker engine is not reachable ({error}); start dockerd — these tests never skip",
                         pytrace=False)
         finally:

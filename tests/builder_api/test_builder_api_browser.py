@@ -38,7 +38,7 @@ async def browser_server(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClien
         bound = await group.start(lambda task_status: serve(api, port=0, task_status=task_status))
         port = int(bound[0].rsplit(":", 1)[1])
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            client.api = api  # type: ignore[attr-defined]
+            client.api = api
             yield client, port
         group.cancel_scope.cancel()
 
@@ -77,7 +77,7 @@ async def test_rebinding_and_cross_origin_requests_are_refused(tmp_path: Path) -
         assert typed.status_code == 200
         # the listed origin gets nothing but /log
         assert (await client.post("/run", headers={**AUTH, "Origin": APP_ORIGIN})).status_code == 403
-        assert client.api.runtime.status()["running"] is False  # type: ignore[attr-defined]
+        assert client.api.runtime.status()["running"] is False
 
 
 async def test_preflights_grant_only_the_listed_origin_on_log(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ async def test_bodies_must_be_json(tmp_path: Path) -> None:
             for path in ("/job/echo", "/log", "/run"):
                 answer = await client.post(path, content=body, headers=headers)
                 assert answer.status_code == 415, (path, content_type)
-        assert client.api.queue.snapshot()["total_history"] == 0  # type: ignore[attr-defined]
+        assert client.api.queue.snapshot()["total_history"] == 0
         ok = await client.post("/job/echo?dryrun", content=body,
                                headers={**AUTH, "Content-Type": "application/json; charset=utf-8"})
         assert ok.status_code == 200

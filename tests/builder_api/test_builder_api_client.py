@@ -17,7 +17,7 @@ from testbed.processes import command, launcher_env
 CLIENT_DIR = Path(__file__).parents[2] / "image/files/rootfs/usr/lib/python3/dist-packages"
 sys.path.insert(0, str(CLIENT_DIR))
 
-from builder_api_client import ApiError, Client  # noqa: E402
+from builder_api_client import ApiError, Client  # noqa: E402 - importable only once CLIENT_DIR is on the path
 
 
 @pytest.fixture

@@ -120,8 +120,8 @@ def test_command_resolution_and_pins(tmp_path: Path) -> None:
     assert caught.value.body["error"] == "command_hash_mismatch" and caught.value.body["job"] == "build"
     escape = parse_job("x", {"command": "../outside.sh"}, [])
     with pytest.raises(CommandRefused, match="command_not_found"):
-        resolve_command(escape, tmp_path)  # type: ignore[arg-type]
-    assert resolve_command(parse_job("sh", {"command": "sh"}, []), tmp_path).name == "sh"  # type: ignore[arg-type]
+        resolve_command(escape, tmp_path)
+    assert resolve_command(parse_job("sh", {"command": "sh"}, []), tmp_path).name == "sh"
 
 
 # -- the TOML composition --------------------------------------------------------------------
@@ -165,7 +165,7 @@ app = "logs/app.log"
 """})
     config = load("app", path, {"TEST_BUILDER_PASSWORD": "s3cret"})
     assert list(config.jobs) == ["lint", "test", "deploy"]
-    assert config.jobs["test"].args == ("python",)  # type: ignore[union-attr]
+    assert config.jobs["test"].args == ("python",)
     assert config.password == "s3cret" and config.auth_reads is True and config.bind == "127.0.0.1"
     assert config.verbs["deploy"].platforms == ("web", "api")
     assert config.log_aliases["app"] == tmp_path / "app" / "logs" / "app.log"

@@ -124,7 +124,7 @@ def queue_for(tmp_path: Path, build_log: Path, environ: dict[str, str] | None = 
                       max_pending=lambda: 8, dedupe_window_s=lambda: 0, environ=environ), root
 
 
-async def run_leaf(queue: BuildQueue, table: dict, *, agent_id: str = "tester"):  # noqa: ANN201
+async def run_leaf(queue: BuildQueue, table: dict, *, agent_id: str = "tester"):
     from builder_api.jobs import resolve_command
 
     warnings: list[str] = []
@@ -282,12 +282,12 @@ def test_env_passthrough_is_validated() -> None:
 
 async def test_a_full_queue_answers_429(tmp_path: Path) -> None:
     async with api_server(tmp_path) as client:
-        api = client.api  # type: ignore[attr-defined]
+        api = client.api
         api.apply_config(replace(api.config, build=replace(api.config.build, max_pending=1, dedupe_window_s=0)))
         first = await client.post("/job/sleep", headers=AUTH)
         assert first.status_code == 202
         with anyio.fail_after(10):
-            while client.api.queue.current is None:  # type: ignore[attr-defined]
+            while client.api.queue.current is None:
                 await anyio.sleep(0.02)
         assert (await client.post("/job/echo", json={"params": {"word": "a"}}, headers=AUTH)).status_code == 202
         full = await client.post("/job/echo", json={"params": {"word": "b"}}, headers=AUTH)
@@ -321,7 +321,7 @@ async def test_300_followers_share_one_watcher_and_the_caps_answer_503(tmp_path:
     from websockets.exceptions import InvalidStatus
 
     async with api_server(tmp_path) as client:
-        api = client.api  # type: ignore[attr-defined]
+        api = client.api
         api.apply_config(replace(api.config, security=replace(api.config.security, max_ws_clients=300,
                                                                 max_followers=300)))
         url = f"ws://{client.base_url.host}:{client.base_url.port}/ws?logs=app"
@@ -340,7 +340,7 @@ async def test_300_followers_share_one_watcher_and_the_caps_answer_503(tmp_path:
             with (tmp_path / "project" / "logs" / "app.log").open("a") as log:
                 log.write("for everyone\n")
 
-            async def line(socket) -> str:  # noqa: ANN001
+            async def line(socket) -> str:
                 while (frame := json.loads(await socket.recv()))["type"] != "log":
                     pass
                 return frame["line"]
@@ -360,7 +360,7 @@ async def test_300_followers_share_one_watcher_and_the_caps_answer_503(tmp_path:
         assert api.followers.watched_files == 0
 
 
-async def _collect(line, socket, received: list[str]) -> None:  # noqa: ANN001
+async def _collect(line, socket, received: list[str]) -> None:
     received.append(await line(socket))
 
 
@@ -370,7 +370,7 @@ async def test_the_follower_cap_answers_503(tmp_path: Path) -> None:
     from websockets.exceptions import InvalidStatus
 
     async with api_server(tmp_path) as client:
-        api = client.api  # type: ignore[attr-defined]
+        api = client.api
         api.apply_config(replace(api.config, security=replace(api.config.security, max_followers=1)))
         url = f"ws://{client.base_url.host}:{client.base_url.port}/ws"
         async with connect(url + "?logs=app", additional_headers=AUTH, proxy=None) as first:

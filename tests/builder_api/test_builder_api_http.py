@@ -61,7 +61,7 @@ async def test_auth_header_key_and_backoff(tmp_path: Path) -> None:
         assert (await anon.get("/status", headers=AUTH)).status_code == 200
         assert time.monotonic() - started < 0.2  # and never slowed down
         assert (await anon.get("/")).status_code == 200
-        slowed = client.api.events.query(event_type="auth_backoff")["events"]  # type: ignore[attr-defined]
+        slowed = client.api.events.query(event_type="auth_backoff")["events"]
         assert len(slowed) == 1 and slowed[0]["threshold"] == 3 and slowed[0]["window_s"] == 60
 
 
@@ -205,7 +205,7 @@ async def test_http_call_events_never_carry_the_password(tmp_path: Path) -> None
         from builder_api.events import Mailbox
 
         mailbox = Mailbox()
-        with client.api.events.subscribe(mailbox):  # type: ignore[attr-defined]
+        with client.api.events.subscribe(mailbox):
             async with anonymous(client) as anon:
                 await anon.get(f"/jobs?key={PASSWORD}")
                 await anon.post("/stop", headers={"X-Agent-ID": "a1"})
@@ -245,7 +245,7 @@ async def test_hot_reload_applies_jobs_password_and_aliases(tmp_path: Path) -> N
 
         config = tmp_path / "api" / "builder-api.toml"
         mailbox = Mailbox()
-        with client.api.events.subscribe(mailbox):  # type: ignore[attr-defined]
+        with client.api.events.subscribe(mailbox):
             text = config.read_text().replace(PASSWORD, "new-pw")
             text = text.replace('app = "logs/app.log"', 'app = "logs/app.log"\nnew = "logs/new.log"')
             config.write_text(text + '\n[project.app.jobs.added]\ncommand = "true"\n')

@@ -22,7 +22,7 @@ SH = Path(shutil.which("sh") or "/bin/sh")
 
 @asynccontextmanager
 async def running_queue(tmp_path: Path, *, max_pending: int = 32, dedupe: float = 5.0,
-                        find_container=None) -> AsyncIterator[tuple[BuildQueue, EventStore]]:  # noqa: ANN001
+                        find_container=None) -> AsyncIterator[tuple[BuildQueue, EventStore]]:
     events = EventStore(EventSettings(tmp_path / "events.jsonl"))
     queue = BuildQueue(project="app", root=lambda: tmp_path, events=events, build_log=tmp_path / "logs" / "build.log",
                        max_pending=lambda: max_pending, dedupe_window_s=lambda: dedupe, find_container=find_container)
@@ -32,7 +32,7 @@ async def running_queue(tmp_path: Path, *, max_pending: int = 32, dedupe: float 
         group.cancel_scope.cancel()
 
 
-def sh(queue: BuildQueue, script: str, *, timeout_s: int = 30, name: str = "sh", kill_after_s: int = 0):  # noqa: ANN201
+def sh(queue: BuildQueue, script: str, *, timeout_s: int = 30, name: str = "sh", kill_after_s: int = 0):
     return queue.enqueue(job_name=name, argv=["-c", script], command=SH, timeout_s=timeout_s,
                          kill_after_s=kill_after_s, cwd=".", params={}, agent_id="tester")
 
@@ -56,7 +56,7 @@ async def test_jobs_run_in_order_with_their_output_and_events(tmp_path: Path) ->
             assert (second.status, second.returncode) == ("failed", 3)
             assert first.log_tail.startswith("\n=== build") and "first" in first.log_tail
             assert "second" in second.log_tail and "first" not in second.log_tail
-            assert first.started_at is not None and second.started_at >= first.finished_at  # type: ignore[operator]
+            assert first.started_at is not None and second.started_at >= first.finished_at
             kinds = []
             while len(mailbox):
                 kinds.append((await mailbox.get())["record"]["type"])

@@ -23,11 +23,11 @@ def anyio_backend() -> str:
     return "asyncio"  # the `websockets` client is asyncio-only; the server side is tested on trio via HTTP
 
 
-def ws_url(client) -> str:  # noqa: ANN001
+def ws_url(client) -> str:
     return f"ws://{client.base_url.host}:{client.base_url.port}/ws"
 
 
-async def next_frame(socket, kind: str, timeout: float = 10) -> dict:  # noqa: ANN001
+async def next_frame(socket, kind: str, timeout: float = 10) -> dict:
     with anyio.fail_after(timeout):
         while True:
             frame = json.loads(await socket.recv())
@@ -76,7 +76,7 @@ async def test_a_stalled_client_stalls_nobody(tmp_path: Path) -> None:
     (`Mailbox.dropped` stays 0); the mailbox's drop-oldest rule is tested in
     test_builder_api_queue.py."""
     async with api_server(tmp_path) as client:
-        api = client.api  # type: ignore[attr-defined]
+        api = client.api
         small = socket.socket()  # a small receive window (no autotuning): the stalled client's buffers fill soon
         small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         small.connect((client.base_url.host, client.base_url.port))

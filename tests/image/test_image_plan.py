@@ -137,7 +137,7 @@ def test_the_context_has_the_dockerfile_files_and_certificates(tmp_path: Path) -
     plan = plan_build(Config(), Tool.CLAUDE, select_extra_certificates(str(tmp_path)))
     with tarfile.open(fileobj=io.BytesIO(plan.context_tar())) as archive:
         members = {member.name: member for member in archive.getmembers()}
-        assert archive.extractfile("ca/01-x.crt").read() == PEM  # type: ignore[union-attr]
+        assert archive.extractfile("ca/01-x.crt").read() == PEM
     assert {"Dockerfile", "ca", "install/essentials.sh", "rootfs/etc/claude-code/managed-settings.json",
             "rootfs/usr/local/bin/llm-docker-entrypoint"} <= set(members)
     assert members["install/group.sh"].mode == 0o755

@@ -15,7 +15,7 @@ DIRS = {"/home/u/Projects/app", "/home/u/Projects/app/my-project", "/home/u/Proj
         "/home/u/Projects/app/4dir"}
 UUID = "0b6f2c3e-8a1d-4e55-9f0a-1c2d3e4f5a6b"
 
-C, O = Tool.CLAUDE, Tool.OPENCODE
+C, OC = Tool.CLAUDE, Tool.OPENCODE
 
 
 def parse(tool: Tool, line: str) -> LaunchRequest | HelpRequest | VersionRequest:
@@ -24,7 +24,7 @@ def parse(tool: Tool, line: str) -> LaunchRequest | HelpRequest | VersionRequest
 
 
 def request(tool: Tool, **fields: object) -> LaunchRequest:
-    return LaunchRequest(tool=tool, **fields)  # type: ignore[arg-type]
+    return LaunchRequest(tool=tool, **fields)
 
 
 MY_PROJECT = Path("/home/u/Projects/app/my-project")
@@ -75,23 +75,23 @@ ACCEPTED = [
     # "Param passthrough to the underlying tool"
     (C, "-c -- --permission-mode plan", request(C, continue_session=True, passthrough=("--permission-mode", "plan"))),
     (C, f"-- --resume {UUID}", request(C, passthrough=("--resume", UUID))),
-    (O, f"-c -- --session {UUID}", request(O, continue_session=True, passthrough=("--session", UUID))),
-    (O, "-- --fork --model gpt-4", request(O, passthrough=("--fork", "--model", "gpt-4"))),
-    (O, f"--slot 1 -- -s {UUID}", request(O, slot=1, passthrough=("-s", UUID))),
+    (OC, f"-c -- --session {UUID}", request(OC, continue_session=True, passthrough=("--session", UUID))),
+    (OC, "-- --fork --model gpt-4", request(OC, passthrough=("--fork", "--model", "gpt-4"))),
+    (OC, f"--slot 1 -- -s {UUID}", request(OC, slot=1, passthrough=("-s", UUID))),
     (C, "-- -c 4 --unknown", request(C, passthrough=("-c", "4", "--unknown"))),
     (C, "--", request(C)),
     # "Sessions & Slot System"
-    (O, "-c", request(O, continue_session=True)),
-    (O, f"-c {UUID}", request(O, resume_id=UUID)),
-    (O, "-c ses_4fA9bc01", request(O, resume_id="ses_4fA9bc01")),
+    (OC, "-c", request(OC, continue_session=True)),
+    (OC, f"-c {UUID}", request(OC, resume_id=UUID)),
+    (OC, "-c ses_4fA9bc01", request(OC, resume_id="ses_4fA9bc01")),
     (C, "--slot 1", request(C, slot=1)),
     (C, "-c --slot 1", request(C, continue_session=True, slot=1)),
-    (O, "--slot 1", request(O, slot=1)),
-    (O, "-c --slot 1", request(O, continue_session=True, slot=1)),
-    (O, "4", request(O, windows=4)),
-    (O, "-c 4", request(O, continue_session=True, windows=4)),
-    (O, "-tt 2", request(O, tmux=TmuxMode.TEAM, team_size=2)),
-    (O, "-tc", request(O, tmux=TmuxMode.CODEMAN)),
+    (OC, "--slot 1", request(OC, slot=1)),
+    (OC, "-c --slot 1", request(OC, continue_session=True, slot=1)),
+    (OC, "4", request(OC, windows=4)),
+    (OC, "-c 4", request(OC, continue_session=True, windows=4)),
+    (OC, "-tt 2", request(OC, tmux=TmuxMode.TEAM, team_size=2)),
+    (OC, "-tc", request(OC, tmux=TmuxMode.CODEMAN)),
     # -c never eats a directory, a number or a flag (docs/upstream.md#continue-id)
     (C, "-c ./my-project", request(C, continue_session=True, directory=MY_PROJECT)),
     (C, "-c /home/u/Projects/other", request(C, continue_session=True, directory=Path("/home/u/Projects/other"))),
@@ -106,7 +106,8 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize(("tool", "line", "expected"), ACCEPTED, ids=[f"{t.launcher} {l}" for t, l, _ in ACCEPTED])
+@pytest.mark.parametrize(("tool", "line", "expected"), ACCEPTED,
+                         ids=[f"{t.launcher} {words}" for t, words, _ in ACCEPTED])
 def test_accepted(tool: Tool, line: str, expected: LaunchRequest) -> None:
     assert parse(tool, line) == expected
 
@@ -115,7 +116,7 @@ REJECTED = [
     # --slot validation (upstream: a missing value exited 1 silently, nothing was validated;
     # docs/upstream.md#slot-validation)
     (C, "--slot", "--slot needs a slot number 1..99"),
-    (O, "--slot", "--slot needs a slot number 1..99"),
+    (OC, "--slot", "--slot needs a slot number 1..99"),
     (C, "--slot -c", "--slot needs a slot number"),
     (C, "--slot 0", "--slot takes a whole number 1..99, got '0'"),
     (C, "--slot 100", "got '100'"),
@@ -130,28 +131,29 @@ REJECTED = [
     # -c with something that is not a session id
     (C, "-c abc-uuid", "-c: 'abc-uuid' is neither a session UUID nor an existing directory"),
     (C, "-c ./missing-dir", "'./missing-dir' is neither a session UUID"),
-    (O, "-c ../x", "'../x' is neither an OpenCode session id"),
+    (OC, "-c ../x", "'../x' is neither an OpenCode session id"),
     (C, "-c=abc", "unknown flag '-c=abc'"),
     # unknown flags are errors, never silent passthrough (docs/upstream.md#unknown-flags)
-    (C, "--permission-mode plan", "unknown flag '--permission-mode' — to pass it to claude, put it after --: cld -- --permission-mode"),
-    (O, "--model x", "unknown flag '--model' — to pass it to opencode, put it after --: ocd -- --model"),
+    (C, "--permission-mode plan",
+     "unknown flag '--permission-mode' — to pass it to claude, put it after --: cld -- --permission-mode"),
+    (OC, "--model x", "unknown flag '--model' — to pass it to opencode, put it after --: ocd -- --model"),
     (C, "-s 1", "unknown flag '-s'"),
-    (O, "-s 1", "unknown flag '-s'"),
+    (OC, "-s 1", "unknown flag '-s'"),
     (C, "--refresh-env", "unknown flag '--refresh-env'"),
     (C, "foo -c", "'foo' is not an existing directory, a window count or a flag"),
     (C, "--clean=yes", "--clean takes no value"),
     # tmux modes exclusive in both launchers (ocd had no check upstream)
     (C, "-t -tt", "-t / -tt / -tr / -tc / -tcl are mutually exclusive — pick one (got -t and -tt)"),
     (C, "-tr -tcl", "mutually exclusive"),
-    (O, "-t -tc", "mutually exclusive — pick one (got -t and -tc)"),
-    (O, "-tt -t", "mutually exclusive"),
+    (OC, "-t -tc", "mutually exclusive — pick one (got -t and -tc)"),
+    (OC, "-tt -t", "mutually exclusive"),
     (C, "-tt 8", "-tt supports sizes 2, 3 or 4 (got '8')"),
     # cld-only flags refused by ocd with a clear message
-    (O, "-tr", "-tr is only available in cld"),
-    (O, "--tmux-claude", "--tmux-claude is only available in cld"),
-    (O, "-tcl", "-tcl is only available in cld"),
-    (O, "--safe", "--safe is only available in cld"),
-    (O, "--dg", "--dg is only available in cld"),
+    (OC, "-tr", "-tr is only available in cld"),
+    (OC, "--tmux-claude", "--tmux-claude is only available in cld"),
+    (OC, "-tcl", "-tcl is only available in cld"),
+    (OC, "--safe", "--safe is only available in cld"),
+    (OC, "--dg", "--dg is only available in cld"),
     # windows
     (C, "0", "window count must be 1..99, got '0'"),
     (C, "100", "window count must be 1..99"),
@@ -164,7 +166,8 @@ REJECTED = [
 ]
 
 
-@pytest.mark.parametrize(("tool", "line", "message"), REJECTED, ids=[f"{t.launcher} {l}" for t, l, _ in REJECTED])
+@pytest.mark.parametrize(("tool", "line", "message"), REJECTED,
+                         ids=[f"{t.launcher} {words}" for t, words, _ in REJECTED])
 def test_rejected(tool: Tool, line: str, message: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse(tool, line)
@@ -173,7 +176,7 @@ def test_rejected(tool: Tool, line: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("line", ["-h", "--help", "--slot -h", "-t -tt -h", "--bogus -h", "-h --slot"])
-@pytest.mark.parametrize("tool", [C, O])
+@pytest.mark.parametrize("tool", [C, OC])
 def test_help_wins_before_double_dash(tool: Tool, line: str) -> None:
     assert parse(tool, line) == HelpRequest(tool)
 
@@ -183,7 +186,7 @@ def test_help_after_double_dash_goes_to_the_tool() -> None:
 
 
 def test_version() -> None:
-    assert parse(O, "--version") == VersionRequest(O)
+    assert parse(OC, "--version") == VersionRequest(OC)
 
 
 def test_window_slots() -> None:

@@ -34,7 +34,7 @@ def launcher(**changes: object) -> Launcher:
     fields: dict[str, object] = {"pid": 4242, "start": "777", "host_id": "host-a", "boot_id": "boot-1",
                                  "pidns": "4026531836", "uid": 1000}
     fields.update(changes)
-    return Launcher(**fields)  # type: ignore[arg-type]
+    return Launcher(**fields)
 
 
 @pytest.mark.parametrize(("record", "process", "expected"), [

@@ -23,12 +23,12 @@ from launch.network import (
 from launch.tools import Tool
 
 
-def policy(**changes: object):  # noqa: ANN201
+def policy(**changes: object):
     settings = dict(network_mode="gateway", internet_access=True, egress_allow="", lan_access=True, host_ports="",
                     resolver_hosts=None, tool=Tool.CLAUDE, environ={}, builder_api_port=None,
                     host_addresses=["127.0.0.1", "172.17.0.1", "192.0.2.2", "fd00::2"], agent_uid=1000)
     settings.update(changes)
-    return plan_policy(**settings)  # type: ignore[arg-type]
+    return plan_policy(**settings)
 
 
 def output_chain(ruleset: str) -> list[str]:
@@ -119,7 +119,7 @@ def test_the_hosts_own_addresses_are_read_from_proc() -> None:
     assert local_ipv6_addresses("fd000000000000000000000000000002 04 40 00 82     eth0\n") == ("fd00::2",)
 
 
-def test_settings_are_validated_at_load(tmp_path) -> None:  # noqa: ANN001
+def test_settings_are_validated_at_load(tmp_path) -> None:
     (tmp_path / "llm-docker.conf").write_text("EGRESS_ALLOW=*.npmjs.org 10.0.0.0/8\nHOST_PORTS=5432\n"
                                               "LAN_ACCESS=false\nNETWORK_MODE=gateway\n")
     config = load_config(tmp_path, {}, tmp_path).config

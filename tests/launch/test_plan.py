@@ -114,7 +114,7 @@ def test_the_project_root_and_docker_dir_are_found_once(in_project: Path, user_h
     real_root = launch.identity.project_root
 
     def counting_root(*args: object, **kwargs: object) -> Path:
-        roots.append(real_root(*args, **kwargs))  # type: ignore[arg-type]  # passed through unchanged
+        roots.append(real_root(*args, **kwargs))
         return roots[-1]
 
     checks: list[str] = []

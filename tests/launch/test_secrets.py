@@ -48,7 +48,7 @@ def test_show_secrets_only_with_dry_run() -> None:
     with pytest.raises(UsageError, match="--show-secrets only goes with --dry-run"):
         parse_argv(Tool.CLAUDE, ["--show-secrets"], cwd=Path("/"), is_dir=lambda p: False)
     request = parse_argv(Tool.CLAUDE, ["--dry-run", "--show-secrets"], cwd=Path("/"), is_dir=lambda p: False)
-    assert request.show_secrets and request.dry_run  # type: ignore[union-attr]
+    assert request.show_secrets and request.dry_run
 
 
 def test_dry_run_masks_secrets_unless_asked(project: Path, user_home: Path) -> None:

@@ -274,7 +274,8 @@ def test_a_taken_port_moves_on_and_a_full_range_is_one_line(ssh_user: SshUser) -
         [row] = ssh_user.running(1, launch)
         assert row["ssh"]["port"] == ssh_user.base + 1
         assert f"127.0.0.1:{ssh_user.base} is taken — slot 1 uses 127.0.0.1:{ssh_user.base + 1}" in launch.output()
-        ok = wait_for(lambda: ssh_user.ssh(ssh_user.base + 1, "true").returncode == 0, 30, what="login on the moved port")
+        ok = wait_for(lambda: ssh_user.ssh(ssh_user.base + 1, "true").returncode == 0, 30,
+                      what="login on the moved port")
         assert ok
         launch.stop()
 
@@ -283,7 +284,8 @@ def test_a_taken_port_moves_on_and_a_full_range_is_one_line(ssh_user: SshUser) -
                                    timeout=180)
     assert result.returncode == 1
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    assert len(lines) == 1 and f"no free SSH host port in 127.0.0.1:{ssh_user.base}-{ssh_user.base + 50}" in lines[0], lines
+    refusal = f"no free SSH host port in 127.0.0.1:{ssh_user.base}-{ssh_user.base + 50}"
+    assert len(lines) == 1 and refusal in lines[0], lines
 
 
 def test_llm_docker_ssh_and_ssh_config(ssh_user: SshUser, tmp_path: Path) -> None:

@@ -71,7 +71,8 @@ def small_disk(user: User) -> Iterator[Path]:
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=3m,uid={user.uid},gid={user.gid},mode=0700", "tmpfs",
                     str(folder)], check=True)
     try:
-        user.write(folder / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n", mode=0o600)
+        user.write(folder / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n",
+                   mode=0o600)
         os.lchown(folder / "llm-docker.conf", user.uid, user.gid)
         yield folder
     finally:

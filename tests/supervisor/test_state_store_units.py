@@ -75,7 +75,8 @@ async def test_two_launches_of_one_slot_at_the_same_instant(tmp_path: Path) -> N
         outcomes: list[str] = []
         go = anyio.Event()
 
-        async def contender(name: str) -> None:
+        async def contender(name: str, home: Path = home, go: anyio.Event = go,
+                            outcomes: list[str] = outcomes) -> None:  # bound per round
             async with StateStore.open(home) as store:
                 await go.wait()
                 try:
@@ -142,7 +143,7 @@ def test_state_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
 
     def sqlite_error(kind: type[sqlite3.Error], message: str, code: int) -> sqlite3.Error:
         error = kind(message)
-        error.sqlite_errorcode = code  # type: ignore[attr-defined]
+        error.sqlite_errorcode = code
         return error
 
     full = state_error(path, sqlite_error(sqlite3.OperationalError, "database or disk is full", sqlite3.SQLITE_FULL))

@@ -47,8 +47,8 @@ async def test_each_slot_spec_is_built_once_with_its_resolved_session(
     monkeypatch.setattr(supervisor.supervise, "container_spec", counting)
     notices: list[str] = []
     async with StateStore.open(plan.facts.state_home) as store:
-        slots = await supervisor.supervise._lease_slots(  # noqa: SLF001 - the step under test
-            plan, store, None, notices.append, GatewayHolders(None, None))  # type: ignore[arg-type]  # no engine: SSH off
+        slots = await supervisor.supervise._lease_slots(  # the step under test
+            plan, store, None, notices.append, GatewayHolders(None, None))
     assert slots is not None and len(slots) == 3
     assert [slot for slot, _ in built] == [1, 2, 3]  # once per slot
     # the session passed in is the resolved one: fresh here, so the plan's own id

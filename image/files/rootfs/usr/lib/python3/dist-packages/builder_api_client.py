@@ -131,7 +131,7 @@ class Client:
         """The last `n` lines of log `alias`."""
         return str(self.request("GET", f"/logs?file={urllib.parse.quote(alias)}&n={int(n)}")["text"])
 
-    def events(self, type: str | None = None, n: int = 50, since: float | None = None) -> list[JSON]:  # noqa: A002
+    def events(self, type: str | None = None, n: int = 50, since: float | None = None) -> list[JSON]:  # noqa: A002 - `type` is the wire name of the query parameter
         query = {"n": str(n), **({"type": type} if type else {}), **({"since": repr(since)} if since else {})}
         return list(self.request("GET", "/events?" + urllib.parse.urlencode(query))["events"])
 
