@@ -98,6 +98,25 @@ async def _stream_build(docker: Engine, plan: BuildPlan, base: str,
     return built_id
 
 
+async def remove_if_unnamed(docker: Engine, image_id: str) -> bool:
+    """Remove the image a rebuild replaced, but only once nothing names it any more.
+
+    Deleting by ID also removes the image's last remaining tag: when another install's
+    prefix (or the user, by hand) still tags the very same image, that name must survive
+    our rebuild. A container still using it refuses the removal too (409): leave it."""
+    try:
+        info = await docker.images.inspect(image_id)
+    except EngineError:
+        return False  # already gone
+    if info.get("RepoTags"):
+        return False
+    try:
+        await docker.images.delete(image_id)
+    except EngineError:
+        return False
+    return True
+
+
 async def build_tool_image(docker: Engine, plan: BuildPlan, base: str,
                            progress: BuildProgress) -> BuildResult:
     started = time.monotonic()
@@ -115,12 +134,8 @@ async def build_tool_image(docker: Engine, plan: BuildPlan, base: str,
     parser.flush()
     info = await docker.images.inspect(plan.tag)
     replaced = None
-    if previous and previous != info["Id"]:
-        try:
-            await docker.images.delete(previous)
-            replaced = previous
-        except EngineError:
-            pass  # still used by a running container, or shared: leave it
+    if previous and previous != info["Id"] and await remove_if_unnamed(docker, previous):
+        replaced = previous
     result = BuildResult(tag=plan.tag, image_id=built_id or info["Id"], size=int(info.get("Size", 0)),
                          seconds=time.monotonic() - started, steps=parser.steps,
                          cached_steps=parser.cached, replaced=replaced)

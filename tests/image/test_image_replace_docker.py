@@ -1,0 +1,57 @@
+"""A rebuild removes the image it replaced only when nothing else names it (real engine).
+
+Deleting by ID also drops the image's last tag: an image another install's prefix (or the
+user) still tags must survive our rebuild. Found by the tests' isolation guard, when the
+suite's `llm-docker-test-opencode` rebuild took the user's `llm-docker-opencode:latest` along.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from engine.client import connect
+from image.build import remove_if_unnamed
+from testbed.images import BUSYBOX_IMAGE
+
+pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # aiodocker needs it
+
+
+def _build(tag: str, marker: str) -> str:
+    """A tiny image of our own under `tag`; its ID."""
+    subprocess.run(["docker", "build", "-q", "-t", tag, "--label", f"io.llm-docker-test.replace={marker}", "-"],
+                   input=f"FROM {BUSYBOX_IMAGE}\n", text=True, check=True, capture_output=True)
+    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], text=True, check=True,
+                          capture_output=True).stdout.strip()
+
+
+def _exists(reference: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", reference], capture_output=True).returncode == 0
+
+
+async def test_an_image_still_named_elsewhere_survives_and_an_unnamed_one_goes() -> None:
+    ours = f"llm-docker-test-replace:{os.getpid()}"
+    theirs = f"llm-docker-test-replace-theirs:{os.getpid()}"
+    try:
+        old = _build(ours, "old")
+        subprocess.run(["docker", "tag", ours, theirs], check=True)
+        assert _build(ours, "new") != old  # the rebuild moved our tag; `theirs` still names the old image
+        async with await connect() as docker:
+            assert await remove_if_unnamed(docker, old) is False
+            assert _exists(theirs) and _exists(old)
+            replaced = _build(ours, "newer")  # replaces "new", which nothing names any more
+            new = [line for line in subprocess.run(
+                ["docker", "image", "ls", "-q", "--no-trunc", "--filter", "label=io.llm-docker-test.replace=new"],
+                text=True, check=True, capture_output=True).stdout.split() if line]
+            assert len(new) == 1 and new[0] not in (old, replaced)
+            assert await remove_if_unnamed(docker, new[0]) is True  # dangling: ours to clean up
+            assert not _exists(new[0]) and _exists(theirs)
+    finally:
+        subprocess.run(["docker", "image", "rm", ours, theirs], capture_output=True)
