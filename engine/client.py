@@ -20,12 +20,12 @@ import anyio
 
 from engine import events
 from engine.containers import Containers
-from engine.errors import EXIT_ENGINE, EngineError, translated
+from engine.errors import EngineError, translated
 from engine.images import Images
 from engine.networks import Networks
 from launch.tools import Tool
 
-__all__ = ["EXIT_ENGINE", "Engine", "EngineError", "connect", "ensure_network", "require_image", "run_with_engine"]
+__all__ = ["Engine", "EngineError", "connect", "ensure_network", "require_image", "run_with_engine"]
 
 
 class Engine:

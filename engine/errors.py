@@ -18,9 +18,6 @@ import aiohttp
 
 from launch import errors
 
-#: The exit code of a refused or unreachable engine (`docker run` exits 125 likewise).
-EXIT_ENGINE = errors.EXIT_ENGINE
-
 
 class EngineError(errors.EngineError):
     """The engine is unreachable or refused a request; `str()` is its message, `status` the

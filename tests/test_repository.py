@@ -41,3 +41,13 @@ def test_no_citation_points_outside_the_repository() -> None:
              for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
              if _OUTSIDE.search(line)]
     assert cited == []
+
+
+def test_architecture_names_every_module() -> None:
+    """docs/architecture.md lists every module with one line: a new module without its line fails."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    packages = ("launch", "engine", "image", "builder_api", "supervisor", "cli", "testbed", "bench")
+    missing = [str(path.relative_to(REPO)) for path in _tracked(*(f"{package}/*.py" for package in packages))
+               if path.name != "__init__.py" and "/files/" not in str(path)
+               and f"`{path.name}`" not in text and str(path.relative_to(REPO)) not in text]
+    assert missing == []

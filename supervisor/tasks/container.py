@@ -18,9 +18,9 @@ import sys
 import anyio
 
 from engine.containers import Container
-from engine.errors import EXIT_ENGINE, EngineError
+from engine.errors import EngineError
 from engine.streams import AttachStream
-from launch.errors import EXIT_FAILURE, EXIT_KILLED
+from launch.errors import EXIT_ENGINE, EXIT_FAILURE, EXIT_KILLED
 from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from supervisor.gateway import GatewayError, GatewayRun
 from supervisor.memory import report_container_killed, report_process_killed

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from launch.errors import EXIT_USAGE as EXIT_STATE  # an unusable state database is a usage-class error
 from testbed.images import BUSYBOX_IMAGE
 from testbed.processes import field, project_containers
 from testbed.unprivileged import BASE, User
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 
-EXIT_STATE = 2
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], prefix: str, *needles: str) -> None:
