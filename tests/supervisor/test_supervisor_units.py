@@ -22,7 +22,7 @@ import pytest
 from supervisor import sessions
 from supervisor.store import Launch, StateStore
 from supervisor.tasks import logs
-from supervisor.tasks.watchdog import wait_for_exit
+from supervisor.tasks.watchdog import PidfdUnavailable, wait_for_exit
 from supervisor.terminal import NO_TTY, raw_mode, terminal_id, window_size
 
 REPO = Path(__file__).parents[2]
@@ -73,6 +73,45 @@ async def test_wait_for_exit_wakes_when_the_process_ends() -> None:
     assert child.poll() == 0, "wait_for_exit returned before the process ended"
     with anyio.fail_after(1):
         await wait_for_exit(child.pid)  # already gone: returns at once
+
+
+@pytest.mark.anyio
+async def test_without_pidfds_wait_for_exit_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "pidfd_open")  # as on macOS
+    with pytest.raises(PidfdUnavailable):
+        await wait_for_exit(os.getpid())
+
+
+_ORPHAN = """
+import os, sys, anyio
+del os.pidfd_open  # as on macOS: the portable path
+from supervisor.tasks import watchdog
+watchdog.PARENT_POLL_SECONDS = 0.1
+marker = sys.argv[1]
+parent = os.getppid()
+open(marker, "w").write("watching")
+async def main():
+    with anyio.fail_after(30):  # a broken fallback must not leave this process behind
+        await watchdog.wait_for_parent_exit(parent)
+anyio.run(main, backend=sys.argv[2])
+open(marker, "w").write(f"gone {parent} -> {os.getppid()}")
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_without_pidfds_the_parent_is_polled_until_it_exits(tmp_path: Path, backend: str) -> None:
+    """A real process tree: `sh` starts the watcher and exits a second later; the watcher
+    (no pidfds) notices it was orphaned."""
+    marker = tmp_path / "marker"
+    subprocess.run(["sh", "-c", '"$0" -c "$1" "$2" "$3" & sleep 1', sys.executable, _ORPHAN, str(marker), backend],
+                   cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    deadline = time.monotonic() + 15
+    while not (marker.exists() and marker.read_text().startswith("gone")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = marker.read_text()
+    assert text.startswith("gone "), text
+    before, after = text.split()[1], text.split()[3]
+    assert before != after
 
 
 # -- terminal ---------------------------------------------------------------------------
