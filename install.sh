@@ -19,4 +19,4 @@ if ! command -v debootstrap >/dev/null 2>&1 && [ ! -x /usr/sbin/debootstrap ]; t
     fi
 fi
 python3 -m pip install -q --disable-pip-version-check .
-echo "install.sh: installed $(cld --version); config lives in \${LLM_DOCKER_HOME:-~/.llm-docker}"
+echo "install.sh: installed $(cld --version); config lives in ${LLM_DOCKER_HOME:-$HOME/.llm-docker}"

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+#: procfs: where a process's state and start time are read (Linux; absent on macOS).
+PROC = Path("/proc")
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 PID_NAMESPACE = Path("/proc/self/ns/pid")
 
@@ -102,8 +104,11 @@ def decide(launcher: Launcher, here: Here, process: ProcessView) -> Liveness:
 def read_process(pid: int) -> ProcessView:
     """/proc/<pid>/stat from here: running (with its start time), zombie, gone or unreadable."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = (PROC / str(pid) / "stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
+        if not (PROC / "self" / "stat").exists():
+            # no procfs here (macOS, a sandbox): a missing entry proves nothing — never "gone"
+            return ProcessView(ProcessState.UNREADABLE)
         return ProcessView(ProcessState.GONE)
     except OSError:
         return ProcessView(ProcessState.UNREADABLE)

@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from launch import liveness
 from launch.liveness import (
     Here,
     Launcher,
@@ -83,3 +85,16 @@ def test_reader_sees_this_process_and_a_real_zombie() -> None:
     finally:
         child.wait()
     assert read_process(child.pid).state is ProcessState.GONE
+
+
+def test_without_procfs_a_launcher_is_never_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no /proc: a pid that cannot be looked up there proves nothing, so recovery
+    must never take a live terminal's launcher for dead."""
+    monkeypatch.setattr(liveness, "PROC", tmp_path)  # an empty folder: no procfs at all
+    assert liveness.read_process(os.getpid()).state is ProcessState.UNREADABLE
+    here = liveness.Here(host_id="h", boot_id="b", pidns="1", uid=0)
+    record = Launcher(pid=os.getpid(), start="1", host_id="h", boot_id="b", pidns="1")
+    assert liveness.launcher_liveness(record, here) is Liveness.UNKNOWN
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "stat").write_text("1 (x) S")
+    assert liveness.read_process(os.getpid()).state is ProcessState.GONE  # procfs present, pid absent: gone
