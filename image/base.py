@@ -27,6 +27,8 @@ from launch.errors import ImageError
 
 DEFAULT_BASE_IMAGE = "node:24"
 LOCAL_BASE_REPOSITORY = "llm-docker-base"
+#: `BASE_IMAGE=local`: always the local Debian base, never a registry (offline machines, the tests).
+LOCAL_BASE = "local"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
@@ -127,6 +129,11 @@ async def try_pull(docker: Engine, reference: str) -> str | None:
 
 async def resolve_base(docker: Engine, configured: str, progress: BuildProgress) -> str:
     """The image reference to build FROM, building the local Debian base when needed."""
+    if configured == LOCAL_BASE:
+        source = host_debian_source()
+        if not await image_exists(docker, source.tag):
+            await build_local_base(docker, source, progress)
+        return source.tag
     if await image_exists(docker, configured):
         return configured
     progress.note(f"pulling base image {configured} …")

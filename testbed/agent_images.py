@@ -24,7 +24,8 @@ from testbed.unprivileged import User
 #: INSTALL_BROWSING (Chromium, ~400 MB) is off to keep CI's build short; every other
 #: setting is the default, so these are the images a user gets — under the tests' own names
 #: (`llm-docker-test-claude:latest`, ...: `testbed.isolation`), never the user's.
-TEST_IMAGE_CONFIG = f"INSTALL_BROWSING=false\nLLM_DOCKER_IMAGE_PREFIX={TEST_IMAGE_PREFIX}\n"
+#: BASE_IMAGE=local: the tests never ask a registry for a base (their traffic stays on this machine).
+TEST_IMAGE_CONFIG = f"INSTALL_BROWSING=false\nLLM_DOCKER_IMAGE_PREFIX={TEST_IMAGE_PREFIX}\nBASE_IMAGE=local\n"
 BUILD_TIMEOUT = 1800
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,21 @@ async def test_an_image_still_named_elsewhere_survives_and_an_unnamed_one_goes()
             assert not _exists(new[0]) and _exists(theirs)
     finally:
         subprocess.run(["docker", "image", "rm", ours, theirs], capture_output=True)
+
+
+async def test_base_image_local_never_asks_a_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`BASE_IMAGE=local` resolves to the local Debian base without a pull attempt (the
+    tests use it: their traffic stays on this machine)."""
+    import io
+
+    from image import base
+    from image.progress import BuildProgress
+
+    async def no_pull(docker: object, reference: str) -> str | None:
+        raise AssertionError(f"a registry was asked for {reference}")
+
+    monkeypatch.setattr(base, "try_pull", no_pull)
+    async with await connect() as docker:
+        resolved = await base.resolve_base(docker, base.LOCAL_BASE,
+                                           BuildProgress(io.StringIO(), tmp_path / "build.log", verbose=False))
+    assert resolved == base.host_debian_source().tag and _exists(resolved)
