@@ -31,6 +31,8 @@ from pathlib import Path
 import anyio
 import httpx
 
+from testbed.processes import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-pw"
 
@@ -52,13 +54,6 @@ BASELINE_SERVER = textwrap.dedent('''
             pass
     ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_listening(port: int) -> None:

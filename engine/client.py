@@ -25,7 +25,7 @@ from engine.images import Images
 from engine.networks import Networks
 from launch.tools import Tool
 
-__all__ = ["Engine", "EngineError", "connect", "ensure_network", "require_image", "run_with_engine"]
+__all__ = ["Engine", "EngineError", "connect", "require_image", "run_with_engine"]
 
 
 class Engine:
@@ -101,11 +101,6 @@ def run_with_engine(body: Callable[[Engine], Awaitable[int]], *, prefix: str = "
             await engine.close()
 
     return anyio.run(main, backend="asyncio")
-
-
-async def ensure_network(engine: Engine, name: str, *, internal: bool) -> None:
-    """Create the named bridge network if it is missing (`internal` = no route out)."""
-    await engine.networks.ensure(name, internal=internal)
 
 
 async def require_image(engine: Engine, image: str, tool: Tool) -> None:

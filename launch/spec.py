@@ -193,7 +193,7 @@ def container_spec(plan: LaunchPlan, slot: SlotPlan, *, session: SessionChoice |
                              boot_prompt=boot_prompt_for(facts.boot_prompt, facts.has_claude_md))
     ssh_port = ssh_host_port if ssh_host_port is not None else default_ssh_host_port(config, slot.slot)
     ports = plan.ports.bindings(ssh_port)
-    name = container_name(tool, layout.token, slot.slot, facts.launch_id)
+    name = slot_container_name(plan, slot.slot)
     mounts += (Mount(run_folder(facts.state_home, name), RUN_TARGET),)
     labels = _labels(plan, slot.slot, ssh_port)
     own_env = {
@@ -269,7 +269,7 @@ def slot_gateway(plan: LaunchPlan, slot: int | None, *, ssh_host_port: int | Non
     if plan.policy.host_network:
         return None
     ssh_port = ssh_host_port if ssh_host_port is not None else default_ssh_host_port(plan.config, slot)
-    name = container_name(plan.request.tool, plan.project.token, slot, plan.facts.launch_id)
+    name = slot_container_name(plan, slot)
     return _gateway(plan, name, _labels(plan, slot, ssh_port), plan.ports.bindings(ssh_port))
 
 
@@ -309,6 +309,12 @@ def _gateway(plan: LaunchPlan, name: str, labels: dict[str, str], ports: dict[in
     return plan_gateway(plan.policy, agent_name=name, agent_user=f"{facts.uid}:{facts.gid}", labels=gateway_labels,
                         label_prefix=LABEL_PREFIX, hostname=HOSTNAME, image=plan.config.gateway_image_tag,
                         published=ports, loopback=LOOPBACK, state_home=facts.state_home)
+
+
+def slot_container_name(plan: LaunchPlan, slot: int | None) -> str:
+    """The agent container's name of `slot` in this launch (what the gateway, the SSH port
+    and the spec are keyed by)."""
+    return container_name(plan.request.tool, plan.project.token, slot, plan.facts.launch_id)
 
 
 def container_name(tool: Tool, token: str, slot: int | None, launch_id: str) -> str:

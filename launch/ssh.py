@@ -25,7 +25,6 @@ import base64
 import binascii
 import dataclasses
 import re
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -214,10 +213,6 @@ def ssh_config_text(targets: Iterable[SshTarget], client_folder: Path) -> str:
         lines.append(f"    # {target.tool} slot {target.slot or '-'} of {target.project}")
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
-
-
-def quote_command(argv: Iterable[str]) -> str:
-    return " ".join(shlex.quote(word) for word in argv)
 
 
 # -- the probe's judgement ------------------------------------------------------------------

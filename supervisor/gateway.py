@@ -275,7 +275,7 @@ class GatewayHolders:
         """Start every slot's gateway as planned, before the leases (`take` checks them).
         Only the gateway is planned here (`slot_gateway`): the agent's spec waits for the
         slot's session, and is built once, by the lease step."""
-        from launch.spec import container_name, slot_gateway
+        from launch.spec import slot_container_name, slot_gateway
 
         assert self._docker is not None
         taken: set[int] | None = None
@@ -296,8 +296,7 @@ class GatewayHolders:
             if spec is None:
                 continue
             if port is not None:
-                agent = container_name(plan.request.tool, plan.project.token, slot, plan.facts.launch_id)
-                self.ssh_ports[agent] = (port, moved)
+                self.ssh_ports[slot_container_name(plan, slot)] = (port, moved)
             self.start(spec)
 
 
@@ -331,21 +330,6 @@ async def run_probes(docker: Engine, gateway: str, probes: list[str], user: str)
         result = await docker.containers.get(gateway).exec_run([PROBE_COMMAND, *probes], user=user)
     lines = result.output.decode(errors="replace").strip().splitlines()
     return result.exit_code == 0, lines
-
-
-async def verify_policy(docker: Engine, gateway: GatewaySpec) -> None:
-    """Fail closed unless every check of the policy passes from inside the cage."""
-    try:
-        passed, lines = await run_probes(docker, gateway.name, [p.argument() for p in gateway.probes],
-                                         gateway.probe_user)
-    except TimeoutError:
-        raise GatewayError(f"the network policy checks did not finish within {VERIFY_SECONDS:.0f} s") from None
-    except EngineError as error:
-        raise GatewayError(f"the network policy cannot be checked: {error}") from None
-    if not passed:
-        failed = [line.removeprefix("FAIL ") for line in lines if line.startswith("FAIL")] or lines[-1:] or ["?"]
-        raise GatewayError(f"the network policy did not verify ({failed[0]}"
-                           f"{f' and {len(failed) - 1} more' if len(failed) > 1 else ''})")
 
 
 async def check_running(docker: Engine, info: dict[str, Any]) -> tuple[bool, list[str]]:

@@ -23,7 +23,7 @@ import uuid
 
 import anyio
 
-from engine.client import Engine, EngineError, connect, ensure_network
+from engine.client import Engine, EngineError, connect
 from image.certs import select_extra_certificates
 from image.ensure import build_log_path, ensure_image
 from image.gateway import ensure_gateway_image
@@ -32,7 +32,7 @@ from launch.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, ImageError, Llm
 from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
 from launch.network import model_endpoint_problem
 from launch.plan import LaunchPlan, SlotPlan
-from launch.spec import OFFLINE_NETWORK, container_name, container_spec
+from launch.spec import OFFLINE_NETWORK, container_spec, slot_container_name
 from launch.ssh import parse_authorized_keys
 from launch.state import prepare_for_container
 from supervisor import tripwire
@@ -90,7 +90,7 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
             if problem is not None:
                 notice(f"warning: {problem}")
         if plan.network_mode == OFFLINE_NETWORK:
-            await ensure_network(docker, OFFLINE_NETWORK, internal=True)
+            await docker.networks.ensure(OFFLINE_NETWORK, internal=True)
         ssh_keys = None
         if plan.config.llm_docker_ssh_enabled:
             # before any container: what every slot's sshd trusts, and the pin the probe checks
@@ -136,7 +136,7 @@ async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: Engine,
         # this launch's early gateways are its own: what they hold is not taken
         taken = (await claimed_ports(docker, exclude=gateways.runs)) if plan.config.llm_docker_ssh_enabled else set()
         slots = [await _prepare_slot(plan, store, planned, held.append, taken,
-                                     await gateways.held_ssh_port(_container_name(plan, planned)))
+                                     await gateways.held_ssh_port(slot_container_name(plan, planned.slot)))
                  for planned in plan.slots]
         try:
             await store.record_launches([s.launch for s in slots], holder_alive=_launcher_alive,
@@ -174,10 +174,6 @@ def _launcher_alive(holder: Launch) -> bool:
 def _discard(slots: list[SlotRun]) -> None:
     for slot in slots:
         shutil.rmtree(slot.run_folder, ignore_errors=True)
-
-
-def _container_name(plan: LaunchPlan, planned: SlotPlan) -> str:
-    return container_name(plan.request.tool, plan.project.token, planned.slot, plan.facts.launch_id)
 
 
 async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: SlotPlan, notice: Notice,

@@ -4,7 +4,6 @@ TOML for the standalone `llm-docker api` (`write_api_config`), and plain HTTP pr
 from __future__ import annotations
 
 import json
-import socket
 import typing
 import urllib.error
 import urllib.request
@@ -92,13 +91,6 @@ async def api_server(tmp_path: Path, extra: str = "") -> AsyncIterator[httpx.Asy
             yield client
         group.cancel_scope.cancel()
 
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def write_api_config(path: Path, root: Path, port: int) -> None:

@@ -28,6 +28,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from testbed.processes import free_port
+
 PREFIX = "llmdt"
 VETH = "lt"
 LAN_HOST = "192.168.231.2"
@@ -185,13 +187,6 @@ class NetworkHosts:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait_tcp(address: str, port: int, deadline: float) -> None:
     while True:
         try:
@@ -208,8 +203,8 @@ def network_hosts() -> Iterator[NetworkHosts]:
     pid = os.getpid()
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{pid}-"))
     folder.chmod(0o755)
-    hosts = NetworkHosts(pid=pid, folder=folder, loopback_port=_free_port(), other_loopback_port=_free_port(),
-                      bridge_port=_free_port(), abstract_name=f"{PREFIX}-{pid}-abstract")
+    hosts = NetworkHosts(pid=pid, folder=folder, loopback_port=free_port(), other_loopback_port=free_port(),
+                      bridge_port=free_port(), abstract_name=f"{PREFIX}-{pid}-abstract")
     try:
         hosts.start()
         yield hosts

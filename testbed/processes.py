@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 import termios
@@ -132,6 +133,14 @@ class PtyProcess:
             self.process.kill()
             self.process.wait()
         self._close_fds()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for a server the test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30) -> float:

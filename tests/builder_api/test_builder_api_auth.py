@@ -18,8 +18,8 @@ import pytest
 
 from builder_api.auth import AuthGate, backoff_delay
 from builder_api.config import ConfigError, load
-from testbed.builder_api import AUTH, api_server, free_port, wait_for
-from testbed.processes import command, launcher_env, run
+from testbed.builder_api import AUTH, api_server, wait_for
+from testbed.processes import command, free_port, launcher_env, run
 
 WRONG = {"X-Builder-API-Password": "wrong"}
 

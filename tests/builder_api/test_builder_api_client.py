@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.builder_api import free_port, serving, wait_for, write_api_config
-from testbed.processes import command, launcher_env
+from testbed.builder_api import serving, wait_for, write_api_config
+from testbed.processes import command, free_port, launcher_env
 
 CLIENT_DIR = Path(__file__).parents[2] / "image/files/rootfs/usr/lib/python3/dist-packages"
 sys.path.insert(0, str(CLIENT_DIR))

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed.builder_api import free_port, serving, wait_for
-from testbed.processes import command, launcher_env
+from testbed.builder_api import serving, wait_for
+from testbed.processes import command, free_port, launcher_env
 
 
 def test_schemathesis_finds_no_server_error(project: Path, user_home: Path) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.builder_api import call, free_port, serving, wait_for, write_api_config
-from testbed.processes import command, launcher_env, run, running
+from testbed.builder_api import call, serving, wait_for, write_api_config
+from testbed.processes import command, free_port, launcher_env, run, running
 
 
 def test_standalone_api_sigterm_leaves_no_process(project: Path, user_home: Path) -> None:

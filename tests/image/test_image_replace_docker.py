@@ -16,6 +16,7 @@ import pytest
 from engine.client import connect
 from image.build import remove_if_unnamed
 from testbed.images import BUSYBOX_IMAGE
+from testbed.isolation import docker, image_id
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 
@@ -27,14 +28,13 @@ def anyio_backend() -> str:
 
 def _build(tag: str, marker: str) -> str:
     """A tiny image of our own under `tag`; its ID."""
-    subprocess.run(["docker", "build", "-q", "-t", tag, "--label", f"io.llm-docker-test.replace={marker}", "-"],
-                   input=f"FROM {BUSYBOX_IMAGE}\n", text=True, check=True, capture_output=True)
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], text=True, check=True,
-                          capture_output=True).stdout.strip()
+    docker("build", "-q", "-t", tag, "--label", f"io.llm-docker-test.replace={marker}", "-",
+           stdin=f"FROM {BUSYBOX_IMAGE}\n")
+    return image_id(tag)
 
 
 def _exists(reference: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", reference], capture_output=True).returncode == 0
+    return image_id(reference) != ""
 
 
 async def test_an_image_still_named_elsewhere_survives_and_an_unnamed_one_goes() -> None:

@@ -12,8 +12,7 @@ import time
 import httpx
 import pytest
 
-from testbed.builder_api import free_port
-from testbed.processes import field, wait_until
+from testbed.processes import field, free_port, wait_until
 from testbed.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]

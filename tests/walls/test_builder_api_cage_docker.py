@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.builder_api import free_port, serving, wait_for
-from testbed.processes import field
+from testbed.builder_api import serving, wait_for
+from testbed.processes import field, free_port
 from testbed.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]

@@ -45,13 +45,11 @@ def _ensure_gateway_image() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def control(command: str, *, network: str = "bridge") -> str:
-    """Run `command` in a plain busybox container (no llm-docker), return its output."""
+def _run_once(config: dict[str, object]) -> str:
+    """Create a container of ours from `config`, run it to the end, remove it; its output."""
     async def run() -> str:
         async with aiodocker.Docker() as docker:
-            container = await docker.containers.create(config={
-                "Image": BUSYBOX_IMAGE, "Cmd": ["/bin/sh", "-c", command], "Labels": {CONTROL_LABEL: str(os.getpid())},
-                "HostConfig": {"NetworkMode": network}})
+            container = await docker.containers.create(config={**config, "Labels": {CONTROL_LABEL: str(os.getpid())}})
             try:
                 await container.start()
                 await container.wait(timeout=60)
@@ -60,6 +58,12 @@ def control(command: str, *, network: str = "bridge") -> str:
                 await container.delete(force=True)
 
     return anyio.run(run, backend="asyncio")
+
+
+def control(command: str, *, network: str = "bridge") -> str:
+    """Run `command` in a plain busybox container (no llm-docker), return its output."""
+    return _run_once({"Image": BUSYBOX_IMAGE, "Cmd": ["/bin/sh", "-c", command],
+                      "HostConfig": {"NetworkMode": network}})
 
 
 def fetch(url: str, tag: str) -> str:
@@ -222,21 +226,9 @@ def _running(name: str) -> bool:
 def _run_in_namespace(gateway: str, command: str) -> str:
     """The gateway image's tools in the gateway's (= the cage's) namespace, as uid 1000
     with every capability dropped and no-new-privileges — the agent's own privileges."""
-    async def run() -> str:
-        async with aiodocker.Docker() as docker:
-            container = await docker.containers.create(config={
-                "Image": TEST_GATEWAY_IMAGE, "Entrypoint": ["/bin/sh", "-c"], "Cmd": [command], "User": "1000:1000",
-                "Labels": {CONTROL_LABEL: str(os.getpid())},
-                "HostConfig": {"NetworkMode": f"container:{gateway}", "CapDrop": ["ALL"],
-                               "SecurityOpt": ["no-new-privileges:true"]}})
-            try:
-                await container.start()
-                await container.wait(timeout=60)
-                return "".join(await container.log(stdout=True, stderr=True))
-            finally:
-                await container.delete(force=True)
-
-    return anyio.run(run, backend="asyncio")
+    return _run_once({"Image": TEST_GATEWAY_IMAGE, "Entrypoint": ["/bin/sh", "-c"], "Cmd": [command],
+                      "User": "1000:1000", "HostConfig": {"NetworkMode": f"container:{gateway}", "CapDrop": ["ALL"],
+                                     "SecurityOpt": ["no-new-privileges:true"]}})
 
 
 def test_sigkill_of_the_launcher_removes_agent_and_gateway(user: User, hosts: NetworkHosts) -> None:
