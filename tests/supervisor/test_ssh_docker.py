@@ -5,8 +5,9 @@ asyncssh probe.
 Every slot is a headless `llm-docker supervise --layout none` launch of the real Claude Code
 image with EXIT_TO_DOCKER=true: whatever the agent does, zsh then holds the slot's TTY, so the
 container stays up while the tests connect.
-Each test uses its own base port (a free block of 60 above 20000), so nothing of anyone
-else's is touched; the ports a test holds "taken" are sockets it opened itself.
+Each test uses its own base port (a free block of 60 between 20000 and the kernel's
+ephemeral range), so nothing of anyone else's is touched; the ports a test holds "taken"
+are sockets it opened itself.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ START_TIMEOUT = 240
 
 def free_block(size: int = 60) -> int:
     """A base port whose next `size` ports are free on 127.0.0.1 right now."""
+    # below the ephemeral range: no outgoing connection (the tests' own ssh logins, in
+    # TIME_WAIT after they end) ever holds one of these ports as its source
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(200):
-        base = random.randrange(20000, 60000 - size)
+        base = random.randrange(20000, ephemeral_low - size)
         if all(_free(port) for port in range(base, base + size)):
             return base
     raise AssertionError("no free block of ports on 127.0.0.1")
@@ -278,6 +282,7 @@ def test_a_taken_port_moves_on_and_a_full_range_is_one_line(ssh_user: SshUser) -
                       what="login on the moved port")
         assert ok
         launch.stop()
+    wait_for(lambda: _free(ssh_user.base + 1), 30, what="the stopped slot's SSH port released")
 
     with held_ports(range(ssh_user.base, ssh_user.base + 51)):
         result = ssh_user.user.run("llm-docker", "supervise", "-n", "1", "--layout", "none", cwd=ssh_user.project,
