@@ -383,15 +383,6 @@ def resolve_command(job: LeafJob, root: Path) -> Path:
     raise CommandRefused({"error": "command_not_found", "job": job.name, "command": command})
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a regular file, opened without following a final symlink or blocking."""
-    descriptor = open_beneath(path.parent, path.name, READ)
-    try:
-        return hashlib.sha256(read_all(descriptor, MAX_PINNED_BYTES)).hexdigest()
-    finally:
-        os.close(descriptor)
-
-
 def read_pinned(root: Path, relative: str) -> tuple[bytes | None, str]:
     """(the file's bytes, their sha256) — read ONCE through a descriptor reached from `root`
     without following any symlink; (None, "<reason>") when it cannot be read that way."""

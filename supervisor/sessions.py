@@ -237,17 +237,6 @@ def tool_evidence(*, tool: str, state_home: Path, workdir: str, since: float,
     return Discovery(written=tuple(written), started_with=started_with if exists else None)
 
 
-def discover_session(*, tool: str, state_home: Path, workdir: str, events: Path, since: float,
-                     started_with: str | None, exclude: Iterable[str]) -> str | None:
-    """The session this launch used last, or None if the tool never wrote one (synchronous;
-    the supervisor uses `discover_bounded`)."""
-    from_events, _ = events_evidence(events)
-    if from_events:
-        return from_events
-    found = tool_evidence(tool=tool, state_home=state_home, workdir=workdir, since=since, started_with=started_with)
-    return found.choose(set(exclude))
-
-
 async def discover_bounded(*, tool: str, state_home: Path, workdir: str, events: Path, since: float,
                            started_with: str | None) -> Discovery:
     """Everything discovery needs, read in bounded daemon threads; never raises for what

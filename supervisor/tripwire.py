@@ -166,11 +166,6 @@ def arm(state_home: Path, run_id: str, root: Path, protection: Protection) -> No
     replace_atomically(record_path(state_home, run_id), json.dumps(record).encode(), PRIVATE_MODE)
 
 
-def disarm(state_home: Path, run_id: str) -> None:
-    """Forget a record whose container was never created."""
-    record_path(state_home, run_id).unlink(missing_ok=True)
-
-
 # -- settling ----------------------------------------------------------------------------
 
 def settle(state_home: Path, run_id: str) -> Report | None:
