@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from cli import init as init_command
 from launch import __version__
 from launch.config import DEFAULT_SOURCE, Config, default_home, describe_value, load_config, settings
 from launch.errors import EXIT_USAGE, LlmDockerError
@@ -28,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the effective config and where each value came from")
     config.add_argument("--json", action="store_true", help="machine-readable output")
     config.set_defaults(handler=command_config)
+    init = commands.add_parser("init", help="set up llm-docker: workspace, keys, SSH, network, devpacks, image "
+                                            "(asked, or --yes with flags)")
+    init_command.add_arguments(init)
+    init.set_defaults(handler=init_command.command_init)
     slots = commands.add_parser("slots", help="list every saved slot (tool, project, slot, session, updated)")
     slots.add_argument("--json", action="store_true", help="machine-readable output")
     slots.set_defaults(handler=command_slots)
@@ -90,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     image_status = image_commands.add_parser("status", help="is each image built, and does it match the config?")
     image_status.add_argument("--json", action="store_true", help="machine-readable output")
     image_status.set_defaults(handler=command_image_status)
+    doctor = commands.add_parser("doctor", help="check the install: one line per finding, each problem with its fix",
+                                 description="Check the engine, disk space, images, config, provider keys, the network "
+                                             "policy (a throw-away gateway), SSH, the state database and leftover "
+                                             "containers; changes nothing. Exit codes: 0 = no check failed (warnings "
+                                             "allowed), 1 = a check failed (with --strict: or warned), 2 = usage.")
+    doctor.add_argument("--json", action="store_true", help="a list of {name, status, message, fix}")
+    doctor.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
+    doctor.set_defaults(handler=command_doctor)
     return parser
 
 
@@ -259,6 +272,12 @@ def command_image_base(arguments: argparse.Namespace) -> int:
 
     config = _load()
     return EXIT_USAGE if config is None else commands.base(config, _state_home(), verbose=arguments.verbose)
+
+
+def command_doctor(arguments: argparse.Namespace) -> int:
+    from supervisor.doctor.run import run_doctor
+
+    return run_doctor(_state_home(), as_json=arguments.json, strict=arguments.strict)
 
 
 def command_image_status(arguments: argparse.Namespace) -> int:

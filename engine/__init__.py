@@ -8,5 +8,7 @@
 * `networks` — a network made on demand;
 * `events` — the filtered event stream;
 * `streams` — the attach connection, with a half-close;
-* `errors` — `EngineError` (`status`: the HTTP status), the only error that leaves the adapter.
+* `errors` — `EngineError` (`status`: the HTTP status), the only error that leaves the adapter;
+* `kind` — which engine answers (Docker Engine, Docker Desktop, Podman, remote);
+* `desktop` — a launch's connection, starting Docker Desktop when it is the engine and is down.
 """

@@ -46,6 +46,17 @@ class Engine:
         with translated():
             return await self._docker.version()
 
+    async def info(self) -> dict[str, Any]:
+        """`docker info`: what the engine runs on (`OperatingSystem` names Docker Desktop)."""
+        with translated():
+            return dict(await self._docker.system.info())
+
+    @property
+    def endpoint(self) -> str:
+        """Where this client connects (`unix:///var/run/docker.sock`, `tcp://…`, `ssh://…`), as
+        aiodocker resolved it: the Docker context, else `DOCKER_HOST`, else the first socket found."""
+        return str(self._docker._connection_info)
+
     def events(self, filters: Mapping[str, Sequence[str]]) -> contextlib.AbstractAsyncContextManager[
             events.EventStream]:
         """The event stream, filtered (see `engine.events.watch`)."""

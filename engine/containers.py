@@ -16,8 +16,12 @@ from typing import Any
 import aiodocker
 from aiodocker.containers import DockerContainer
 
-from engine.errors import translated
+from engine.errors import EngineError, translated
 from engine.streams import AttachStream
+
+#: Podman's refusal of `Init: true` without its init binary (catatonit), and what to do.
+NO_INIT = "container-init binary not found"
+INIT_REMEDY = "on Podman install catatonit (Debian/Ubuntu: `apt-get install catatonit`)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +145,14 @@ class Containers:
 
     async def create(self, config: Mapping[str, Any], *, name: str) -> Container:
         """`POST /containers/create` with the Engine API body `config`; not started."""
-        with translated():
-            return Container(await self._docker.containers.create(config=dict(config), name=name))
+        try:
+            with translated():
+                return Container(await self._docker.containers.create(config=dict(config), name=name))
+        except EngineError as error:
+            if NO_INIT in str(error):  # the one line says what to install, not only what is missing
+                raise EngineError(f"{error} — the engine has no init process for `Init: true`: "
+                                  f"{INIT_REMEDY}", status=error.status) from None
+            raise
 
     async def list(self, *, filters: Mapping[str, Sequence[str]], all: bool = False) -> builtins.list[Container]:
         """The containers matching `filters` (e.g. {"label": [...], "status": ["running"]});

@@ -11,27 +11,55 @@ when that is provable from here:
   to a process with another start time (pid reuse), or it is a zombie (killed, but its
   parent has not reaped it yet: it runs nothing).
 
-Everything else — another host or PID namespace, an unreadable /proc entry, labels
-missing because an older version made the container — is UNKNOWN and never removed.
+Everything else — another host or PID namespace, a process that cannot be read from here
+(access denied, no procfs), where we run being unknown, labels missing because an older
+version made the container — is UNKNOWN and never removed.
 
 `decide()` is the pure rule over gathered facts; `read_here()` and `read_process()` are
-the readers of /proc; `launcher_liveness()` puts them together.
+the readers; `launcher_liveness()` puts them together. The readers live here, in the
+planning layer, because a plan records the launcher's identity (`launch.hostfacts`) and
+the cleanup compares with it: one module writes and reads the same format. They are
+synchronous and cheap, and psutil is not one of the libraries planning must avoid.
+
+Two readers, one format (`launch.portability` chooses):
+
+* Linux: procfs — `/proc/<pid>/stat` (state, start time in clock ticks since boot, exact)
+  and `/proc/sys/kernel/random/boot_id`.
+* Everywhere else, and on Linux with the test switch: psutil. On Linux it yields the same
+  clock ticks (create time minus boot time), so records of one reader are compared by the
+  other; elsewhere the start is the kernel's creation time in epoch seconds (macOS records
+  it once, at exec; clock changes do not move it). The boot is then only psutil's boot
+  time (`btime:<seconds>`), which a clock change moves: such a boot id never proves a
+  reboot on its own — the start time does (a process of an earlier boot started earlier).
+
+A pid that psutil cannot find is gone only when `kill(pid, 0)` agrees (ESRCH): without
+procfs, or for another user's process hidden from us, psutil cannot find live processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import os
 import socket
+import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+import psutil
+
+from launch.portability import linux_mechanisms
 
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 #: procfs: where a process's state and start time are read (Linux; absent on macOS).
 PROC = Path("/proc")
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 PID_NAMESPACE = Path("/proc/self/ns/pid")
+#: A boot id made from psutil's boot time: moved by clock changes, so it never proves a reboot.
+APPROXIMATE_BOOT_PREFIX = "btime:"
+#: The PID namespace where the platform has none (macOS, the BSDs): one pid space per host.
+NO_PID_NAMESPACES = "none"
 
 #: The labels (after `io.llm-docker.`) that identify a launcher, besides launcher-pid/-start.
 HOST_LABEL = "launcher-host"
@@ -88,21 +116,43 @@ def decide(launcher: Launcher, here: Here, process: ProcessView) -> Liveness:
     """The rule (pure): DEAD only when provably dead from here; see the module docstring."""
     if not (launcher.pid > 0 and launcher.host_id and launcher.boot_id and launcher.pidns):
         return Liveness.UNKNOWN  # made by an older version: nothing to compare with
+    if not (here.host_id and here.boot_id and here.pidns):
+        return Liveness.UNKNOWN  # where we run cannot be read: nothing is provable from here
     if launcher.host_id != here.host_id or launcher.pidns != here.pidns:
         return Liveness.UNKNOWN  # another host or PID namespace: its pid means nothing here
-    if launcher.boot_id != here.boot_id:
+    if launcher.boot_id != here.boot_id and _exact_boot(launcher.boot_id) and _exact_boot(here.boot_id):
         return Liveness.DEAD  # this host rebooted since: every process of that boot is gone
     if process.state in (ProcessState.GONE, ProcessState.ZOMBIE):
         return Liveness.DEAD
     if process.state is ProcessState.UNREADABLE or process.start is None:
         return Liveness.UNKNOWN
+    if launcher.start and _start_kind(launcher.start) != _start_kind(process.start):
+        return Liveness.UNKNOWN  # recorded in another form than read here: not comparable
     if launcher.start and process.start != launcher.start:
         return Liveness.DEAD  # the pid was reused by another process
     return Liveness.ALIVE
 
 
+def _exact_boot(boot_id: str) -> bool:
+    """A kernel boot id (not psutil's boot time, which a clock change moves)."""
+    return not boot_id.startswith(APPROXIMATE_BOOT_PREFIX)
+
+
+def _start_kind(start: str) -> str:
+    """Clock ticks since boot (Linux) or epoch seconds (psutil elsewhere)."""
+    return "ticks" if start.isdigit() else "epoch"
+
+
 def read_process(pid: int) -> ProcessView:
-    """/proc/<pid>/stat from here: running (with its start time), zombie, gone or unreadable."""
+    """The process `pid` from here: running (with its start time), zombie, gone or
+    unreadable — through procfs on Linux, else through psutil (`launch.portability`)."""
+    if pid <= 0:
+        return ProcessView(ProcessState.UNREADABLE)  # kill(0, ...) would mean our process group
+    return read_proc_stat(pid) if linux_mechanisms() else read_with_psutil(pid)
+
+
+def read_proc_stat(pid: int) -> ProcessView:
+    """/proc/<pid>/stat from here (Linux)."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
@@ -120,16 +170,53 @@ def read_process(pid: int) -> ProcessView:
     return ProcessView(state, fields[19])
 
 
+def read_with_psutil(pid: int) -> ProcessView:
+    """The process through psutil (macOS, the BSDs; Linux with the test switch)."""
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            status = process.status()
+            created = process.create_time()
+        start = _psutil_start(created)
+    except psutil.ZombieProcess:
+        return ProcessView(ProcessState.ZOMBIE)
+    except psutil.NoSuchProcess:
+        return ProcessView(ProcessState.GONE if _no_such_pid(pid) else ProcessState.UNREADABLE)
+    except (psutil.Error, OSError, ValueError):  # AccessDenied; no boot time to subtract
+        return ProcessView(ProcessState.UNREADABLE)
+    if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        return ProcessView(ProcessState.ZOMBIE, start)
+    return ProcessView(ProcessState.RUNNING, start)
+
+
+def _psutil_start(created: float) -> str:
+    """The start in the platform's one format: clock ticks since boot on Linux (what procfs
+    says, exactly: psutil adds the boot time to them), epoch seconds elsewhere."""
+    if sys.platform.startswith("linux"):
+        return str(round((created - psutil.boot_time()) * os.sysconf("SC_CLK_TCK")))
+    return f"{created:.6f}"
+
+
+def _no_such_pid(pid: int) -> bool:
+    """`kill(pid, 0)` says ESRCH: no process has this pid in our PID namespace. EPERM (another
+    user's) or success means it exists, whatever psutil could not read."""
+    try:
+        os.kill(pid, 0)
+    except OSError as error:
+        return error.errno == errno.ESRCH
+    return False
+
+
 def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (clock ticks since boot, from /proc), or None when it
-    is gone or unreadable. With the pid it identifies a process even after pid reuse: what a
+    """The kernel's start time of `pid` (clock ticks since boot on Linux, epoch seconds
+    elsewhere), or None when it is gone or unreadable. With the pid it identifies a process even after pid reuse: what a
     launcher records about itself (`launcher-start`) and `decide` compares with."""
     return read_process(pid).start
 
 
 def read_here() -> Here:
     """This process's host id (machine-id, else the hostname), boot id and PID namespace."""
-    return Here(host_id=_host_id(), boot_id=_first_line(BOOT_ID_FILE), pidns=_pid_namespace(), uid=os.getuid())
+    return Here(host_id=_host_id(), boot_id=_boot_id(), pidns=_pid_namespace(), uid=os.getuid())
 
 
 def launcher_liveness(launcher: Launcher, here: Here | None = None) -> Liveness:
@@ -192,8 +279,26 @@ def _host_id() -> str:
     return f"hostname:{socket.gethostname()}"
 
 
+def _boot_id() -> str:
+    """The kernel's boot id (Linux), else psutil's boot time (`btime:<seconds>`), else ""."""
+    if linux_mechanisms():
+        boot_id = _first_line(BOOT_ID_FILE)
+        if boot_id:
+            return boot_id
+    try:
+        return f"{APPROXIMATE_BOOT_PREFIX}{int(psutil.boot_time())}"
+    except (psutil.Error, OSError, RuntimeError, ValueError):
+        return ""
+
+
 def _pid_namespace() -> str:
-    """The inode of /proc/self/ns/pid (`pid:[4026531836]` -> `4026531836`)."""
+    """The inode of /proc/self/ns/pid (`pid:[4026531836]` -> `4026531836`); `none` where the
+    platform has no PID namespaces; "" on a Linux that does not say (nothing is judged).
+
+    Read with the test switch too: it is a fact about where a launcher ran, not a way to
+    watch it, and without it a pid of another namespace would be judged here."""
+    if not sys.platform.startswith("linux"):
+        return NO_PID_NAMESPACES
     try:
         return str(os.stat(PID_NAMESPACE).st_ino)
     except OSError:

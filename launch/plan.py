@@ -24,6 +24,7 @@ from typing import Any
 from launch import ssh
 from launch.argv import LaunchRequest
 from launch.config import Config
+from launch.enginekind import EngineKind
 from launch.errors import ConfigError
 from launch.guards import check_docker_dir
 from launch.hostfacts import HostFacts, gather_host_facts
@@ -103,6 +104,9 @@ class LaunchPlan:
     layout: Layout | None = None
     #: The builder-api when the launch uses it (-a/-ab/autostart), else None.
     builder_api: BuilderApi | None = None
+    #: Which engine runs the containers (`launch.enginekind`): learned once the supervisor
+    #: has connected (`dataclasses.replace`); a plan made without the engine assumes Docker Engine.
+    engine_kind: EngineKind = EngineKind.DOCKER_ENGINE
 
     @property
     def gateway(self) -> bool:

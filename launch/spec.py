@@ -32,6 +32,7 @@ from launch import ssh as ssh_plan
 from launch.argv import LaunchRequest, TmuxMode
 from launch.command import CODEMAN_PORT, boot_prompt_for, container_command, tool_command
 from launch.config import Config
+from launch.enginekind import host_alias_entries
 from launch.environment import container_environment
 from launch.errors import ConfigError
 from launch.hostfacts import HostFacts
@@ -223,7 +224,7 @@ def container_spec(plan: LaunchPlan, slot: SlotPlan, *, session: SessionChoice |
         "Init": True,
         "Mounts": [_engine_mount(m) for m in mounts],
         "NetworkMode": plan.network_mode,
-        "ExtraHosts": [f"host.docker.internal:{LOOPBACK if plan.network_mode == 'host' else 'host-gateway'}"],
+        "ExtraHosts": host_alias_entries(plan.engine_kind, plan.network_mode),  # per engine (launch.enginekind)
         **plan.limits,
         "ReadonlyPaths": list(READONLY_PATHS),
         "AutoRemove": False,

@@ -25,7 +25,9 @@ LEGACY_CLAUDE_PROJECTS = "claude/.claude/projects"
 
 def prepare_state_folders(tool: Tool, state_home: Path, project_home: Path, *, ssh: bool,
                           workdir: str | None = None) -> None:
-    """Create missing persistence folders (0700) and files (0600, `{}` for JSON)."""
+    """Create missing persistence folders (0700) and files (0600, `{}` for JSON). The image's
+    first-run hook (`entrypoint.d/10-first-run`) takes a `{}` Claude home file for absent and
+    seeds it inside the cage; the host never writes more into the agent's state."""
     state_home.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     project_home.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     if tool is Tool.CLAUDE and workdir is not None:

@@ -58,8 +58,9 @@ def _ports(info: dict[str, Any]) -> list[str]:
 
 def _health(info: dict[str, Any], labels: dict[str, str]) -> str:
     state = info.get("State") or {}
-    if state.get("Health"):
-        return str(state["Health"].get("Status", "unknown"))
+    health = (state.get("Health") or {}).get("Status")
+    if health:  # (Podman reports an empty `Health` for a container without a health check)
+        return str(health)
     if launcher_liveness(launcher_from_labels(labels, LABEL)) is Liveness.DEAD:
         return "orphaned (its launcher is gone: `llm-docker gc` removes it)"
     return str(state.get("Status", "unknown"))

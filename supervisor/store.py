@@ -94,7 +94,7 @@ def state_error(path: Path, error: BaseException) -> StateError:
             return StateError(f"state database {path} is read-only ({detail}) — make it writable "
                               f"(its folder too: SQLite's WAL writes next to it): {fix}")
     return StateError(f"state database {path}: {detail}")
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS slots (
     tool TEXT NOT NULL, project TEXT NOT NULL, slot INTEGER NOT NULL,
     session_id TEXT NOT NULL, workdir TEXT NOT NULL, updated_at REAL NOT NULL,
@@ -193,7 +193,7 @@ class StateStore:
                 await _retry_when_locked(db, lambda: _execute_fully(db, "PRAGMA journal_mode=WAL"))
                 # One write transaction taken up front: statements that upgrade a read snapshot
                 # to a write can get SQLITE_BUSY without the busy handler ever being asked.
-                await _retry_when_locked(db, lambda: db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; COMMIT;"))
+                await _retry_when_locked(db, lambda: db.executescript(f"BEGIN IMMEDIATE; {SCHEMA}; COMMIT;"))
                 opened = True
                 yield cls(db, path)
         except (sqlite3.Error, OSError) as error:

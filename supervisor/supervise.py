@@ -15,6 +15,7 @@ Order of events:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -23,11 +24,14 @@ import uuid
 
 import anyio
 
-from engine.client import Engine, EngineError, connect
+from engine.client import Engine, EngineError
+from engine.desktop import connect_for_launch
+from engine.kind import identify
 from image.certs import select_extra_certificates
 from image.ensure import build_log_path, ensure_image
 from image.gateway import ensure_gateway_image
 from image.progress import BuildProgress
+from launch.enginekind import EngineKind
 from launch.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, ImageError, LlmDockerError
 from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
 from launch.network import model_endpoint_problem
@@ -66,11 +70,16 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
         write_stderr(f"{launcher}: {message}\n")
 
     try:
-        docker = await connect()
+        # the one place a launch reaches the engine: starts Docker Desktop when it is down
+        docker = await connect_for_launch(plan.facts.state_home, notice)
     except EngineError as error:
         notice(str(error))
         return error.exit_code
     try:
+        plan = dataclasses.replace(plan, engine_kind=(await identify(docker)).kind)
+        refusal = engine_refusal(plan)
+        if refusal is not None:  # before any agent container exists (and before an image build)
+            raise refusal
         await ensure_image(docker, plan.config, plan.request.tool, plan.facts.state_home,
                            build=plan.request.build, no_cache=plan.request.rebuild_force, notice=notice)
         if not plan.gateway:
@@ -227,3 +236,26 @@ def _exit_code(supervisor: Supervisor) -> int:
     if len(codes) == 1:
         return codes[0]
     return next((code for code in codes if code != 0), 0)
+
+
+def engine_refusal(plan: LaunchPlan) -> LlmDockerError | None:
+    """What this launch needs that its engine lacks, as one line (None: nothing) — asked once
+    the engine is known, before any agent container exists.
+
+    Podman's Docker API (4.3 checked) ignores `HostConfig.ReadonlyPaths`, so the image's
+    guard-rails (`/etc/claude-code`, `/opt/llm-docker`, the entrypoint) hold by their file
+    permissions alone: root's files, not writable by others. That still holds for the agent
+    of a non-root launcher with the sandbox on (its uid, no capabilities), but not for an agent
+    running as root (a launch by uid 0: the agent runs as the launcher's uid) — it owns those
+    files — nor for one with SANDBOX_ENABLED=false (Docker's default capabilities override
+    file permissions)."""
+    if plan.engine_kind is not EngineKind.PODMAN:
+        return None
+    lost = ("Podman ignores ReadonlyPaths, which keep the image's guard-rails (/etc/claude-code, /opt/llm-docker) "
+            "read-only for an agent")
+    if plan.facts.uid == 0:
+        return EngineError(f"{lost} running as root — launch as a non-root user (the agent runs as your uid), "
+                           "or use Docker")
+    if not plan.config.sandbox_enabled:
+        return ConfigError(f"{lost} with SANDBOX_ENABLED=false — set SANDBOX_ENABLED=true, or use Docker")
+    return None

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pty
+import random
 import select
 import socket
 import subprocess
@@ -141,6 +142,28 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def free_port_block(size: int = 60) -> int:
+    """A base port whose next `size` ports are free on 127.0.0.1 right now (SSH port ranges)."""
+    # below the ephemeral range: no outgoing connection (the tests' own ssh logins, in
+    # TIME_WAIT after they end) ever holds one of these ports as its source
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        base = random.randrange(20000, ephemeral_low - size)
+        if all(port_free(port) for port in range(base, base + size)):
+            return base
+    raise AssertionError("no free block of ports on 127.0.0.1")
+
+
+def port_free(port: int) -> bool:
+    """Nothing holds `port` on 127.0.0.1 (a bind succeeds)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30) -> float:

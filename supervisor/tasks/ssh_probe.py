@@ -39,7 +39,7 @@ async def run(supervisor: Supervisor) -> None:
     keys = supervisor.ssh_keys
     if keys is None:
         return
-    _ensure_local_username()
+    ensure_local_username()
     client_key = await anyio.to_thread.run_sync(asyncssh.read_private_key, str(keys.client_key))
     pinned = asyncssh.import_public_key(keys.pinned_host_key)
     folder = status_folder(supervisor.state_home)
@@ -122,7 +122,7 @@ async def probe(port: int, user: str, client_key: asyncssh.SSHKey, pinned: async
     return plan.ProbeResult(reachable=True, latency_ms=latency)
 
 
-def _ensure_local_username() -> None:
+def ensure_local_username() -> None:
     """asyncssh asks `getpass.getuser()` for every client connection, which fails for a uid
     with no passwd entry and no $USER (a container-like host, a test user): give it the uid."""
     try:

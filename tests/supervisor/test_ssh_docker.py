@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shlex
 import shutil
 import signal
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 
 from testbed.agent_images import configure_agent_user
+from testbed.processes import free_port_block, port_free
 from testbed.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
@@ -41,27 +41,6 @@ START_TIMEOUT = 240
 # -- fixtures ------------------------------------------------------------------------------
 
 # `agent_images` (the real images, built once) and `model` (the stub model's URL): tests/conftest.py
-
-
-def free_block(size: int = 60) -> int:
-    """A base port whose next `size` ports are free on 127.0.0.1 right now."""
-    # below the ephemeral range: no outgoing connection (the tests' own ssh logins, in
-    # TIME_WAIT after they end) ever holds one of these ports as its source
-    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        base = random.randrange(20000, ephemeral_low - size)
-        if all(_free(port) for port in range(base, base + size)):
-            return base
-    raise AssertionError("no free block of ports on 127.0.0.1")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class Keys:
@@ -82,7 +61,7 @@ class Keys:
 def ssh_user(user: User, agent_images: None, model: str, tmp_path: Path) -> Iterator["SshUser"]:
     if shutil.which("ssh") is None:
         pytest.fail("the host's OpenSSH client is missing (Debian: openssh-client)", pytrace=False)
-    base = free_block()
+    base = free_port_block()
     mine = Keys(tmp_path / "keys", "mine")
     # EXIT_TO_DOCKER: whatever the agent does, the slot's container stays up in zsh on its TTY
     configure_agent_user(user, model, extra=f"LLM_DOCKER_SSH_HOST_PORT={base}\n"
@@ -282,7 +261,7 @@ def test_a_taken_port_moves_on_and_a_full_range_is_one_line(ssh_user: SshUser) -
                       what="login on the moved port")
         assert ok
         launch.stop()
-    wait_for(lambda: _free(ssh_user.base + 1), 30, what="the stopped slot's SSH port released")
+    wait_for(lambda: port_free(ssh_user.base + 1), 30, what="the stopped slot's SSH port released")
 
     with held_ports(range(ssh_user.base, ssh_user.base + 51)):
         result = ssh_user.user.run("llm-docker", "supervise", "-n", "1", "--layout", "none", cwd=ssh_user.project,

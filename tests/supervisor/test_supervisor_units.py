@@ -22,7 +22,7 @@ import pytest
 from supervisor import sessions
 from supervisor.store import Launch, StateStore
 from supervisor.tasks import logs
-from supervisor.tasks.watchdog import PidfdUnavailable, wait_for_exit
+from supervisor.tasks.watchdog import ExitWatch, PidfdUnavailable, wait_for_exit
 from supervisor.terminal import NO_TTY, raw_mode, terminal_id, window_size
 
 REPO = Path(__file__).parents[2]
@@ -69,10 +69,10 @@ async def test_logs_task_drains_everything_even_when_cancelled(tmp_path: Path) -
 async def test_wait_for_exit_wakes_when_the_process_ends() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
     with anyio.fail_after(10):
-        await wait_for_exit(child.pid)
+        await wait_for_exit(child.pid, ExitWatch.PIDFD)  # asked for: the test switch may turn it off by default
     assert child.poll() == 0, "wait_for_exit returned before the process ended"
     with anyio.fail_after(1):
-        await wait_for_exit(child.pid)  # already gone: returns at once
+        await wait_for_exit(child.pid, ExitWatch.PIDFD)  # already gone: returns at once
 
 
 @pytest.mark.anyio
