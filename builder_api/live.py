@@ -7,7 +7,8 @@ oldest frame rather than ever block). All files share ONE inotify instance (per-
 watches, through a no-follow folder descriptor), so 300 clients cost one inotify instance,
 not 300 (the per-user limit is 128 by default: the old one-instance-per-client design let
 the agent starve every other program of the user). A full rescan every `RESCAN_S` catches
-what a watch cannot see (a folder replaced under the watch); off Linux the rescan is all.
+what a watch cannot see (a folder replaced under the watch); off Linux (and under the test
+switch of `launch.portability`) the rescan is all.
 
 The hub runs as one task of the API's task group (`run`); `follow` and `session` are
 context managers, so nothing outlives its session.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +32,7 @@ from builder_api.events import Mailbox
 from builder_api.logs import LogCursor
 from builder_api.safefs import open_folder
 from builder_api.watch import Inotify
+from launch.portability import linux_mechanisms
 
 RESCAN_S = 1.0
 FALLBACK_POLL_S = 0.25
@@ -134,7 +135,7 @@ class FollowerHub:
     # -- the one watcher -------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Until cancelled: wake on inotify (or the rescan timer) and fan out new lines."""
-        if sys.platform == "linux":
+        if linux_mechanisms():
             self._inotify = Inotify()
         try:
             task_status.started()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import anyio
+import psutil
 from anyio.abc import Process
 
 MEMBER_CHECK_S = 0.05
@@ -25,23 +25,15 @@ def kill_group(pgid: int, signum: int) -> None:
 
 
 def group_running(pgid: int) -> bool:
-    """Whether any non-zombie process is still in process group `pgid` (Linux /proc)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
+    """Whether any non-zombie process is still in process group `pgid`. Through psutil on
+    every platform (no `/proc` scan of our own): its process list and status are what
+    procfs says on Linux and what `sysctl` says on macOS, and `getpgid` is POSIX."""
+    for pid in psutil.pids():
         try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
+            if os.getpgid(pid) == pgid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (OSError, psutil.Error):
+            continue  # gone meanwhile, or not ours to look at (then not in our group either)
     return False
 
 

@@ -1,5 +1,6 @@
 """Hot reload: the config's folder and the shard folder are watched with inotify through
-the event loop (no polling thread). A valid new config replaces the old one at once —
+the event loop (no polling thread); off Linux, and under the test switch of
+`launch.portability`, their `*.toml` files are polled instead. A valid new config replaces the old one at once —
 jobs, verbs, password, auth_reads, log aliases, build and security settings, and the
 runtime settings for the next `/run` (upstream reloaded only the jobs; docs/upstream.md#api-hot-reload). An invalid
 one is reported (`config_reload_failed`) and the old config stays.
@@ -8,7 +9,6 @@ one is reported (`config_reload_failed`) and the old config stays.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from anyio.abc import TaskStatus
 
 from builder_api.config import ConfigError, ProjectConfig, load, shard_folder
 from builder_api.watch import Inotify
+from launch.portability import linux_mechanisms
 
 SETTLE_S = 0.2
 POLL_FALLBACK_S = 1.5
@@ -45,7 +46,7 @@ async def watch_config(get: Callable[[], ProjectConfig], apply: Callable[[Projec
     `task_status.started()` once the watch is in place (nothing can be missed after it)."""
     config = get()
     folders = {config.config_path.parent, shard_folder(config.config_path, os.environ)}
-    if sys.platform != "linux":
+    if not linux_mechanisms():
         task_status.started()
         await _poll(get, apply, emit, folders)
         return
@@ -71,6 +72,8 @@ async def _poll(get: Callable[[], ProjectConfig], apply: Callable[[ProjectConfig
         return {p: p.stat().st_mtime for folder in folders if folder.is_dir() for p in folder.glob("*.toml")}
 
     seen = snapshot()
+    if _changed_since_load(get(), folders):  # edited between the load and the first snapshot
+        _reload(get, apply, emit)
     while True:
         await anyio.sleep(POLL_FALLBACK_S)
         current = snapshot()

@@ -13,6 +13,11 @@ dangling symlink (the kernel answers ELOOP).
 A path inside the project is anchored at the project root (the agent owns everything
 below it); any other path (the API's own logs under `$LLM_DOCKER_HOME`) at its parent
 folder, which only the user can write.
+
+The folders on the way are opened `O_PATH` on Linux (a folder that may be searched but
+not listed still opens) and `O_RDONLY` elsewhere — macOS has no `O_PATH`; the choice is
+`launch.portability`'s, so Linux CI runs the macOS path too. Both are `O_NOFOLLOW` per
+component: the walls are the same.
 """
 
 from __future__ import annotations
@@ -20,13 +25,30 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from pathlib import Path, PurePosixPath
+
+from launch.portability import linux_mechanisms
 
 READ = os.O_RDONLY
 APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 #: Errors that mean "something other than a plain file or folder is in the way".
 _REFUSALS = {errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EISDIR, errno.EACCES, errno.EPERM}
-_DIRECTORY = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _folder_flags() -> int:
+    """How a folder on the way is opened, trusted (an anchor) or not (add `O_NOFOLLOW`):
+    `O_PATH` where Linux's mechanisms are used, a plain read-only folder descriptor
+    elsewhere (read at every call, so the test switch reaches it)."""
+    if sys.platform == "linux" and linux_mechanisms():
+        return os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+    return os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _step(folder: int, part: str) -> int:
+    """The sub-folder `part` of `folder`, never through a symlink (ELOOP or ENOTDIR), and
+    never blocking where the agent put a FIFO (a read-only open of one waits for a writer)."""
+    return os.open(part, _folder_flags() | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
 
 
 class FileRefused(OSError):
@@ -36,15 +58,21 @@ class FileRefused(OSError):
 def anchor(path: Path, root: Path | None) -> tuple[Path, PurePosixPath]:
     """(trusted folder, the rest): the project root when `path` lies inside it (lexically,
     so a symlink on the way cannot move the anchor), else the path's own parent folder."""
-    if root is not None:
-        try:
-            rest = PurePosixPath(os.path.normpath(path)).relative_to(os.path.normpath(root))
-        except ValueError:
-            pass
-        else:
-            if rest.parts:
-                return root, rest
+    rest = _below(path, root)
+    if root is not None and rest is not None:
+        return root, rest
     return path.parent, PurePosixPath(path.name)
+
+
+def _below(path: Path, root: Path | None) -> PurePosixPath | None:
+    """`path` relative to `root` when it lies (lexically) below it, else None."""
+    if root is None:
+        return None
+    try:
+        rest = PurePosixPath(os.path.normpath(path)).relative_to(os.path.normpath(root))
+    except ValueError:
+        return None
+    return rest if rest.parts else None
 
 
 def _parts(relative: PurePosixPath) -> list[str]:
@@ -63,11 +91,11 @@ def open_beneath(root: Path, relative: PurePosixPath | str, flags: int, mode: in
     each through the descriptor of its parent. Raises `FileRefused`, or `FileNotFoundError`
     when the file (or a folder) is simply not there."""
     parts = _parts(PurePosixPath(relative))
-    folder = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    folder = os.open(root, _folder_flags())
     try:
         for part in parts[:-1]:
             try:
-                step = os.open(part, _DIRECTORY, dir_fd=folder)
+                step = _step(folder, part)
             except FileNotFoundError:
                 if not make_folders:
                     raise
@@ -75,7 +103,7 @@ def open_beneath(root: Path, relative: PurePosixPath | str, flags: int, mode: in
                     os.mkdir(part, 0o700, dir_fd=folder)
                 except FileExistsError:
                     pass
-                step = os.open(part, _DIRECTORY, dir_fd=folder)
+                step = _step(folder, part)
             os.close(folder)
             folder = step
         descriptor = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, mode,
@@ -105,18 +133,19 @@ def open_file(path: Path, root: Path | None, flags: int = READ, mode: int = 0o60
 
 
 def open_folder(path: Path, root: Path | None) -> int:
-    """An `O_PATH` descriptor of the folder `path`, reached like `open_beneath` reaches a
-    file (for inotify through `/proc/self/fd/N`, which then watches exactly that folder)."""
-    base, rest = anchor(path, root)
-    if base == path.parent:
-        base, rest = path, PurePosixPath(".")
-    folder = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    """A descriptor of the folder `path` (`O_PATH` on Linux, see `_folder_flags`), reached
+    like `open_beneath` reaches a file: for `*at` calls inside it, and for inotify through
+    `/proc/self/fd/N`, which then watches exactly that folder."""
+    below = _below(path, root)
+    # inside the project: walked from its root; outside, the folder is the user's own
+    base, rest = (path, PurePosixPath(".")) if root is None or below is None else (root, below)
+    folder = os.open(base, _folder_flags())
     try:
         for part in [p for p in rest.parts if p != "."]:
             if part == "..":
                 raise FileRefused(errno.EINVAL, f"refused path: {rest}")
             try:
-                step = os.open(part, _DIRECTORY, dir_fd=folder)
+                step = _step(folder, part)
             except OSError as error:
                 if error.errno in _REFUSALS:
                     raise FileRefused(error.errno, f"refused folder {path}") from None

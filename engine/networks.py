@@ -1,6 +1,9 @@
-"""Networks: the one llm-docker needs is made on demand (`ensure`)."""
+"""Networks: the one llm-docker needs is made on demand (`ensure`); a network's gateway
+address is what Podman's `host.docker.internal` must name (`gateway_address`)."""
 
 from __future__ import annotations
+
+import ipaddress
 
 import aiodocker
 
@@ -33,3 +36,20 @@ class Networks:
         except EngineError as error:
             if error.status != 409:  # created meanwhile by a parallel launch
                 raise
+
+    async def gateway_address(self, name: str) -> str | None:
+        """The gateway of the network `name` (`GET /networks/<name>`, `IPAM.Config[].Gateway`,
+        an IPv4 one first): the host's address on that bridge. None when it has none; a
+        missing network is the engine's `EngineError` (404)."""
+        with translated():
+            network = await (await self._docker.networks.get(name)).show()
+        ipam = network.get("IPAM")
+        configs = ipam.get("Config") if isinstance(ipam, dict) else None
+        found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+        for config in configs if isinstance(configs, list) else []:
+            gateway = config.get("Gateway") if isinstance(config, dict) else None
+            try:
+                found.append(ipaddress.ip_address(gateway if isinstance(gateway, str) else ""))
+            except ValueError:
+                continue
+        return str(min(found, key=lambda address: address.version)) if found else None

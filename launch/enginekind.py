@@ -15,9 +15,16 @@ every kind, `launch.network.gateway_create`):
 * Docker Desktop: no entry. Its VM's loopback is not the host's, and Desktop resolves
   `host.docker.internal` to the host itself in every network mode.
 * Podman (4.3 checked): with host networking `127.0.0.1`, as for Docker Engine. On a
-  bridge no entry: Podman 4.3 refuses `host-gateway` ("invalid IP address in add-host")
-  and maps `host.containers.internal` to the host itself; Podman >= 5 maps
-  `host.docker.internal` too.
+  bridge (the default network, or the offline one) the gateway address of that network,
+  which Podman puts on the host's side of its bridge: Podman 4.3 refuses `host-gateway`
+  ("invalid IP address in add-host"; its API writes it into /etc/hosts literally), maps only
+  `host.containers.internal` itself, and Podman >= 5 maps `host.docker.internal` too. That
+  address is an engine fact (`GET /networks/<NetworkMode>`: for `bridge` Podman's API
+  answers with its default network, `podman`), asked once per launch by the supervisor when
+  `needs_bridge_host_address` says so, and handed to the plan
+  (`LaunchPlan.bridge_host_address`); not known (a `--dry-run`, or a network without a
+  gateway): no entry. Rootless Podman's bridge lives in a namespace of its own, where that
+  address is not the host's.
 """
 
 from __future__ import annotations
@@ -38,12 +45,20 @@ class EngineKind(StrEnum):
     REMOTE = "remote"
 
 
-def host_alias_entries(kind: EngineKind, network_mode: str) -> list[str]:
-    """`HostConfig.ExtraHosts` for an agent on `network_mode` (no gateway): see the module."""
+def needs_bridge_host_address(kind: EngineKind, network_mode: str) -> bool:
+    """Whether the entry for an agent on `network_mode` (no gateway) is the network's gateway
+    address, which only the engine knows (Podman on a bridge: see the module)."""
+    return kind is EngineKind.PODMAN and network_mode != "host"
+
+
+def host_alias_entries(kind: EngineKind, network_mode: str, bridge_host_address: str | None = None
+                       ) -> list[str]:
+    """`HostConfig.ExtraHosts` for an agent on `network_mode` (no gateway): see the module.
+    `bridge_host_address`: the engine's gateway address of that network (None: not asked)."""
     if kind is EngineKind.DOCKER_DESKTOP:
         return []
     if network_mode == "host":
         return [f"{HOST_ALIAS}:{LOOPBACK}"]
-    if kind is EngineKind.PODMAN:
-        return []
+    if needs_bridge_host_address(kind, network_mode):
+        return [f"{HOST_ALIAS}:{bridge_host_address}"] if bridge_host_address else []
     return [f"{HOST_ALIAS}:{HOST_GATEWAY}"]

@@ -9,9 +9,11 @@ functions of a `HostFacts`, so tests can build one by hand.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import shutil
+import socket
 import stat
 import sys
 import uuid
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from launch.liveness import Here, process_start_time, read_here
 from launch.mounts import OPTIONAL_DOTFILES, SHARED_CONFIG, SHARED_FOLDER
+from launch.portability import linux_mechanisms
 from launch.surface import GIT, GIT_PINNED_IN_COMMIT_MODE, GIT_WATCHED_IN_COMMIT_MODE, ROOT_ENTRIES, Kind, SurfaceFacts
 
 BOOT_FILE = "BOOT.md"
@@ -105,7 +108,11 @@ def gather_host_facts(launch_dir: Path, *, root: Path, user_home: Path, state_ho
 
 
 def host_addresses() -> tuple[str, ...]:
-    """Every IPv4/IPv6 address of the host's network namespace (empty where /proc has none)."""
+    """Every IPv4/IPv6 address of the host's network namespace: from procfs on Linux, from
+    psutil elsewhere (and under the test switch of `launch.portability`) — the same set,
+    so the network policy closes the host's own addresses on macOS too."""
+    if not linux_mechanisms():
+        return addresses_from_psutil()
     from launch.network import local_ipv4_addresses, local_ipv6_addresses
 
     def read(path: str) -> str:
@@ -115,6 +122,25 @@ def host_addresses() -> tuple[str, ...]:
             return ""
 
     return local_ipv4_addresses(read("/proc/net/fib_trie")) + local_ipv6_addresses(read("/proc/net/if_inet6"))
+
+
+def addresses_from_psutil() -> tuple[str, ...]:
+    """The interfaces' IPv4 then IPv6 addresses, as `ipaddress` writes them (a link-local
+    address without its `%zone`, as procfs has it); empty if the platform will not say."""
+    import psutil
+
+    try:
+        interfaces = psutil.net_if_addrs()
+    except (OSError, psutil.Error):
+        return ()
+    found: dict[int, list[str]] = {socket.AF_INET: [], socket.AF_INET6: []}
+    for addresses in interfaces.values():
+        for address in addresses:
+            if address.family in found:
+                text = str(ipaddress.ip_address(address.address.split("%", 1)[0]))
+                if text not in found[address.family]:
+                    found[address.family].append(text)
+    return tuple(found[socket.AF_INET] + found[socket.AF_INET6])
 
 
 def _host_memory() -> int:

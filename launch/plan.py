@@ -107,6 +107,10 @@ class LaunchPlan:
     #: Which engine runs the containers (`launch.enginekind`): learned once the supervisor
     #: has connected (`dataclasses.replace`); a plan made without the engine assumes Docker Engine.
     engine_kind: EngineKind = EngineKind.DOCKER_ENGINE
+    #: The engine's gateway address of the agents' network (`NetworkMode`), where Podman's
+    #: `host.docker.internal` must point (`launch.enginekind.needs_bridge_host_address`):
+    #: learned by the supervisor like `engine_kind`; None when not asked.
+    bridge_host_address: str | None = None
 
     @property
     def gateway(self) -> bool:

@@ -224,7 +224,8 @@ def container_spec(plan: LaunchPlan, slot: SlotPlan, *, session: SessionChoice |
         "Init": True,
         "Mounts": [_engine_mount(m) for m in mounts],
         "NetworkMode": plan.network_mode,
-        "ExtraHosts": host_alias_entries(plan.engine_kind, plan.network_mode),  # per engine (launch.enginekind)
+        # per engine (launch.enginekind)
+        "ExtraHosts": host_alias_entries(plan.engine_kind, plan.network_mode, plan.bridge_host_address),
         **plan.limits,
         "ReadonlyPaths": list(READONLY_PATHS),
         "AutoRemove": False,

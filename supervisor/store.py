@@ -252,6 +252,22 @@ class StateStore:
             "ORDER BY tool, project, slot") as cursor:
             return [SavedSlot(*row) async for row in cursor]
 
+    async def import_slots(self, rows: Sequence[SavedSlot]) -> list[SavedSlot]:
+        """Add slots saved by another install (`llm-docker init --from-upstream`), all in ONE
+        transaction; the rows actually inserted, in order. A slot this install has already
+        saved is never overwritten (nor is an earlier row of `rows` for the same slot): a
+        launch's own save is newer than anything an import brings."""
+        inserted: list[SavedSlot] = []
+        async with self._transaction() as db:
+            for row in rows:
+                async with db.execute(
+                        "INSERT INTO slots (tool, project, slot, session_id, workdir, updated_at) "
+                        "VALUES (?,?,?,?,?,?) ON CONFLICT (tool, project, slot) DO NOTHING",
+                        dataclasses.astuple(row)) as cursor:
+                    if cursor.rowcount == 1:
+                        inserted.append(row)
+        return inserted
+
     async def claimed_by_others(self, tool: str, run_id: str, since: float) -> set[str]:
         """Sessions owned by launches that overlapped this one in time (alive at some point
         after `since`): what they claimed and what they were started with."""

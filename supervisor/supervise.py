@@ -31,7 +31,7 @@ from image.certs import select_extra_certificates
 from image.ensure import build_log_path, ensure_image
 from image.gateway import ensure_gateway_image
 from image.progress import BuildProgress
-from launch.enginekind import EngineKind
+from launch.enginekind import EngineKind, needs_bridge_host_address
 from launch.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, ImageError, LlmDockerError
 from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
 from launch.network import model_endpoint_problem
@@ -100,6 +100,7 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
                 notice(f"warning: {problem}")
         if plan.network_mode == OFFLINE_NETWORK:
             await docker.networks.ensure(OFFLINE_NETWORK, internal=True)
+        plan = await with_bridge_host_address(plan, docker, notice)  # (once the network exists)
         ssh_keys = None
         if plan.config.llm_docker_ssh_enabled:
             # before any container: what every slot's sshd trusts, and the pin the probe checks
@@ -236,6 +237,19 @@ def _exit_code(supervisor: Supervisor) -> int:
     if len(codes) == 1:
         return codes[0]
     return next((code for code in codes if code != 0), 0)
+
+
+async def with_bridge_host_address(plan: LaunchPlan, docker: Engine, notice: Notice) -> LaunchPlan:
+    """The plan with the engine's address of the host on the agents' network, when their
+    `host.docker.internal` must name it (Podman on a bridge, no gateway:
+    `launch.enginekind`) — one `GET /networks/<NetworkMode>` per launch; the plan stays pure."""
+    if plan.gateway or not needs_bridge_host_address(plan.engine_kind, plan.network_mode):
+        return plan
+    address = await docker.networks.gateway_address(plan.network_mode)
+    if address is None:
+        notice(f"warning: the network {plan.network_mode} has no gateway address — host.docker.internal is not "
+               "mapped in the agent's container")
+    return dataclasses.replace(plan, bridge_host_address=address)
 
 
 def engine_refusal(plan: LaunchPlan) -> LlmDockerError | None:

@@ -42,6 +42,8 @@ NESTED_GIT_SURFACE = ("config", "config.worktree", "commondir", "hooks", "info")
 SKIPPED_FOLDERS = frozenset({".git", "node_modules"})
 #: Upper bound for the folder walk at a slot's end.
 MAX_WALKED_ENTRIES = 400_000
+#: Deepest folder copied into a quarantine on another file system (deeper: not moved, reported).
+MAX_COPIED_DEPTH = 200
 
 RECORDS_FOLDER = "tripwire"
 PRIVATE_MODE = 0o600
@@ -313,34 +315,73 @@ def _move_out(root: Path, relative: str, destination: Path) -> None:
     with _parent(root, relative) as (parent, name):
         target = os.open(target_folder, _DIRECTORY_FLAGS)
         try:
-            try:
-                os.rename(name, name, src_dir_fd=parent, dst_dir_fd=target)
-                return
-            except OSError as error:
-                if error.errno != errno.EXDEV:
-                    raise
-            _copy_then_remove(parent, name, target_folder / name)
+            _move(parent, name, target)
         finally:
             os.close(target)
 
 
-def _copy_then_remove(parent: int, name: str, target: Path) -> None:
-    """The quarantine is on another file system: copy (links as links), then remove."""
-    entry = _entry(parent, name)
-    source = f"/proc/self/fd/{parent}/{name}"
-    if entry.kind is Kind.SYMLINK and entry.target is not None:
-        os.symlink(entry.target, target)
-        os.unlink(name, dir_fd=parent)
-    elif entry.kind is Kind.DIRECTORY:
-        shutil.copytree(source, target, symlinks=True)
+def _move(parent: int, name: str, destination: int) -> None:
+    """Move the entry `name` of `parent` into the folder `destination`: a rename, or where
+    the two are on different file systems, `_copy_then_remove`."""
+    try:
+        os.rename(name, name, src_dir_fd=parent, dst_dir_fd=destination)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        _copy_then_remove(parent, name, destination)
+
+
+def _copy_then_remove(parent: int, name: str, destination: int) -> None:
+    """Across file systems: copy (links as links), then remove. Both sides are reached
+    through folder descriptors opened `O_NOFOLLOW`, one level at a time, so no symlink the
+    agent planted is followed — nor even opened — on Linux and macOS alike."""
+    if _copy_entry(parent, name, destination) is Kind.DIRECTORY:
+        _copy_folder(parent, destination, name, depth=0)
         shutil.rmtree(name, dir_fd=parent)
-    elif entry.kind is Kind.FILE:
-        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
-        with os.fdopen(descriptor, "rb") as source_file, open(target, "xb") as copy:
-            shutil.copyfileobj(source_file, copy)
-        os.unlink(name, dir_fd=parent)
     else:
-        os.unlink(name, dir_fd=parent)  # a FIFO or socket: nothing to keep
+        os.unlink(name, dir_fd=parent)
+
+
+def _copy_folder(parent: int, destination: int, name: str, *, depth: int) -> None:
+    """The contents of the folder `name` of `parent` into the (new, empty) folder `name` of
+    `destination`."""
+    if depth > MAX_COPIED_DEPTH:
+        raise OSError(errno.ELOOP, f"folders nested deeper than {MAX_COPIED_DEPTH}")
+    source = os.open(name, _DIRECTORY_FLAGS | os.O_NONBLOCK, dir_fd=parent)
+    try:
+        target = os.open(name, _DIRECTORY_FLAGS, dir_fd=destination)
+        try:
+            for child in sorted(os.listdir(source)):
+                if _copy_entry(source, child, target) is Kind.DIRECTORY:
+                    _copy_folder(source, target, child, depth=depth + 1)
+        finally:
+            os.close(target)
+    finally:
+        os.close(source)
+
+
+def _copy_entry(folder: int, name: str, destination: int) -> Kind:
+    """Copy one entry of `folder` into `destination` without following it (and refusing
+    to write through anything already there): a symlink as a symlink, a folder as an empty
+    folder (its contents follow), a file's bytes and permission bits; nothing for a FIFO,
+    socket or device (nothing to keep, and a FIFO could block)."""
+    entry = _entry(folder, name)
+    if entry.kind is Kind.SYMLINK and entry.target is not None:
+        os.symlink(entry.target, name, dir_fd=destination)
+    elif entry.kind is Kind.DIRECTORY:
+        os.mkdir(name, 0o700, dir_fd=destination)
+    elif entry.kind is Kind.FILE:
+        source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+        with os.fdopen(source, "rb") as source_file:
+            info = os.fstat(source)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, f"{name} changed while it was copied")
+            copy = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                           dir_fd=destination)
+            with os.fdopen(copy, "wb") as copy_file:
+                shutil.copyfileobj(source_file, copy_file)
+                os.fchmod(copy, stat.S_IMODE(info.st_mode) & 0o777)
+    return entry.kind
 
 
 # -- the quarantine, for `llm-docker quarantine` -------------------------------------------
@@ -394,7 +435,7 @@ def accept(state_home: Path, quarantine_id: str) -> Quarantined:
                     os.unlink(name, dir_fd=parent)
             source = os.open(folder / FILES / Path(change["path"]).parent, _DIRECTORY_FLAGS)
             try:
-                os.rename(name, name, src_dir_fd=source, dst_dir_fd=parent)
+                _move(source, name, parent)  # the quarantine may be on another file system
             finally:
                 os.close(source)
     shutil.rmtree(folder)

@@ -50,7 +50,7 @@ from launch.mounts import project_layout
 from launch.project import locate_project
 from launch.state import prepare_state_folders
 from launch.tools import Tool
-from supervisor.store import StateStore, state_error
+from supervisor.store import SavedSlot, StateStore
 from supervisor.untrusted import MAX_ENTRIES, Refused, describe, open_directory, read_tail, run_bounded
 
 UPSTREAM_CONF = "src/llm-docker.conf"
@@ -474,41 +474,23 @@ def map_slots(gathered: Gathered, layout: UpstreamLayout, locate: Locator) -> tu
 # -- saving --------------------------------------------------------------------------------
 
 
-def _insert_slots(database: Path, mapped: Sequence[Mapped]) -> tuple[list[Mapped], list[Mapped]]:
-    """Insert the slots in ONE transaction; a slot this install already saved is kept."""
-    saved: list[Mapped] = []
-    kept: list[Mapped] = []
-    try:
-        connection = sqlite3.connect(database, timeout=30, isolation_level=None)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                for item in mapped:
-                    cursor = connection.execute(
-                        "INSERT INTO slots (tool, project, slot, session_id, workdir, updated_at) "
-                        "VALUES (?,?,?,?,?,?) ON CONFLICT (tool, project, slot) DO NOTHING",
-                        (item.slot.tool, item.project, item.slot.slot, item.slot.session_id, item.workdir,
-                         item.slot.saved_at))
-                    (saved if cursor.rowcount == 1 else kept).append(item)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-        finally:
-            connection.close()
-    except sqlite3.Error as error:
-        raise state_error(database, error) from error
-    return saved, kept
+def _row(item: Mapped) -> SavedSlot:
+    """The state store's row of a mapped slot: saved when upstream last wrote its file."""
+    return SavedSlot(tool=item.slot.tool, project=item.project, slot=item.slot.slot, session_id=item.slot.session_id,
+                     workdir=item.workdir, updated_at=item.slot.saved_at)
 
 
 async def save_slots(state_home: Path, mapped: Sequence[Mapped]) -> tuple[list[Mapped], list[Mapped]]:
-    """Write the mapped slots to the state store (created if missing); (saved, kept)."""
+    """Write the mapped slots to the state store (created if missing) in ONE transaction
+    (`StateStore.import_slots`); (saved, kept): kept = this install had already saved that slot."""
     async with StateStore.open(state_home) as store:  # creates the database and its schema
-        database = store.path
-    if not mapped:
-        return [], []
-    return await anyio.to_thread.run_sync(lambda: _insert_slots(database, mapped))
+        if not mapped:
+            return [], []
+        rows = [_row(item) for item in mapped]
+        inserted = {id(row) for row in await store.import_slots(rows)}
+    saved = [item for item, row in zip(mapped, rows, strict=True) if id(row) in inserted]
+    kept = [item for item, row in zip(mapped, rows, strict=True) if id(row) not in inserted]
+    return saved, kept
 
 
 def session_notes(state_home: Path, layout: UpstreamLayout, saved: Sequence[Mapped]) -> list[str]:

@@ -12,6 +12,7 @@ The relays live in the supervisor's task group and end with the slot.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,11 +20,14 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteStream, SocketListener
 
+from launch.portability import linux_mechanisms
 from supervisor.context import SlotRun, Supervisor
 
 NAME = "host_ports"
 HOST_LOOPBACK = "127.0.0.1"
 BUFFER = 65536
+#: The longest unix socket path macOS can bind: its `sun_path` holds 104 bytes, the NUL included.
+MAX_PORTABLE_SOCKET_PATH = 103
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -43,13 +47,7 @@ async def serve_slot(supervisor: Supervisor, slot: SlotRun) -> None:
             descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             try:
                 for port in gateway.policy.host_ports:
-                    # through the folder's descriptor: a unix socket path has at most 107 bytes
-                    path = Path(f"/proc/self/fd/{descriptor}/{port}.sock")
-                    listener = await anyio.create_unix_listener(path)
-                    # the gateway's socat runs as its root, without DAC_OVERRIDE: it needs o+w;
-                    # the folder is inside the user's 0700 state home, so no other host user gets in
-                    os.chmod(f"{port}.sock", 0o666, dir_fd=descriptor)
-                    listeners.append((port, listener))
+                    listeners.append((port, await listen(folder, descriptor, port)))
             finally:
                 os.close(descriptor)
         except OSError as error:
@@ -66,6 +64,36 @@ async def serve_slot(supervisor: Supervisor, slot: SlotRun) -> None:
         for _, listener in listeners:
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
+
+
+async def listen(folder: Path, descriptor: int, port: int) -> SocketListener:
+    """The listening socket `PORT.sock` in `folder` (open as `descriptor`), open to the
+    gateway. (The gateway's socat runs as its root, without DAC_OVERRIDE: it needs o+w;
+    the folder is inside the user's 0700 state home, so no other host user gets in.)"""
+    listener = await anyio.create_unix_listener(socket_path(folder, descriptor, port))
+    try:
+        os.chmod(f"{port}.sock", 0o666, dir_fd=descriptor)  # in the folder we opened, whatever its path
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await listener.aclose()
+        raise
+    return listener
+
+
+def socket_path(folder: Path, descriptor: int, port: int) -> Path:
+    """Where `PORT.sock` is bound. With Linux's mechanisms, through the folder's descriptor
+    (`/proc/self/fd/N/PORT.sock`: short whatever `$LLM_DOCKER_HOME` is, and exactly the
+    folder opened without following a symlink). Elsewhere — macOS, and Linux under the test
+    switch of `launch.portability` — the plain path, which must fit macOS's `sun_path`:
+    refused (one clear error) when it does not, never truncated."""
+    if linux_mechanisms():
+        return Path(f"/proc/self/fd/{descriptor}/{port}.sock")
+    path = folder / f"{port}.sock"
+    length = len(os.fsencode(path))
+    if length > MAX_PORTABLE_SOCKET_PATH:
+        raise OSError(errno.ENAMETOOLONG, f"the socket path {path} has {length} bytes, over macOS's limit of "
+                                          f"{MAX_PORTABLE_SOCKET_PATH}: use a shorter LLM_DOCKER_HOME")
+    return path
 
 
 def _prepare(folder: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from supervisor.sessions import Discovery
 from supervisor.slots import busy_message
-from supervisor.store import DATABASE, Launch, SlotBusy, SlotMoved, StateError, StateStore, state_error
+from supervisor.store import DATABASE, Launch, SavedSlot, SlotBusy, SlotMoved, StateError, StateStore, state_error
 
 
 @pytest.fixture
@@ -122,6 +122,43 @@ async def test_claims_are_checked_again_inside_the_save(tmp_path: Path) -> None:
         c = launch("c", slot=3)
         await store.record_launches([c])
         assert await store.finish_launch(c, exact.choose) == (True, "s-new")
+
+
+# -- imported slots ----------------------------------------------------------------------------
+
+@pytest.mark.anyio
+async def test_imported_slots_never_replace_a_saved_one(tmp_path: Path) -> None:
+    """`import_slots` inserts only what is new and says which rows those were: the slot a
+    launch saved keeps its session, and a second row for one slot in the same import too."""
+    async with StateStore.open(tmp_path) as store:
+        own = launch("own", slot=1)
+        await store.record_launches([own])
+        assert await store.finish_launch(own, lambda claimed: "s-own") == (True, "s-own")
+        ours = await store.slot("claude", "/p", 1)
+        rows = [SavedSlot("claude", "/p", 1, "s-upstream-1", "/w", 1.0),  # saved by the launch: kept
+                SavedSlot("claude", "/p", 2, "s-upstream-2", "/w", 2.0),
+                SavedSlot("claude", "/p", 2, "s-twice", "/w", 3.0),  # the same slot again: the first wins
+                SavedSlot("opencode", "/p", 1, "s-oc", "/w", 4.0),  # another tool's slot 1
+                SavedSlot("claude", "/q", 1, "s-q", "/w", 5.0)]  # another project's slot 1
+        assert await store.import_slots(rows) == [rows[1], rows[3], rows[4]]
+        assert await store.slot("claude", "/p", 1) == ours
+        assert [(r.tool, r.project, r.slot, r.session_id) for r in await store.slots()] == [
+            ("claude", "/p", 1, "s-own"), ("claude", "/p", 2, "s-upstream-2"), ("claude", "/q", 1, "s-q"),
+            ("opencode", "/p", 1, "s-oc")]
+        assert await store.import_slots(rows) == []  # again: all there
+
+
+@pytest.mark.anyio
+async def test_an_import_is_all_or_nothing(tmp_path: Path) -> None:
+    """One transaction: a row the schema refuses leaves no earlier row of the import behind,
+    and the failure is the store's one-line `StateError`."""
+    async with StateStore.open(tmp_path) as store:
+        broken = SavedSlot("claude", "/p", 2, None, "/w", 2.0)  # type: ignore[arg-type]  # NOT NULL
+        with pytest.raises(StateError) as error:
+            await store.import_slots([SavedSlot("claude", "/p", 1, "s1", "/w", 1.0), broken])
+        assert "NOT NULL" in str(error.value) and "\n" not in str(error.value)
+        assert await store.slots() == []
+        assert await store.import_slots([SavedSlot("claude", "/p", 1, "s1", "/w", 1.0)]) != []  # still usable
 
 
 # -- StateError ----------------------------------------------------------------------------
