@@ -56,6 +56,8 @@ PROBE_COMMAND = "/usr/local/sbin/llm-docker-gateway-probe"
 REMOVE_GRACE_SECONDS = 1
 #: Upper bound for ending (or removing) a gateway, whatever else happens.
 END_SECONDS = 15.0
+#: How long a gateway that must confirm its removal (`GatewayRun.confirm_removal`) gets before it is forced.
+REMOVAL_SECONDS = 5.0
 
 
 class GatewayError(LlmDockerError):
@@ -91,6 +93,10 @@ class GatewayRun:
         self._discard = False
         self._keep_folder = False
         self._ending = False
+        #: Wait for the engine's removal after the SIGTERM and force it when it does not come
+        #: (Podman: a gateway that outlived its SIGTERM was seen to stay); Docker's AutoRemove
+        #: is left off the exit path.
+        self.confirm_removal = False
 
     async def verified(self) -> None:
         """Return once the policy verified; raise `GatewayError` (one line) otherwise."""
@@ -175,7 +181,11 @@ class GatewayRun:
                 # SIGTERM: the engine answers at once (SIGKILL would wait for the teardown);
                 # AutoRemove does the rest, and the closed stdin ends it anyway
                 await container.kill(signal="SIGTERM")
-                return
+                if not self.confirm_removal:
+                    return
+                with anyio.move_on_after(REMOVAL_SECONDS):
+                    await container.wait(condition="removed")
+                    return
         except EngineError:
             pass  # not running any more (it failed, or ended): removed below, or by the engine
         except Exception:  # noqa: BLE001 - the engine went away: the lease ends the gateway
@@ -226,13 +236,23 @@ class GatewayHolders:
         self._docker = docker
         self._group = group
         self.runs: dict[str, GatewayRun] = {}
+        #: Set once the engine is known to need it (Podman): every gateway confirms its removal.
+        self.confirm_removal = False
         #: Per agent container name: the SSH host port its early gateway publishes (and
         #: the notice if that port had to move), for the lease step to keep.
         self.ssh_ports: dict[str, tuple[int, str | None]] = {}
 
+    def confirm_removals(self) -> None:
+        """The engine needs it (Podman): every gateway, started or to come, waits for its
+        removal after the SIGTERM and forces it when it does not come."""
+        self.confirm_removal = True
+        for run in self.runs.values():
+            run.confirm_removal = True
+
     def start(self, spec: GatewaySpec) -> GatewayRun:
         assert self._group is not None and self._docker is not None
         run = GatewayRun(spec)
+        run.confirm_removal = self.confirm_removal
         self.runs[spec.name] = run
         self._group.start_soon(run.hold, self._docker, name=f"gateway {spec.name}")
         return run

@@ -77,6 +77,8 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
         return error.exit_code
     try:
         plan = dataclasses.replace(plan, engine_kind=(await identify(docker)).kind)
+        if plan.engine_kind is EngineKind.PODMAN:
+            gateways.confirm_removals()
         refusal = engine_refusal(plan)
         if refusal is not None:  # before any agent container exists (and before an image build)
             raise refusal
