@@ -55,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("directory", nargs="?", type=Path, help="project folder (default: the current one)")
     attach.add_argument("--launch", help=argparse.SUPPRESS)
     attach.set_defaults(handler=command_attach)
-    status = commands.add_parser("status", help="list the running slots: tool, project, slot, container, uptime, "
+    status = commands.add_parser("status", help="list your running slots: tool, project, slot, container, uptime, "
                                                "ports, health")
+    status.add_argument("--all", dest="all_users", action="store_true",
+                        help="every user's slots on this engine, with a USER column (default: only yours)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--check", action="store_true",
                         help="re-run each slot's network policy checks from inside its cage (exit 1 if any fails)")
@@ -171,7 +173,8 @@ def command_attach(arguments: argparse.Namespace) -> int:
 def command_status(arguments: argparse.Namespace) -> int:
     from supervisor.admin import show_status
 
-    return show_status(as_json=arguments.json, check=arguments.check, state_home=_state_home())
+    return show_status(as_json=arguments.json, check=arguments.check, state_home=_state_home(),
+                       all_users=arguments.all_users)
 
 
 def command_ssh(arguments: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ is the engine's own.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -18,7 +17,7 @@ from typing import Any
 import aiodocker
 import anyio
 
-from engine import events
+from engine import events, reach
 from engine.containers import Containers
 from engine.errors import EngineError, translated
 from engine.images import Images
@@ -33,10 +32,14 @@ class Engine:
 
     Making one asks the engine nothing (`connect` does): the launch path creates it while
     the engine is still busy elsewhere. aiodocker runs on asyncio only, so an `Engine` must
-    be made and used inside an asyncio event loop."""
+    be made and used inside an asyncio event loop. With no endpoint to use (none found, a
+    `DOCKER_HOST` without a scheme, a broken Docker context) making one is `EngineError`."""
 
     def __init__(self) -> None:
-        self._docker = aiodocker.Docker()
+        try:
+            self._docker = aiodocker.Docker()
+        except (AssertionError, ValueError, aiodocker.DockerError) as error:
+            raise EngineError(reach.no_endpoint_message(reach.resolve(), str(error))) from None
         self.containers = Containers(self._docker)
         self.images = Images(self._docker)
         self.networks = Networks(self._docker)
@@ -74,23 +77,15 @@ class Engine:
 
 
 async def connect() -> Engine:
-    """An engine that answered `GET /version`; else `EngineError` saying how to start it."""
+    """An engine that answered `GET /version`; else `EngineError`, one line naming the
+    endpoint, where it came from and what to do (see `engine.reach`)."""
     engine = Engine()
     try:
         await engine.version()
     except Exception as error:  # noqa: BLE001 - any failure to reach the engine means the same
         await engine.close()
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        raise EngineError(
-            f"cannot reach the Docker engine at {where} ({_cause(error)}) — start it, e.g. "
-            "`sudo systemctl start docker` (or run scripts/ensure-docker-engine)"
-        ) from None
+        raise EngineError(reach.unreachable_message(reach.resolve(), engine.endpoint, error)) from None
     return engine
-
-
-def _cause(error: Exception) -> str:
-    """How the connection failed, as aiodocker said it (its `[status] message` form)."""
-    return str(error.__cause__) if isinstance(error, EngineError) and error.__cause__ is not None else str(error)
 
 
 def run_with_engine(body: Callable[[Engine], Awaitable[int]], *, prefix: str = "llm-docker") -> int:

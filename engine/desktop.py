@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 
+from engine import reach
 from engine.client import Engine, connect
 from engine.errors import EngineError
 
@@ -77,30 +78,19 @@ def desktop_socket(endpoint: str | None, home: Path) -> Path | None:
 async def connect_for_launch(state_home: Path, progress: Progress, *, timeout: float = START_SECONDS,
                              home: Path | None = None, platform: str = sys.platform) -> Engine:
     """`engine.client.connect`, starting Docker Desktop first when it is the engine and is
-    down (see the module). Any other failure is `connect`'s own `EngineError`."""
+    down (see the module). Any other failure is `connect`'s own `EngineError` (one line: the
+    endpoint, where it came from, what to do — `engine.reach`)."""
     try:
         return await connect()
     except EngineError as error:
         failure = error
-    except (AssertionError, ValueError):  # aiodocker found no endpoint at all
-        failure = EngineError("no Docker engine found (no DOCKER_HOST, Docker context or engine socket) — "
-                              "install and start Docker")
     command = start_command(platform)
-    socket = desktop_socket(await _endpoint(), home or Path.home())
+    endpoint = reach.resolve()
+    socket = None if endpoint.problem else desktop_socket(endpoint.url, home or Path.home())
     if socket is None or command is None:
         raise failure
     await ensure_desktop(socket, command, state_home, progress, timeout=timeout)
     return await connect()
-
-
-async def _endpoint() -> str | None:
-    """Where the client would connect (aiodocker's resolution), or None when it finds none."""
-    try:
-        engine = Engine()
-    except (AssertionError, ValueError):
-        return None
-    async with engine:
-        return engine.endpoint
 
 
 async def ensure_desktop(socket: Path, command: tuple[str, ...], state_home: Path, progress: Progress, *,

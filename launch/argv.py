@@ -8,7 +8,9 @@ bugs fixed (see `docs/upstream.md#flag-grammar` and the entries after it):
 * `-c` takes the next token as a session id only when it is not an existing directory,
   not a number and not a flag; for `cld` the id must be a UUID;
 * `--slot` takes an integer 1..99, `--delay` a number of seconds;
-* an unknown flag is an error that names it and suggests `--`;
+* an unknown flag (or a word that is neither a directory nor a count) is an error that names
+  it and shows the whole command line corrected: it and every argument after it moved behind
+  `--`, shell-quoted, so that copying it runs what was meant (`cld -p hello` -> `cld -- -p hello`);
 * the tmux modes are mutually exclusive and `cld`-only flags are refused by `ocd`.
 
 The only thing the parser asks of the outside world is "is this an existing directory?",
@@ -22,6 +24,7 @@ import enum
 import math
 import os
 import re
+import shlex
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -183,9 +186,12 @@ class _Parser:
         self.is_dir = is_dir
         self.values: dict[str, object] = {}
         self.tmux_flags: dict[TmuxMode, str] = {}
+        self.tokens: list[str] = []
+        self.passthrough: tuple[str, ...] = ()
 
     def parse(self, options: list[str], passthrough: tuple[str, ...]) -> LaunchRequest:
         tokens = list(options)
+        self.tokens, self.passthrough = tokens, passthrough
         index = 0
         while index < len(tokens):
             arg = tokens[index]
@@ -193,7 +199,7 @@ class _Parser:
             if arg.startswith("-") and arg != "-":
                 index = self._flag(arg, tokens, index)
             else:
-                self._positional(arg)
+                self._positional(arg, index - 1)
         self._check_combinations()
         return LaunchRequest(tool=self.tool, passthrough=passthrough, **self.values)  # type: ignore[arg-type]  # values: typed per flag
 
@@ -205,7 +211,7 @@ class _Parser:
         if flag is None:
             raise UsageError(
                 f"unknown flag '{arg}' — to pass it to {self.tool.value}, put it after --: "
-                f"{self.tool.launcher} -- {arg}"
+                f"{self._moved_behind_dashes(index - 1)}"
             )
         if flag.cld_only and self.tool is not Tool.CLAUDE:
             raise UsageError(f"{name} is only available in cld (OpenCode has no such mode)")
@@ -297,7 +303,14 @@ class _Parser:
 
     # -- positionals -------------------------------------------------------------------
 
-    def _positional(self, arg: str) -> None:
+    def _moved_behind_dashes(self, position: int) -> str:
+        """The command line as typed, with the token at `position` and everything after it
+        (the rest of the options and what already followed `--`) behind one `--`, quoted for
+        a POSIX shell: the suggestion keeps the tool's arguments (`-p hello`) together."""
+        words = [self.tool.launcher, *self.tokens[:position], "--", *self.tokens[position:], *self.passthrough]
+        return " ".join(_shell_quote(word) for word in words)
+
+    def _positional(self, arg: str, position: int) -> None:
         if _is_number(arg):
             if "windows" in self.values:
                 raise UsageError(f"window count given twice ({self.values['windows']} and {arg})")
@@ -312,7 +325,7 @@ class _Parser:
         else:
             raise UsageError(
                 f"'{arg}' is not an existing directory, a window count or a flag — to pass it to "
-                f"{self.tool.value}, put it after --: {self.tool.launcher} -- {arg}"
+                f"{self.tool.value}, put it after --: {self._moved_behind_dashes(position)}"
             )
 
     def _path(self, token: str) -> str:
@@ -342,6 +355,16 @@ def _split_inline_value(arg: str) -> tuple[str, str | None]:
         name, value = arg.split("=", 1)
         return name, value
     return arg, None
+
+
+def _shell_quote(word: str) -> str:
+    """`shlex.quote`, except that a word with a control character (a newline) is written as
+    bash's `$'...'`, so the error stays one line and the suggestion still runs as typed."""
+    if word.isprintable():
+        return shlex.quote(word)
+    escaped = "".join("\\" + char if char in "\\'" else char if char.isprintable()
+                      else char.encode("unicode_escape").decode("ascii") for char in word)
+    return f"$'{escaped}'"
 
 
 def _is_number(token: str) -> bool:

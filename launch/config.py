@@ -9,13 +9,26 @@ Every setting is one field of `Config`; its metadata says whether it is a secret
 by `llm-docker config`) and whether it is meant for the container (forwarded as an
 environment variable). Keys in the files that look like agent/provider settings
 (`ANTHROPIC_*`, `CLAUDE_CODE_*`, ...) are kept in `Config.extra` and forwarded too; any
-other unknown key is a warning, never silently used.
+other unknown key is never silently used:
+
+* a near-miss of a *cage setting* (within edit distance 2 of its name, case ignored:
+  `INTERNET_ACCES=false`, `lan_access=false`) is an ERROR (`MisspeltSettingError`, exit 2,
+  before anything starts): its author believes the cage closed while the agent still has
+  what the setting meant to take away. The cage settings are the fields declared with
+  `cage=...` below — what the agent can reach, see and do:
+  network (`INTERNET_ACCESS`, `LAN_ACCESS`, `EGRESS_ALLOW`, `HOST_PORTS`, `NETWORK_MODE`,
+  `RESOLVER_HOSTS_FILE`, `GATEWAY_IMAGE`, `BUILDER_API_AUTOSTART`), sandbox
+  (`SANDBOX_ENABLED`, `AGENT_GIT_COMMIT`, `FORWARD_ENV`, `LLM_DOCKER_IMAGE`), danger
+  (`DANGER_MODE`), mounts (`WORKSPACE_DIR`, `DOCKER_DIR`), limits (`MEMORY_LIMIT`,
+  `CPU_LIMIT`, `PIDS_LIMIT`) and ssh (`LLM_DOCKER_SSH_ENABLED`,
+  `LLM_DOCKER_SSH_AUTHORIZED_KEYS`: who may enter the cage);
+* any other unknown key is a warning, with a "did you mean" when a setting is that close
+  (a misspelt build group or log size costs a rebuild or a log, never the cage).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import typing
@@ -50,15 +63,30 @@ _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
 #: named here too because this module is where settings are read.
 ConfigError = errors.ConfigError
 
+#: How far (Damerau-Levenshtein, case ignored) an unknown key may be from a setting's name
+#: to be taken for a misspelling of it: two slips (`INTERNET_ACES`, `SANBOX_ENABLE`).
+NEAR_MISS_DISTANCE = 2
+
+
+class MisspeltSettingError(ConfigError):
+    """An unknown key that is a near-miss of a cage setting (exit 2): `key` as written, the
+    setting it `meant`, and `where` (file:line), for `llm-docker doctor`'s fix."""
+
+    def __init__(self, where: str, key: str, meant: str, cage: str) -> None:
+        super().__init__(f"{where}: unknown key {key} — did you mean {meant}? Refused: a misspelt {cage} setting "
+                         f"is NOT in effect; rename it to {meant} or remove the line")
+        self.where, self.key, self.meant = where, key, meant
+
 
 def _setting(default: object, *, secret: bool = False, container: bool = False,
              choices: tuple[str, ...] = (), minimum: int | None = None,
              maximum: int | None = None, check: typing.Callable[[str], object] | None = None,
-             doc: str = "") -> typing.Any:
-    """`check` validates a text value (raises ValueError with what is expected)."""
+             cage: str = "", doc: str = "") -> typing.Any:
+    """`check` validates a text value (raises ValueError with what is expected); `cage`
+    names the part of the cage the setting defines (a misspelling of it is an error)."""
     return dataclasses.field(default=default, metadata={
         "secret": secret, "container": container, "choices": choices,
-        "minimum": minimum, "maximum": maximum, "check": check, "doc": doc,
+        "minimum": minimum, "maximum": maximum, "check": check, "cage": cage, "doc": doc,
     })
 
 
@@ -71,29 +99,36 @@ class Config:
     """Effective settings. Attribute `x_y` is the key `X_Y` in the files and environment."""
 
     # -- mounts ------------------------------------------------------------------------
-    docker_dir: str = _setting("/root/Projects", doc="Container-side parent for every project mount")
-    workspace_dir: Path | None = _setting(None, doc="Host folder mirrored read-only for all projects; empty = off")
+    docker_dir: str = _setting("/root/Projects", cage="mounts", doc="Container-side parent for every project mount")
+    workspace_dir: Path | None = _setting(None, doc="Host folder mirrored read-only for all projects; empty = off",
+                                          cage="mounts")
     # -- sandbox and network -----------------------------------------------------------
-    sandbox_enabled: bool = _setting(True, container=True, doc="Drop all capabilities + no-new-privileges")
+    sandbox_enabled: bool = _setting(True, container=True, doc="Drop all capabilities + no-new-privileges",
+                                     cage="sandbox")
     internet_access: bool = _setting(True, container=True, doc="false = the internet is closed; the LAN "
-                                     "(RFC1918/ULA) stays open unless LAN_ACCESS=false")
-    network_mode: str = _setting("gateway", choices=("gateway", "host"),
+                                     "(RFC1918/ULA) stays open unless LAN_ACCESS=false", cage="network")
+    network_mode: str = _setting("gateway", choices=("gateway", "host"), cage="network",
                                  doc="gateway = each slot's network policy enforced by its own gateway container; "
                                      "host = the host's network, NO policy (warned at every launch)")
-    egress_allow: str = _setting("", check=check_egress_allow,
+    egress_allow: str = _setting("", check=check_egress_allow, cage="network",
                                  doc="Space-separated domains (*.npmjs.org), IPs and CIDRs: when set, the internet is "
                                      "reachable only there; presets @agent @npm @pypi @debian @github @registries")
-    lan_access: bool = _setting(True, doc="false = the LAN (10/8, 172.16/12, 192.168/16, fc00::/7) is closed too")
-    host_ports: str = _setting("", check=parse_host_ports,
+    lan_access: bool = _setting(True, doc="false = the LAN (10/8, 172.16/12, 192.168/16, fc00::/7) is closed too",
+                                cage="network")
+    host_ports: str = _setting("", check=parse_host_ports, cage="network",
                                doc="Host TCP ports the agent may reach as host.docker.internal:PORT (builder-api's "
                                    "is added with -a/-ab); nothing else of the host is reachable")
     resolver_hosts_file: Path | None = _setting(None, doc="Extra hosts file the policy's resolver answers from "
-                                                "(local names); empty = none")
-    gateway_image: str = _setting("", doc="Gateway image to run; empty = llm-docker's own, built on demand")
-    danger_mode: bool = _setting(True, doc="cld default for --danger/--safe (skip Claude's permission prompts)")
-    forward_env: str = _setting("", doc="Comma-separated extra host variables to forward to the container")
+                                                "(local names); empty = none", cage="network")
+    gateway_image: str = _setting("", doc="Gateway image to run; empty = llm-docker's own, built on demand",
+                                  cage="network")
+    danger_mode: bool = _setting(True, doc="cld default for --danger/--safe (skip Claude's permission prompts)",
+                                 cage="danger")
+    forward_env: str = _setting("", doc="Comma-separated extra host variables to forward to the container",
+                                cage="sandbox")
     agent_git_commit: bool = _setting(False, doc="true = the agent may commit: .git is writable, but its config, "
-                                      "hooks, info and modules stay read-only (default: .git read-only)")
+                                      "hooks, info and modules stay read-only (default: .git read-only)",
+                                      cage="sandbox")
     # -- container behaviour -----------------------------------------------------------
     node_env: str = _setting("production", container=True, choices=("production", "development"),
                              doc="development = verbose, readable logs")
@@ -101,16 +136,16 @@ class Config:
     update_on_start: bool = _setting(False, doc="Refresh the image's agent CLI layer to the newest release, at most "
                                                 "once a day, before a launch")
     # -- resource limits (see launch.limits) -------------------------------------------
-    memory_limit: str = _setting("auto", check=parse_memory,
+    memory_limit: str = _setting("auto", check=parse_memory, cage="limits",
                                  doc="Container memory limit (no swap on top): auto = half of the host's RAM, "
                                      "at most 16g; a size like 4g or 512m; none = no limit")
-    cpu_limit: str = _setting("auto", check=parse_cpus,
+    cpu_limit: str = _setting("auto", check=parse_cpus, cage="limits",
                               doc="CPUs the container may use: auto = all but one; a number like 1.5; none = no limit")
-    pids_limit: int = _setting(DEFAULT_PIDS_LIMIT, minimum=16, maximum=4194304,
+    pids_limit: int = _setting(DEFAULT_PIDS_LIMIT, minimum=16, maximum=4194304, cage="limits",
                                doc="Most processes and threads at once in the container (a fork bomb stops there)")
     log_max_kilobytes: int = _setting(1024, minimum=0, doc="Rotate logs/llm-docker.log past this size; 0 = no file log")
     debug: bool = _setting(False, doc="Stream full build output")
-    llm_docker_image: str = _setting("", doc="Image to run; empty = the tag the image build makes")
+    llm_docker_image: str = _setting("", cage="sandbox", doc="Image to run; empty = the tag the image build makes")
     llm_docker_image_prefix: str = _setting(DEFAULT_IMAGE_PREFIX, check=lambda text: check_image_prefix(text),
                                             doc="Name of llm-docker's own images: PREFIX-claude:latest, "
                                                 "PREFIX-opencode:latest, PREFIX-gateway:latest")
@@ -126,10 +161,10 @@ class Config:
     builder_api_host: str = _setting("host.docker.internal", container=True,
                                      doc="Host name of builder-api as seen from the container")
     builder_api_port: int = _port(6666, container=True, doc="builder-api port")
-    builder_api_autostart: bool = _setting(False, doc="Start builder-api with every launch (like -a)")
+    builder_api_autostart: bool = _setting(False, cage="network", doc="Start builder-api with every launch (like -a)")
     # -- ssh ---------------------------------------------------------------------------
     llm_docker_ssh_enabled: bool = _setting(True, container=True, doc="Run sshd in every slot's container (key-only, "
-                                            "as the container's user)")
+                                            "as the container's user)", cage="ssh")
     llm_docker_ssh_port: int = _port(2222, container=True, doc="Container-side sshd port (upstream: 22; >= 1024 "
                                      "needs no capability)")
     llm_docker_ssh_host_port: int = _port(8884, doc="Host port for slot 1 (slot N uses +N-1; the next free one within "
@@ -165,7 +200,7 @@ class Config:
     codeman_password: str = _setting("", secret=True, container=True, doc="Codeman web UI password")
     llm_docker_ssh_authorized_keys: str = _setting("", secret=True, container=True, check=parse_authorized_keys,
                                                    doc="SSH public keys allowed into the slots, one per line or "
-                                                       "separated by \\n")
+                                                       "separated by \\n", cage="ssh")
 
     extra: Mapping[str, str] = dataclasses.field(default_factory=dict, metadata={"internal": True})
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, metadata={"internal": True})
@@ -226,6 +261,8 @@ class SettingInfo:
     maximum: int | None
     doc: str
     check: typing.Callable[[str], object] | None = None
+    #: The part of the cage it defines (network, sandbox, danger, mounts, limits, ssh); "" = none.
+    cage: str = ""
 
 
 def settings() -> Iterator[SettingInfo]:
@@ -242,7 +279,7 @@ def settings() -> Iterator[SettingInfo]:
             secret=field.metadata["secret"], container=field.metadata["container"],
             choices=field.metadata["choices"], minimum=field.metadata["minimum"],
             maximum=field.metadata["maximum"], doc=field.metadata["doc"],
-            check=field.metadata["check"],
+            check=field.metadata["check"], cage=field.metadata["cage"],
         )
 
 
@@ -267,7 +304,8 @@ def load_config(home: Path, environ: Mapping[str, str], user_home: Path) -> Load
     """Read `llm-docker.conf`, then `.env`, then the environment; validate every value.
 
     Missing files are fine (defaults apply). Raises `ConfigError` on the first invalid
-    value or malformed line; unknown keys become warnings.
+    value or malformed line, and `MisspeltSettingError` on a near-miss of a cage setting;
+    other unknown keys become warnings (see the module).
     """
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
@@ -293,7 +331,7 @@ def load_config(home: Path, environ: Mapping[str, str], user_home: Path) -> Load
                     extra[entry.key] = entry.value
                     sources[entry.key] = where
                 else:
-                    warnings.append(f"{where}: unknown key {entry.key} (ignored){_suggestion(entry.key)}")
+                    warnings.append(_unknown_key(entry.key, where))
                 continue
             values[info.attribute] = _convert(info, entry.value, where=f"{where}: {info.key}")
             sources[info.key] = where
@@ -338,9 +376,35 @@ def _check_forward_env(names: str, *, where: str) -> None:
             raise ConfigError(f"{where}: FORWARD_ENV: {name} may never be forwarded to the container")
 
 
-def _suggestion(key: str) -> str:
-    close = difflib.get_close_matches(key, _SETTINGS_BY_KEY, n=1, cutoff=0.75)
-    return f" — did you mean {close[0]}?" if close else ""
+def _unknown_key(key: str, where: str) -> str:
+    """The warning for an unknown key, or `MisspeltSettingError` when the closest setting
+    (any of the equally close ones) is a cage setting."""
+    distances = {known: edit_distance(key.upper(), known) for known in _SETTINGS_BY_KEY}
+    nearest = min(distances.values())
+    if nearest > NEAR_MISS_DISTANCE:
+        return f"{where}: unknown key {key} (ignored)"
+    close = [known for known, distance in distances.items() if distance == nearest]
+    for known in close:
+        if _SETTINGS_BY_KEY[known].cage:
+            raise MisspeltSettingError(where, key, known, _SETTINGS_BY_KEY[known].cage)
+    return f"{where}: unknown key {key} (ignored) — did you mean {close[0]}?"
+
+
+def edit_distance(first: str, second: str) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment): the insertions, deletions,
+    substitutions and swaps of two neighbours that turn `first` into `second`. A count of
+    slips, unlike difflib's similarity ratio, which forgives long keys far more than short."""
+    before: list[int] = []
+    previous = list(range(len(second) + 1))
+    for i, left in enumerate(first, 1):
+        current = [i]
+        for j, right in enumerate(second, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (left != right))
+            if i > 1 and j > 1 and left == second[j - 2] and first[i - 2] == right:
+                cost = min(cost, before[j - 2] + 1)
+            current.append(cost)
+        before, previous = previous, current
+    return previous[-1]
 
 
 def describe_value(config: Config, info: SettingInfo) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,14 +67,17 @@ def garbage_collect(state_home: Path) -> int:
     return run_with_engine(body)
 
 
-def show_status(*, as_json: bool, check: bool = False, state_home: Path | None = None) -> int:
-    """`llm-docker status`: the running slots, straight from the engine; with `check`,
-    exit 1 when any slot's network policy does not verify."""
+def show_status(*, as_json: bool, check: bool = False, state_home: Path | None = None,
+                all_users: bool = False) -> int:
+    """`llm-docker status`: the running slots, straight from the engine — the caller's own
+    (by the launcher-uid label), or every user's with `all_users`; with `check`, exit 1 when
+    any listed slot's network policy does not verify."""
     from supervisor.status import print_status, running_slots
 
     async def body(docker: Engine) -> int:
-        rows = await running_slots(docker, check=check, state_home=state_home)
-        print_status(rows, as_json=as_json)
+        rows = await running_slots(docker, check=check, state_home=state_home,
+                                   uid=None if all_users else os.getuid())
+        print_status(rows, as_json=as_json, all_users=all_users)
         failed = any(line.startswith("FAIL") for row in rows for line in row.network_checks or [])
         return EXIT_FAILURE if failed else 0
 

@@ -1,19 +1,26 @@
-"""`llm-docker status [--json] [--check]`: the running slots — tool, project, slot, container,
-uptime, published ports, health (is its launcher still alive?) and network policy (from
-its gateway; `--check` re-runs the policy's checks from inside each cage)."""
+"""`llm-docker status [--all] [--json] [--check]`: the running slots — tool, project, slot,
+container, uptime, published ports, health (is its launcher still alive?) and network policy
+(from its gateway; `--check` re-runs the policy's checks from inside each cage).
+
+One engine may serve several users: by default only the caller's own slots are listed — the
+containers whose launcher-uid label (`launch.liveness.identity_labels`, set by the launcher,
+never by the agent) is the caller's uid, filtered by the engine itself. `--all` lists every
+user's, with a USER column. The text output starts with a header row; `--json` is the rows.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import json
+import pwd
 import sys
 from pathlib import Path
 from typing import Any
 
 from engine.client import Engine
 from engine.errors import EngineError
-from launch.liveness import Liveness, launcher_from_labels, launcher_liveness
+from launch.liveness import UID_LABEL, Liveness, launcher_from_labels, launcher_liveness
 from launch.network import LABEL_POLICY, gateway_name
 from launch.spec import LABEL_PREFIX as LABEL
 from launch.ssh import LABEL_PORT as SSH_LABEL_PORT
@@ -37,6 +44,9 @@ class RunningSlot:
     #: SSH into the slot: {port, reachable, latency_ms, checked_at, error} from its
     #: supervisor's probe (`supervisor/tasks/ssh_probe.py`); None when SSH is off.
     ssh: dict[str, Any] | None = None
+    #: The launcher's uid (its container's label; None: not labelled) and its user name.
+    uid: int | None = None
+    user: str = "?"
 
 
 def _uptime(started_at: str, now: datetime.datetime) -> int:
@@ -96,42 +106,79 @@ def _ssh(state_home: Path | None, container: str, labels: dict[str, str]) -> dic
     return read_ssh_status(state_home, container, int(port))
 
 
-async def running_slots(docker: Engine, *, check: bool = False,
-                        state_home: Path | None = None) -> list[RunningSlot]:
+def _user(uid: int | None) -> str:
+    """The uid's login name, or the number when the host does not know it (a container's
+    uid, a user of another host sharing the engine)."""
+    if uid is None:
+        return "?"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+async def running_slots(docker: Engine, *, check: bool = False, state_home: Path | None = None,
+                        uid: int | None = None) -> list[RunningSlot]:
+    """The running slots of the launcher uid `uid` (None: of every user)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = []
-    for container in await docker.containers.list(filters={"label": [LABEL + "tool"], "status": ["running"]}):
+    wanted = [LABEL + "tool"] + ([] if uid is None else [f"{LABEL}{UID_LABEL}={uid}"])
+    for container in await docker.containers.list(filters={"label": wanted, "status": ["running"]}):
         info = await container.show()
         labels = (info.get("Config") or {}).get("Labels") or {}
         slot = labels.get(LABEL + "slot", "")
+        owner = labels.get(LABEL + UID_LABEL, "")
+        owner_uid = int(owner) if owner.isdigit() else None
         network, checks, gateway = await _network(docker, info, check=check)
         rows.append(RunningSlot(
             tool=labels.get(LABEL + "tool", "?"), project=labels.get(LABEL + "project-root", "?"),
             slot=int(slot) if slot.isdigit() else None, container=info.get("Name", "").lstrip("/"),
             uptime_seconds=_uptime((info.get("State") or {}).get("StartedAt", ""), now),
             ports=_ports(gateway or info), health=_health(info, labels), network=network,
-            network_checks=checks, ssh=_ssh(state_home, info.get("Name", "").lstrip("/"), labels)))
-    return sorted(rows, key=lambda r: (r.project, r.tool, r.slot or 0))
+            network_checks=checks, ssh=_ssh(state_home, info.get("Name", "").lstrip("/"), labels),
+            uid=owner_uid, user=_user(owner_uid)))
+    return sorted(rows, key=lambda r: (r.user, r.project, r.tool, r.slot or 0))
 
 
-def print_status(rows: list[RunningSlot], *, as_json: bool) -> None:
+def print_status(rows: list[RunningSlot], *, as_json: bool, all_users: bool = False) -> None:
     if as_json:
         json.dump([dataclasses.asdict(row) for row in rows], sys.stdout, indent=2)
         print()
         return
     if not rows:
-        print("no running slots")
+        print("no running slots" if all_users else "no running slots of yours (`--all`: every user's)")
         return
-    for row in rows:
-        slot = "-" if row.slot is None else str(row.slot)
-        ports = ",".join(row.ports) or "-"
-        print(f"{row.tool:<9}{slot:>4}  {row.project}  {row.container}  up {row.uptime_seconds}s  {ports}  "
-              f"{row.health}")
-        print(f"{'':13}network: {row.network}")
+    for line in status_lines(rows, all_users=all_users):
+        print(line)
+
+
+def status_lines(rows: list[RunningSlot], *, all_users: bool = False) -> list[str]:
+    """The text table: a header row, one row per slot (its columns as wide as their widest
+    cell), each followed by its indented network, SSH and check lines."""
+    header = ["TOOL", "SLOT", "PROJECT", "CONTAINER", "UPTIME", "PORTS", "HEALTH"]
+    table = [[row.tool, "-" if row.slot is None else str(row.slot), row.project, row.container,
+              f"{row.uptime_seconds}s", ",".join(row.ports) or "-", row.health] for row in rows]
+    if all_users:
+        header.insert(0, "USER")
+        for cells, row in zip(table, rows, strict=True):
+            cells.insert(0, row.user)
+    widths = [max(len(cells[i]) for cells in [header, *table]) for i in range(len(header))]
+    slot_column = header.index("SLOT")
+
+    def line(cells: list[str]) -> str:
+        padded = [cell.rjust(width) if i == slot_column else cell.ljust(width)
+                  for i, (cell, width) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(padded).rstrip()
+
+    indent = " " * (sum(widths[:slot_column + 1]) + 2 * (slot_column + 1))  # under PROJECT
+    lines = [line(header)]
+    for cells, row in zip(table, rows, strict=True):
+        lines.append(line(cells))
+        lines.append(f"{indent}network: {row.network}")
         if row.ssh is not None:
-            print(f"{'':13}ssh: {_describe_ssh(row.ssh)}")
-        for line in row.network_checks or []:
-            print(f"{'':15}{line}")
+            lines.append(f"{indent}ssh: {_describe_ssh(row.ssh)}")
+        lines.extend(f"{indent}  {check}" for check in row.network_checks or [])
+    return lines
 
 
 def _describe_ssh(ssh: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ from image.ensure import build_log_path, ensure_image
 from image.gateway import ensure_gateway_image
 from image.progress import BuildProgress
 from launch.enginekind import EngineKind, needs_bridge_host_address
-from launch.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, ImageError, LlmDockerError
+from launch.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, ImageError, LlmDockerError
 from launch.liveness import Liveness, journal_start, launcher_from_journal, launcher_liveness
 from launch.network import model_endpoint_problem
 from launch.plan import LaunchPlan, SlotPlan
@@ -235,7 +235,11 @@ async def _run_tasks(supervisor: Supervisor) -> None:
 
 
 def _exit_code(supervisor: Supervisor) -> int:
+    """The launch's exit code: the one slot's; of several, 130 once Ctrl-C stopped them (a slot
+    that had failed before is in the notices and the log), else the first failure."""
     codes = [slot.exit_code if slot.exit_code is not None else EXIT_FAILURE for slot in supervisor.slots]
+    if EXIT_INTERRUPTED in codes:
+        return EXIT_INTERRUPTED
     if len(codes) == 1:
         return codes[0]
     return next((code for code in codes if code != 0), 0)

@@ -3,7 +3,8 @@ does each tool have the key its provider needs?
 
 A key llm-docker does not know is ignored by a launch: `INTERNET_ACCES=false` (a typo)
 leaves the internet open while its author believes it closed. So an unknown key fails the
-check, as does a `.env` others can read (it holds the secrets); a launch only warns.
+check, as does a `.env` others can read (it holds the secrets). A launch refuses a near-miss
+of a cage setting (`launch.config.MisspeltSettingError`) and only warns for the rest.
 A missing provider key only warns: Claude Code can log in with `/login`, OpenCode with
 `opencode auth login`, and doctor cannot see those logins (each project keeps its own).
 """
@@ -13,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from launch.config import CONF_FILE, PROVIDER_KEY, SECRETS_FILE, Config, ConfigError, LoadedConfig, settings
+from launch.config import (
+    CONF_FILE,
+    PROVIDER_KEY,
+    SECRETS_FILE,
+    Config,
+    ConfigError,
+    LoadedConfig,
+    MisspeltSettingError,
+    settings,
+)
 from launch.secrets import is_secret
 from launch.tools import Tool
 from supervisor.doctor.report import Finding, fail, ok, split_fix, warn
@@ -27,6 +37,9 @@ CLAUDE_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_T
 
 def config_findings(home: Path, loaded: LoadedConfig | None, error: ConfigError | None) -> list[Finding]:
     """The load's verdict: its error, or one line per warning, or one "ok"."""
+    if isinstance(error, MisspeltSettingError):
+        return [fail(CONFIG, f"{error.where}: unknown key {error.key} — that setting is NOT in effect (a launch "
+                             "refuses to start)", f"rename {error.key} to {error.meant} (or remove the line)")]
     if error is not None:
         return [fail(CONFIG, str(error), f"correct that value in {home / CONF_FILE} or {home / SECRETS_FILE} "
                                          "(a launch refuses until then; `llm-docker config` shows what is in effect)")]

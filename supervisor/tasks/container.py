@@ -7,6 +7,11 @@ The slot that owns the launching terminal gets the terminal proxy over the attac
 * without one (pipes, CI): stdin is forwarded until EOF, then the container's stdin is
   closed; stdout and stderr stay separate — `cld -- -p "q" > answer.txt` works.
 
+A supervised slot runs headless: its output is drained (the agent is ready at its first
+byte) and its end kept (`supervisor.output_tail`), so an agent that dies with an error is
+reported with its last lines — its container, and the message in it, is removed next.
+A slot stopped by Ctrl-C exits 130 whatever the tool made of its SIGTERM (`tasks.signals`).
+
 Removal runs in a shielded cancel scope with a time bound, so a crash of any other task
 still removes the container.
 """
@@ -20,15 +25,19 @@ import anyio
 from engine.containers import Container
 from engine.errors import EngineError
 from engine.streams import AttachStream
-from launch.errors import EXIT_ENGINE, EXIT_FAILURE, EXIT_KILLED
+from launch.errors import EXIT_ENGINE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_KILLED
 from supervisor.context import CLEANUP_SECONDS, STOP_GRACE_SECONDS, SlotRun, Supervisor
 from supervisor.gateway import GatewayError, GatewayRun
 from supervisor.memory import report_container_killed, report_process_killed
+from supervisor.output_tail import OutputTail
 from supervisor.proxy import follow_window_size, pump_input, pump_output, read_terminal
 from supervisor.secretfile import write_secrets_file
+from supervisor.tasks.signals import INTERRUPT_REASONS
 from supervisor.terminal import raw_mode
 
 NAME = "container"
+#: How long the output's last bytes may trail the container's exit on the attach stream.
+DRAIN_SECONDS = 2.0
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -113,30 +122,50 @@ async def _detached(supervisor: Supervisor, slot: SlotRun, container: Container)
     slot.started.set()
     async with anyio.create_task_group() as group:
         group.start_soon(_stop_on_request, slot, container)
-        slot.exit_code = await _wait(container)
+        slot.exit_code = _exit_status(slot, await _wait(container))
         group.cancel_scope.cancel()
 
 
 async def _headless(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
     """A supervised slot: running on its own TTY, attached to from windows (`llm-docker
-    attach`). The supervisor reads its output only to know when the agent is up."""
+    attach`). The supervisor reads its output to know when the agent is up, and keeps its
+    end to say why the agent died."""
+    tail = OutputTail()
+    drained = anyio.Event()
     async with container.attach(stdout=True, stderr=True, logs=False) as stream:
         await container.start()
         slot.started.set()
         async with anyio.create_task_group() as group:
             group.start_soon(_stop_on_request, slot, container)
-            group.start_soon(_watch_for_ready, supervisor, slot, stream)
-            slot.exit_code = await _wait(container)
+            group.start_soon(_drain, supervisor, slot, stream, tail, drained)
+            slot.exit_code = code = _exit_status(slot, await _wait(container))
+            with anyio.move_on_after(DRAIN_SECONDS):
+                await drained.wait()  # the last lines may still be on their way
             group.cancel_scope.cancel()
-    if not slot.stop_requested.is_set() and slot.exit_code != EXIT_KILLED:
-        supervisor.notice(f"{slot.label}: the agent exited (code {slot.exit_code}); the other slots go on")
+    if not slot.stop_requested.is_set() and code != EXIT_KILLED:
+        _report_exit(supervisor, slot, code, tail)
 
 
-async def _watch_for_ready(supervisor: Supervisor, slot: SlotRun, stream: AttachStream) -> None:
+async def _drain(supervisor: Supervisor, slot: SlotRun, stream: AttachStream, tail: OutputTail,
+                 drained: anyio.Event) -> None:
     """Ready = the agent's first output, seen on the attach stream opened before start
-    (no polling). Afterwards the output is drained so it can never back up."""
-    while await stream.read_out() is not None:
+    (no polling). All of it is drained so it can never back up; its end is kept."""
+    while (message := await stream.read_out()) is not None:
         supervisor.mark_ready(slot)
+        tail.feed(message.data)
+    drained.set()
+
+
+def _report_exit(supervisor: Supervisor, slot: SlotRun, code: int, tail: OutputTail) -> None:
+    """The agent ended on its own: say so — after a failure with its last lines, which its
+    container (removed next) took along otherwise — in the notice and the structured log."""
+    last = tail.lines() if code != 0 else []
+    supervisor.log.info("agent-exited", container=slot.spec.name, slot=slot.launch.slot, code=code,
+                        last_output=last)
+    message = f"{slot.label}: the agent exited (code {code}); the other slots go on"
+    if last:
+        message += " — its last output:\n" + "\n".join(f"  | {line}" for line in last)
+    supervisor.notice(message)
 
 
 async def _attached(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
@@ -165,7 +194,7 @@ async def _proxy(supervisor: Supervisor, slot: SlotRun, container: Container, st
         else:
             group.start_soon(_pump_piped_input, stream)
         await pump_output(stream)
-        slot.exit_code = await _wait(container)
+        slot.exit_code = _exit_status(slot, await _wait(container))
         group.cancel_scope.cancel()
 
 
@@ -195,6 +224,14 @@ async def _stop_on_request(slot: SlotRun, container: Container) -> None:
         await container.stop(grace_seconds=int(STOP_GRACE_SECONDS))
     except EngineError:
         pass  # already gone
+
+
+def _exit_status(slot: SlotRun, code: int) -> int:
+    """The slot's exit code: 130 once Ctrl-C stopped it (the tool's own answer to the stop
+    — 143, 137, even 0 — would hide the interrupt), else the tool's."""
+    if slot.stop_requested.is_set() and slot.stop_reason in INTERRUPT_REASONS:
+        return EXIT_INTERRUPTED
+    return code
 
 
 async def _wait(container: Container) -> int:

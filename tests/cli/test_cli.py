@@ -162,7 +162,7 @@ def test_directory_argument_and_workspace(user_home: Path, tmp_path: Path) -> No
 def test_unknown_config_key_warns_but_launches(project: Path, user_home: Path) -> None:
     state = user_home / ".llm-docker"
     state.mkdir()
-    (state / "llm-docker.conf").write_text("INTERNET_ACESS=false\n")
+    (state / "llm-docker.conf").write_text("INSTALL_RUBBY=true\n")  # a cage setting's near-miss: test_config
     result = run(["--dry-run"], cwd=project, home=user_home)
     assert result.returncode == 0
-    assert "warning" in result.stderr and "did you mean INTERNET_ACCESS?" in result.stderr
+    assert "warning" in result.stderr and "did you mean INSTALL_RUBY?" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,36 @@ def test_window_slots() -> None:
     assert request(C, windows=2, slot=5).window_slots() == (5, 6)
     assert request(C, slot=4).window_slots() == (4,)
     assert request(C).window_slots() == (None,)
+
+
+SUGGESTED = [
+    # the flag's own arguments stay with it: the whole line, corrected
+    (C, ["-p", "hello"], "cld -- -p hello"),
+    (OC, ["run", "fix the tests"], "ocd -- run 'fix the tests'"),
+    # launcher options before the unknown flag stay before --; what followed -- joins it
+    (C, ["4", "-c", "--permission-mode", "plan", "--", "--verbose"], "cld 4 -c -- --permission-mode plan --verbose"),
+    (C, ["-p", "it's $HOME; rm -rf ~"], "cld -- -p 'it'\"'\"'s $HOME; rm -rf ~'"),
+    (C, ["-p", "two\nlines"], "cld -- -p $'two\\nlines'"),
+]
+
+
+@pytest.mark.parametrize(("tool", "argv", "suggestion"), SUGGESTED, ids=[repr(a) for _, a, _ in SUGGESTED])
+def test_the_suggestion_is_the_whole_command_line_behind_double_dash(
+        tool: Tool, argv: list[str], suggestion: str) -> None:
+    """`cld -p hello` once suggested `cld -- -p` (the prompt dropped). The suggestion keeps
+    every argument, quoted, and running it in a shell gives the tool exactly what was typed."""
+    with pytest.raises(UsageError) as caught:
+        parse_argv(tool, argv, cwd=CWD, is_dir=lambda p: False)
+    message = str(caught.value)
+    assert message.endswith(f"put it after --: {suggestion}") and "\n" not in message
+    echoed = subprocess.run(["bash", "-c", f'printf "%s\\0" {suggestion}'], capture_output=True, text=True,
+                            check=True).stdout.split("\0")[:-1]
+    cut = echoed.index("--")
+    assert echoed[0] == tool.launcher and [*echoed[1:cut], *echoed[cut + 1:]] == [a for a in argv if a != "--"]
+    assert parse_argv(tool, echoed[1:], cwd=CWD, is_dir=lambda p: False).passthrough == tuple(echoed[cut + 1:])
+
+
+def test_a_word_that_is_no_directory_suggests_the_whole_line() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_argv(C, ["2", "fix", "the bug"], cwd=CWD, is_dir=lambda p: False)
+    assert str(caught.value).endswith("put it after --: cld 2 -- fix 'the bug'")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from launch.config import Config, ConfigError, load_config, settings
+from launch import config as config_module
+from launch.config import Config, ConfigError, MisspeltSettingError, edit_distance, load_config, settings
 from launch.envfile import EnvFileError, parse_env_text
-from testbed.processes import run_admin
+from testbed.processes import run_admin, run_offline as run_cli
 
 HOME = Path("/home/u")
 
@@ -134,13 +135,101 @@ def test_invalid_environment_value_names_the_variable(tmp_path: Path) -> None:
         load_config(tmp_path, {"INTERNET_ACCESS": "sometimes"}, HOME)
 
 
-def test_unknown_key_is_a_warning_with_a_suggestion(tmp_path: Path) -> None:
-    write(tmp_path, conf="SANDBOX_ENABLE=false\nWHATEVER=1\n")
+def test_unknown_key_outside_the_cage_is_a_warning_with_a_suggestion(tmp_path: Path) -> None:
+    write(tmp_path, conf="INSTALL_RUBBY=true\nWHATEVER=1\nINSTALL_PHP=true\nlog_max_kilobytes=5\n")
     loaded = load_config(tmp_path, {}, HOME)
-    assert loaded.config.sandbox_enabled is True
-    assert loaded.warnings[0].endswith(
-        "llm-docker.conf:1: unknown key SANDBOX_ENABLE (ignored) — did you mean SANDBOX_ENABLED?")
-    assert loaded.warnings[1].endswith("llm-docker.conf:2: unknown key WHATEVER (ignored)")
+    assert loaded.config.install_ruby is False
+    assert loaded.warnings == (
+        f"{tmp_path}/llm-docker.conf:1: unknown key INSTALL_RUBBY (ignored) — did you mean INSTALL_RUBY?",
+        f"{tmp_path}/llm-docker.conf:2: unknown key WHATEVER (ignored)",
+        f"{tmp_path}/llm-docker.conf:3: unknown key INSTALL_PHP (ignored) — did you mean INSTALL_CPP?",
+        f"{tmp_path}/llm-docker.conf:4: unknown key log_max_kilobytes (ignored) — did you mean LOG_MAX_KILOBYTES?",
+    )
+
+
+CAGE_NEAR_MISSES = [
+    ("INTERNET_ACCES=false", "INTERNET_ACCESS", "network"),  # one letter missing
+    ("LAN_ACESS=false", "LAN_ACCESS", "network"),
+    ("internet_access=false", "INTERNET_ACCESS", "network"),  # case alone
+    ("EGRES_ALLOW=@npm", "EGRESS_ALLOW", "network"),
+    ("HOST_PORT=5432", "HOST_PORTS", "network"),
+    ("NETWROK_MODE=gateway", "NETWORK_MODE", "network"),  # two neighbours swapped: one slip
+    ("SANDBOX_ENABLE=false", "SANDBOX_ENABLED", "sandbox"),
+    ("DANGERMODE=false", "DANGER_MODE", "danger"),
+    ("WORKSPACEDIR=/srv/ai", "WORKSPACE_DIR", "mounts"),
+    ("DOCKER_DIRR=/work", "DOCKER_DIR", "mounts"),
+    ("MEMORY_LIMT=2g", "MEMORY_LIMIT", "limits"),
+    ("PID_LIMIT=100", "PIDS_LIMIT", "limits"),
+    ("LLM_DOCKER_SSH_ENABLE=false", "LLM_DOCKER_SSH_ENABLED", "ssh"),
+]
+
+
+@pytest.mark.parametrize(("line", "meant", "cage"), CAGE_NEAR_MISSES, ids=[line for line, _, _ in CAGE_NEAR_MISSES])
+def test_a_near_miss_of_a_cage_setting_is_an_error(tmp_path: Path, line: str, meant: str, cage: str) -> None:
+    """`INTERNET_ACCES=false` as a warning left the internet open while its author believed
+    it closed: for the settings that define the cage a near-miss refuses the launch."""
+    write(tmp_path, conf=f"NODE_ENV=development\n{line}\n")
+    key = line.split("=")[0]
+    with pytest.raises(MisspeltSettingError) as caught:
+        load_config(tmp_path, {}, HOME)
+    assert str(caught.value) == (f"{tmp_path}/llm-docker.conf:2: unknown key {key} — did you mean {meant}? Refused: "
+                                 f"a misspelt {cage} setting is NOT in effect; rename it to {meant} or remove the line")
+    assert (caught.value.key, caught.value.meant, caught.value.exit_code) == (key, meant, 2)
+    assert isinstance(caught.value, ConfigError)
+
+
+def test_a_near_miss_in_the_secrets_file_is_an_error_too(tmp_path: Path) -> None:
+    write(tmp_path, env="ANTHROPIC_API_KEY=sk-1\nLLM_DOCKER_SSH_AUTHORIZED_KEY=ssh-ed25519 AAAA x\n")
+    with pytest.raises(MisspeltSettingError, match=r"\.env:2: unknown key LLM_DOCKER_SSH_AUTHORIZED_KEY — did you "
+                                                   r"mean LLM_DOCKER_SSH_AUTHORIZED_KEYS\?"):
+        load_config(tmp_path, {}, HOME)
+
+
+def test_a_key_far_from_every_cage_setting_stays_a_warning(tmp_path: Path) -> None:
+    write(tmp_path, conf="WORKSPACE=/srv/ai\nINTERNET=false\n")  # 4 and 7 slips away
+    assert [w.rsplit(": ", 1)[1] for w in load_config(tmp_path, {}, HOME).warnings] == [
+        "unknown key WORKSPACE (ignored)", "unknown key INTERNET (ignored)"]
+
+
+def test_the_cage_settings_are_the_documented_set() -> None:
+    """The module's docstring names the set; this pins it, so a new setting is a decision."""
+    cage = {info.key: info.cage for info in settings() if info.cage}
+    assert cage == {
+        "DOCKER_DIR": "mounts", "WORKSPACE_DIR": "mounts",
+        "SANDBOX_ENABLED": "sandbox", "FORWARD_ENV": "sandbox", "AGENT_GIT_COMMIT": "sandbox",
+        "LLM_DOCKER_IMAGE": "sandbox", "DANGER_MODE": "danger",
+        "INTERNET_ACCESS": "network", "NETWORK_MODE": "network", "EGRESS_ALLOW": "network", "LAN_ACCESS": "network",
+        "HOST_PORTS": "network", "RESOLVER_HOSTS_FILE": "network", "GATEWAY_IMAGE": "network",
+        "BUILDER_API_AUTOSTART": "network",
+        "MEMORY_LIMIT": "limits", "CPU_LIMIT": "limits", "PIDS_LIMIT": "limits",
+        "LLM_DOCKER_SSH_ENABLED": "ssh", "LLM_DOCKER_SSH_AUTHORIZED_KEYS": "ssh",
+    }
+    documented = config_module.__doc__ or ""
+    assert all(f"`{key}`" in documented for key in cage)
+
+
+@pytest.mark.parametrize(("first", "second", "distance"), [
+    ("", "", 0), ("", "AB", 2), ("INTERNET_ACCES", "INTERNET_ACCESS", 1), ("NETWROK", "NETWORK", 1),
+    ("kitten", "sitting", 3), ("CA", "ABC", 3), ("abc", "cba", 2), ("LAN_ACCESS", "LAN_ACCESS", 0),
+])
+def test_edit_distance(first: str, second: str, distance: int) -> None:
+    assert edit_distance(first, second) == distance == edit_distance(second, first)
+
+
+def test_cld_refuses_a_cage_near_miss_before_it_touches_the_engine(tmp_path: Path) -> None:
+    """A real `cld`: exit 2 and the one line, with no engine reachable at all — had it got as
+    far as the engine it would have said so with 125; nothing is written to the state home."""
+    home = tmp_path / "home"
+    project = home / "app"
+    project.mkdir(parents=True)
+    write(home / ".llm-docker", conf="# mine\nINTERNET_ACCES=false\n")
+    before = sorted(path.name for path in (home / ".llm-docker").iterdir())
+    result = run_cli(["--", "-p", "hello"], cwd=project, home=home)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"cld: {home}/.llm-docker/llm-docker.conf:2: unknown key INTERNET_ACCES — did you mean "
+                             "INTERNET_ACCESS? Refused: a misspelt network setting is NOT in effect; rename it to "
+                             "INTERNET_ACCESS or remove the line\n")
+    assert sorted(path.name for path in (home / ".llm-docker").iterdir()) == before
 
 
 def test_provider_keys_in_files_are_kept_for_the_container(tmp_path: Path) -> None:

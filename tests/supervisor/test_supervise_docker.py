@@ -1,8 +1,10 @@
 """`llm-docker supervise`, `attach` and `status` end to end: real processes, the real
-engine, the fake agent (which answers "slot?" with its slot), a real tmux server."""
+engine, the fake agent (which answers "slot?" with its slot), a real tmux server, and a
+second, unprivileged user sharing the engine."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import select
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from testbed.processes import PtyProcess, command, launcher_env, project_containers, run, slots_json, wait_until
+from testbed.unprivileged import CAGE_UID, User
 
 #: every test here needs the engine and the test image (absent engine: failure, never a skip)
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
@@ -82,6 +85,13 @@ def status(home: Path, project: Path) -> list[dict]:
     return [row for row in json.loads(result.stdout) if row["project"] == str(project)]
 
 
+def every_status(home: Path, project: Path, *args: str) -> list[dict]:
+    """`llm-docker status --json` as it is, whichever projects it lists."""
+    result = run("llm-docker", "status", "--json", *args, cwd=project, home=home)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
 def container_of(home: Path, project: Path, slot: int) -> str:
     return next(row["container"] for row in status(home, project) if row["slot"] == slot)
 
@@ -111,12 +121,86 @@ def test_four_headless_slots_one_killed_then_sigterm(project: Path, home: Path,
 
 
 def test_sigint_stops_every_slot(project: Path, home: Path, supervisors: list[Supervisor]) -> None:
+    """Ctrl-C stops every slot as gracefully as SIGTERM, and the launch says "interrupted" (130)."""
     supervisor = start(supervisors, "-n", "2", "--layout", "none", "--tool", "opencode", project=project,
                        home=home)
     supervisor.expect("2/2 slots ready in")
-    assert supervisor.stop(signal.SIGINT) != 0
+    assert supervisor.stop(signal.SIGINT) == 130, supervisor.stderr
     assert project_containers(project) == []
     assert sorted(saved_slots(home, project)) == [1, 2]
+    assert "the agent exited" not in supervisor.stderr  # stopped, not died
+
+
+#: The dying agent's last words, in colour and with a carriage return, as a CLI prints them.
+DYING_WORDS = ("printf '\\033[1;31mError: 401 invalid x-api-key\\033[0m\\n' >&2; "
+               "printf '\\033]0;a title\\007see the docs\\r\\n'")
+
+
+def test_a_dead_agent_leaves_its_last_lines(project: Path, home: Path) -> None:
+    """A headless agent that fails: the notice and the structured log carry what it printed
+    last, as plain text — the container, and its output, are gone right after."""
+    process = subprocess.run(command("cld", "2", "--", "-p", "x", "--fake-sh", DYING_WORDS, "--fake-exit", "1"),
+                             cwd=project, env=launcher_env(home), stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=180)
+    assert process.returncode == 1, process.stderr
+    for slot in (1, 2):
+        notice = f"cld: claude slot {slot}: the agent exited (code 1); the other slots go on — its last output:\n"
+        assert notice in process.stderr
+        after = process.stderr.split(notice, 1)[1].splitlines()
+        shown = [line.removeprefix("  | ") for line in itertools.takewhile(lambda ln: ln.startswith("  | "), after)]
+        assert "Error: 401 invalid x-api-key" in shown and "see the docs" in shown, process.stderr
+        assert shown[-1].startswith("ANSWER:") and 1 < len(shown) <= 20
+    assert "\x1b" not in process.stderr and "\x07" not in process.stderr  # (the title went with its sequence)
+    log = [json.loads(line) for line in (home / ".llm-docker" / "logs" / "llm-docker.log").read_text().splitlines()]
+    exits = {entry["slot"]: entry for entry in log if entry.get("event") == "agent-exited"}
+    assert sorted(exits) == [1, 2]
+    for entry in exits.values():
+        assert entry["code"] == 1
+        assert "Error: 401 invalid x-api-key" in entry["last_output"]
+        assert "see the docs" in entry["last_output"]
+        assert len(entry["last_output"]) <= 20
+    assert project_containers(project) == []
+
+
+def test_status_lists_only_your_slots_unless_all(project: Path, home: Path, supervisors: list[Supervisor],
+                                                 user: User) -> None:
+    """Two users on one engine: each `status` shows its caller's slots; `--all` shows both,
+    with their users; the text starts with a header row."""
+    mine = start(supervisors, "-n", "1", "--layout", "none", project=project, home=home)
+    theirs_project = user.project()
+    theirs = user.popen("llm-docker", "supervise", "-n", "1", "--layout", "none", cwd=theirs_project,
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mine.expect("1/1 slots ready in")
+
+        def listed(rows: list[dict]) -> set[str]:
+            return {row["project"] for row in rows} & {str(project), str(theirs_project)}
+
+        def user_status(*args: str) -> list[dict]:
+            result = user.run("llm-docker", "status", "--json", *args, cwd=theirs_project)
+            assert result.returncode == 0, result.stderr
+            return list(json.loads(result.stdout))
+
+        wait_until(lambda: listed(user_status()) == {str(theirs_project)}, timeout=120)
+        assert listed(every_status(home, project)) == {str(project)}
+        everyone = every_status(home, project, "--all")
+        assert listed(everyone) == {str(project), str(theirs_project)}
+        owners = {row["project"]: (row["uid"], row["user"]) for row in everyone}
+        assert owners[str(project)] == (os.getuid(), "root")
+        assert owners[str(theirs_project)][0] == CAGE_UID
+        assert listed(user_status("--all")) == {str(project), str(theirs_project)}
+
+        text = run("llm-docker", "status", cwd=project, home=home).stdout.splitlines()
+        assert text[0].split() == ["TOOL", "SLOT", "PROJECT", "CONTAINER", "UPTIME", "PORTS", "HEALTH"]
+        assert any(str(project) in line for line in text) and not any(str(theirs_project) in line for line in text)
+        text_all = run("llm-docker", "status", "--all", cwd=project, home=home).stdout.splitlines()
+        assert text_all[0].split()[:2] == ["USER", "TOOL"]
+        [their_line] = [line for line in text_all if str(theirs_project) in line]
+        assert their_line.split()[0] == owners[str(theirs_project)][1]
+    finally:
+        theirs.terminate()
+        theirs.wait(timeout=90)
+    assert mine.stop() == 143
 
 
 def test_cld_n_is_supervise(project: Path, home: Path, supervisors: list[Supervisor]) -> None:

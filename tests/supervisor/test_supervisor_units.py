@@ -98,12 +98,18 @@ open(marker, "w").write(f"gone {parent} -> {os.getppid()}")
 """
 
 
+#: The shell's wait for the watcher to have read its parent (the marker, "$2", is written after that).
+_UNTIL_WATCHING = 'for _ in $(seq 600); do [ -s "$2" ] && break; sleep 0.05; done'
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_without_pidfds_the_parent_is_polled_until_it_exits(tmp_path: Path, backend: str) -> None:
-    """A real process tree: `sh` starts the watcher and exits a second later; the watcher
-    (no pidfds) notices it was orphaned."""
+    """A real process tree: `sh` starts the watcher and exits once the watcher has read its
+    parent (the marker says "watching"; a fixed sleep lost that race on a loaded machine); the
+    watcher (no pidfds) notices it was orphaned."""
     marker = tmp_path / "marker"
-    subprocess.run(["sh", "-c", '"$0" -c "$1" "$2" "$3" & sleep 1', sys.executable, _ORPHAN, str(marker), backend],
+    subprocess.run(["sh", "-c", '"$0" -c "$1" "$2" "$3" & ' + _UNTIL_WATCHING, sys.executable, _ORPHAN, str(marker),
+                    backend],
                    cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     deadline = time.monotonic() + 15
     while not (marker.exists() and marker.read_text().startswith("gone")) and time.monotonic() < deadline:

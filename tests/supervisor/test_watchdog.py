@@ -53,12 +53,17 @@ open(marker, "w").write(f"gone {parent} -> {os.getppid()}")
 """
 
 
+#: The shell's wait for the watcher to have read its parent (the marker, "$2", is written after that;
+#: a fixed sleep lost that race on a loaded machine).
+_UNTIL_WATCHING = 'for _ in $(seq 600); do [ -s "$2" ] && break; sleep 0.05; done'
+
+
 def test_with_the_switch_the_parent_is_polled_until_it_exits(tmp_path: Path) -> None:
     """A real process tree under the switch (pidfds present but not used): `sh` starts the
-    watcher and exits a second later; the watcher notices it was orphaned."""
+    watcher and exits once it watches; the watcher notices it was orphaned."""
     marker = tmp_path / "marker"
     env = {**os.environ, "PYTHONPATH": str(REPO), PORTABLE_ONLY_VARIABLE: "1"}
-    subprocess.run(["sh", "-c", '"$0" -c "$1" "$2" & sleep 1', sys.executable, _ORPHAN, str(marker)],
+    subprocess.run(["sh", "-c", '"$0" -c "$1" "$2" & ' + _UNTIL_WATCHING, sys.executable, _ORPHAN, str(marker)],
                    cwd=REPO, env=env, check=True)
     deadline = time.monotonic() + 15
     while not (marker.exists() and marker.read_text().startswith("gone")) and time.monotonic() < deadline:
