@@ -17,7 +17,9 @@ CLAUDE_MD_PROMPT = "Read ./CLAUDE.md in full and follow its BOOT steps before an
 TMUX_SESSION = "llm-docker"
 TMUX_HELPER = "llm-docker-tmux"
 CODEMAN_PORT = 3000
-DEFAULT_TEAM_SIZE = 4
+#: `-tt N` → the helper's team layout; plain `-tt` (no N) is the lead with three panes
+#: stacked beside it, which differs from the explicit `-tt 4` grid.
+TEAM_LAYOUTS: dict[int | None, str] = {None: "lead3", 2: "pair", 3: "lead2", 4: "grid"}
 
 #: Passthrough flags that choose a session themselves: the launcher then adds no session
 #: flag and no boot prompt of its own.
@@ -82,8 +84,7 @@ def container_command(request: LaunchRequest, tool_argv: list[str]) -> list[str]
     if mode is TmuxMode.PLAIN:
         return ["tmux", "new-session", "-A", "-s", TMUX_SESSION, *tool_argv]
     if mode is TmuxMode.TEAM:
-        size = request.team_size or DEFAULT_TEAM_SIZE
-        return [TMUX_HELPER, "team", "--size", str(size), "--", *tool_argv]
+        return [TMUX_HELPER, "team", "--layout", TEAM_LAYOUTS[request.team_size], "--", *tool_argv]
     if mode is TmuxMode.CLAUDE_TMUX:
         return [TMUX_HELPER, "claude-tmux", "--", *tool_argv]
     if mode is TmuxMode.RECON:

@@ -24,7 +24,9 @@ Windows:
 
 tmux (mutually exclusive):
   -t,  --tmux            wrap {name} in tmux inside the container
-  -tt, --tmux-team [N]   team layout: 2, 3 or 4 panes (default 1 lead + 3)
+  -tt, --tmux-team [N]   a team in one tmux window: 1 lead + 3 stacked right (default);
+                         N=2 side by side, 3 = 1 lead + 2 stacked, 4 = 2x2 grid;
+                         the last pane (orange) is the runner{team_runner}
 {tmux_extra}  -tc, --tmux-codeman    Codeman web UI on 127.0.0.1:3000
 
 builder-api:
@@ -66,6 +68,7 @@ def help_text(tool: Tool) -> str:
         name="Claude Code" if claude else "OpenCode",
         max_slot=MAX_SLOT,
         tmux_extra=_CLD_TMUX if claude else "",
+        team_runner=": claude --model haiku" if claude else "",
         safety=_CLD_SAFETY if claude else "",
         example="--permission-mode plan" if claude else "--model anthropic/claude-sonnet-4",
     )

@@ -94,7 +94,10 @@ def test_danger_default_comes_from_config() -> None:
 
 @pytest.mark.parametrize(("line", "cmd_start"), [
     ("-t", ["tmux", "new-session", "-A", "-s", "llm-docker", "claude"]),
-    ("-tt 2", ["llm-docker-tmux", "team", "--size", "2", "--", "claude"]),
+    ("-tt", ["llm-docker-tmux", "team", "--layout", "lead3", "--", "claude"]),
+    ("-tt 2", ["llm-docker-tmux", "team", "--layout", "pair", "--", "claude"]),
+    ("-tt 3", ["llm-docker-tmux", "team", "--layout", "lead2", "--", "claude"]),
+    ("-tt 4", ["llm-docker-tmux", "team", "--layout", "grid", "--", "claude"]),
     ("-tr", ["llm-docker-tmux", "recon"]),
     ("-tcl", ["llm-docker-tmux", "claude-tmux", "--", "claude"]),
 ])
