@@ -24,13 +24,15 @@ from pathlib import Path
 
 import anyio
 
+from launch.python_command import own_module
+
 DONE = b"done\n"
 
 
 @contextlib.asynccontextmanager
 async def guardian(state_home: Path, run_ids: list[str]) -> AsyncIterator[None]:
     process = await anyio.open_process(
-        [sys.executable, "-m", "supervisor.guardian", str(state_home), *run_ids],
+        own_module("supervisor.guardian", str(state_home), *run_ids),
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )

@@ -8,12 +8,12 @@ never killed (upstream killed whatever listened there).
 from __future__ import annotations
 
 import subprocess
-import sys
 
 from builder_api.config import ProjectConfig
 from builder_api.server import build_api, serve
 from engine.errors import EngineError
 from launch.plan import BuilderApiUnavailable
+from launch.python_command import own_module
 from supervisor.context import Supervisor
 
 NAME = "builder_api"
@@ -56,7 +56,7 @@ def _start_background(supervisor: Supervisor, project: str) -> None:
     log = supervisor.state_home / "logs" / f"builder-api-{project}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
-        process = subprocess.Popen([sys.executable, "-m", "cli.admin", "api", "--project", project],
+        process = subprocess.Popen(own_module("cli.admin", "api", "--project", project),
                                    stdin=subprocess.DEVNULL, stdout=output, stderr=output,
                                    start_new_session=True, cwd=supervisor.plan.facts.launch_dir)
     supervisor.notice(f"builder-api for {project} runs in the background (pid {process.pid}, log {log}); "

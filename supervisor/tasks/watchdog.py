@@ -21,6 +21,7 @@ import sys
 import anyio
 
 from launch.portability import linux_mechanisms
+from launch.server_wire import SERVED_MARK
 from launch.spec import LABEL_PREFIX
 from supervisor.context import SlotRun, Supervisor
 from supervisor.memory import report_process_killed
@@ -75,6 +76,10 @@ async def watch_parent(supervisor: Supervisor) -> None:
     parent = os.getppid()
     if parent <= 1:
         return  # started by init (nohup, a service): there is no launching process to watch
+    if os.environ.get(SERVED_MARK):
+        # forked by the launch server: our parent is the server, which may end any time;
+        # the client watches the launching process and its end reaches us as a hang-up
+        return
     await wait_for_parent_exit(parent)
     supervisor.log.warning("parent-exited", parent=parent)
     supervisor.stop_all("the launching terminal or process went away")
