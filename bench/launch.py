@@ -3,10 +3,13 @@
     python -m bench.launch [--repeat 7] [--image IMAGE] [--json results.json]
 
 Each round runs, interleaved (a slow moment of the machine hits every mode alike), the same
-image and agent command (`claude --version`):
+image and the same agent command line:
 
-* `docker run --rm --init --cap-drop ALL --security-opt no-new-privileges IMAGE claude --version`
-  (the baseline: the CLI's own process start included);
+* `docker run --rm --init --cap-drop ALL --security-opt no-new-privileges IMAGE claude
+  --dangerously-skip-permissions --session-id UUID --version` — the baseline: the agent's
+  argv exactly as `cld -- --version` runs it (the session flags alone cost real Claude Code
+  ~100 ms before it prints), the CLI's own process start included;
+* the same `docker run` with a bare `claude --version`, for reference;
 * `cld -- --version` in process (`LLM_DOCKER_LAUNCH_SERVER=off`: interpreter, imports, plan,
   gateway, agent);
 * `cld -- --version` served by a warm launch server (`cli.launch_server`, started by the
@@ -166,14 +169,15 @@ class Rig:
         return run, _events(run["wall_start"], run["wall_end"], prefix="llm-docker-claude-")
 
 
-def docker_run(image: str) -> tuple[dict[str, float], list[tuple[float, str, str]]]:
+def docker_run(image: str, *, session_flags: bool = True) -> tuple[dict[str, float], list[tuple[float, str, str]]]:
     name = f"llm-docker-bench-{uuid.uuid4().hex[:8]}"
+    flags = ["--dangerously-skip-permissions", "--session-id", str(uuid.uuid4())] if session_flags else []
     run = _timed(["docker", "run", "--rm", "--name", name, "--init", "--cap-drop", "ALL", "--security-opt",
-                  "no-new-privileges", image, "claude", "--version"], env=None, cwd=None)
+                  "no-new-privileges", image, "claude", *flags, "--version"], env=None, cwd=None)
     return run, _events(run["wall_start"], run["wall_end"], names={name})
 
 
-MODES = ("docker run", "cld in process", "cld served", "cld served, no gateway")
+MODES = ("docker run", "docker run, bare argv", "cld in process", "cld served", "cld served, no gateway")
 
 
 def run_benchmark(repeat: int, image: str) -> dict[str, dict[str, float]]:
@@ -186,6 +190,7 @@ def run_benchmark(repeat: int, image: str) -> dict[str, dict[str, float]]:
             docker_run(image)
             for _ in range(repeat):
                 samples["docker run"].append(docker_run(image))
+                samples["docker run, bare argv"].append(docker_run(image, session_flags=False))
                 rig.config(network_host=False)
                 samples["cld in process"].append(rig.cld(served=False))
                 samples["cld served"].append(rig.cld(served=True))

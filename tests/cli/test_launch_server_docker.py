@@ -30,6 +30,7 @@ from testbed.processes import (
     slot_session,
     wait_until,
 )
+from testbed.unprivileged import User
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine_ready")]
 
@@ -216,3 +217,31 @@ def test_project_files_are_never_imported_by_the_hosts_python(served: Served, pr
     served_again = served.client("--slot", "6", "--", "-p", "again", cwd=project)
     assert served_again.returncode == 0, served_again.stderr
     assert not marker.exists(), marker.read_text()
+
+
+def test_an_unprivileged_user_gets_a_private_server(user: User, pty_processes: list[PtyProcess]) -> None:
+    """As users run it: a uid in the `docker` group, its own runtime folder and server."""
+    runtime = user.home / "run"
+    runtime.mkdir(mode=0o700)
+    user.own(runtime)
+    project = user.project()
+    extra = {"XDG_RUNTIME_DIR": str(runtime), "LLM_DOCKER_LAUNCH_SERVER": "on"}
+    servers = Served(runtime, user.home)
+    try:
+        first = user.run("cld-client", "--", "-p", "hi", cwd=project, **extra)
+        assert first.returncode == 0, first.stderr
+        folder = runtime / "llm-docker"
+        wait_until(lambda: any(folder.glob("launch-*.sock")), timeout=60)
+        assert folder.stat().st_uid == user.uid and folder.stat().st_mode & 0o777 == 0o700
+        assert next(folder.glob("launch-*.sock")).stat().st_mode & 0o777 == 0o600
+        (server,) = servers.servers()
+        assert server.uids().real == user.uid
+        process = user.pty("cld-client", "--slot", "1", cwd=project, **extra)
+        pty_processes.append(process)
+        process.expect("READY")
+        assert psutil.Process(_launcher_pid(project)).ppid() == server.pid
+        process.type("exit\r")
+        assert process.wait() == 0
+        wait_until(lambda: not project_containers(project), timeout=30)
+    finally:
+        servers.stop()
