@@ -198,6 +198,16 @@ def _signal(pidfd: int | None, pid: int, number: int) -> None:
             os.kill(pid, number)
 
 
+#: What the server itself needs from the first launch's environment; every launch brings its
+#: own. Nothing else (API keys, tokens) is kept in the long-lived process.
+SERVER_ENVIRONMENT = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_RUNTIME_DIR",
+                      server_wire.IDLE_SWITCH)
+
+
+def _server_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in SERVER_ENVIRONMENT if name in os.environ}
+
+
 def start_server() -> None:
     """Start the launch server beside this launch, in its own session, detached from the
     terminal. It is a service like tmux's server, not a task of this launch: it outlives it
@@ -205,7 +215,7 @@ def start_server() -> None:
     with contextlib.suppress(OSError):
         devnull = os.open(os.devnull, os.O_RDWR)
         try:
-            os.posix_spawn(sys.executable, own_module("cli.launch_server"), dict(os.environ),
+            os.posix_spawn(sys.executable, own_module("cli.launch_server"), _server_environment(),
                            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
                                          (os.POSIX_SPAWN_DUP2, devnull, 2)],
                            setsid=True)

@@ -111,11 +111,13 @@ def _launcher_pid(project: Path) -> int:
 
 
 def test_first_launch_runs_in_process_and_starts_the_server(served: Served, project: Path) -> None:
+    served.env["ANTHROPIC_API_KEY"] = "sk-ant-test-never-kept"
     first = served.client("--slot", "1", "--", "-p", "hi", cwd=project)
     assert first.returncode == 0, first.stderr
     assert field(first.stdout, "ANSWER"), first.stdout
     wait_until(lambda: bool(served.sockets()), timeout=60)
-    assert len(served.servers()) == 1
+    (server,) = served.servers()
+    assert "ANTHROPIC_API_KEY" not in server.environ()  # each launch brings its own; the server keeps none
     again = served.client("-c", "--slot", "1", "--", "-p", "again", "--fake-exit", "7", cwd=project)
     assert again.returncode == 7, again.stderr
     assert field(again.stdout, "ARG")[1:3] == ["--resume", field(first.stdout, "ANSWER")[0]]
