@@ -41,12 +41,11 @@ def engine_finding(identity: EngineIdentity) -> Finding:
     return ok(ENGINE, f"{name} {identity.version or '(version unknown)'}{system} at {identity.endpoint}")
 
 
-def unreachable_finding(endpoint: str, cause: str, *, docker_host: str | None, hung: bool = False) -> Finding:
-    verb = "restart" if hung else "start"
-    fix = (f"{verb} the engine DOCKER_HOST names, or unset DOCKER_HOST={docker_host} to use the local one"
-           if docker_host else f"{verb} it: `sudo systemctl {verb} docker` (Docker Desktop: {verb} the app; Podman: "
-                               f"`systemctl --user {verb} podman.socket` or `podman machine {verb}`)")
-    return fail(ENGINE, f"cannot reach the Docker engine at {endpoint} ({cause}) — every launch needs it", fix)
+def unreachable_finding(line: str) -> Finding:
+    """An unreachable engine, in the launcher's own words (`engine/reach.py`: the endpoint,
+    where it came from, the fitting fix): what `cld` would say, split at its fix."""
+    said, _, fix = line.partition(" — ")
+    return fail(ENGINE, f"{said} — every launch needs it", fix or "start the Docker engine")
 
 
 def engine_root(identity: EngineIdentity, info: dict[str, Any]) -> Path | None:

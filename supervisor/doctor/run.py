@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from engine import reach
 from engine.client import Engine
 from engine.errors import EngineError
 from engine.kind import EngineIdentity, identify
@@ -93,7 +94,7 @@ async def examine(state_home: Path, environ: Mapping[str, str], user_home: Path)
 
             group.start_soon(run, STATE, STATE_SECONDS + 5, lambda: _thread(examine_state, state_home, STATE_SECONDS))
             identity, info = await _identity(docker, results, environ)
-            reached = docker if identity is not None else None
+            reached = docker if identity is not None and isinstance(docker, Engine) else None
             group.start_soon(run, DISK, DISK_SECONDS, lambda: _disk(state_home, identity, info))
             group.start_soon(run, SSH, SSH_SECONDS, lambda: _ssh(
                 reached, state_home, enabled=config is None or config.llm_docker_ssh_enabled))
@@ -112,7 +113,7 @@ async def examine(state_home: Path, environ: Mapping[str, str], user_home: Path)
                     group.start_soon(run, NETWORK, NETWORK_SECONDS,
                                      lambda: network_findings(engine, loaded, state_home, environ))
     finally:
-        if docker is not None:
+        if isinstance(docker, Engine):
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await docker.close()
     return _ordered(results)
@@ -137,34 +138,33 @@ async def _config(state_home: Path, environ: Mapping[str, str], user_home: Path,
     return loaded[0].config if loaded else None
 
 
-def _engine() -> Engine | None:
+def _engine() -> Engine | EngineError:
     try:
         return Engine()
-    except Exception:  # noqa: BLE001 - a DOCKER_HOST the client cannot parse: the engine line says so
-        return None
+    except EngineError as error:  # nowhere to connect, or a DOCKER_HOST the client cannot use
+        return error
 
 
-async def _identity(docker: Engine | None, results: dict[str, list[Finding]],
+async def _identity(docker: Engine | EngineError, results: dict[str, list[Finding]],
                     environ: Mapping[str, str]) -> tuple[EngineIdentity | None, dict[str, Any]]:
     """Who the engine is (`engine/kind.py`), and its `/info` (the root dir)."""
-    docker_host = environ.get("DOCKER_HOST") or None
-    if docker is None:
-        results[ENGINE] = [doctor_engine.unreachable_finding(docker_host or "?", "the client cannot use that "
-                                                             "endpoint", docker_host=docker_host)]
+    if isinstance(docker, EngineError):
+        results[ENGINE] = [doctor_engine.unreachable_finding(str(docker))]
         return None, {}
+    endpoint = reach.resolve(environ)
     answer: list[tuple[EngineIdentity, dict[str, Any]]] = []
     with anyio.move_on_after(ENGINE_SECONDS):
         try:
             identity = await identify(docker)
             answer.append((identity, await docker.info()))
         except EngineError as error:
-            cause = str(error.__cause__ or error).strip() or type(error).__name__
-            results[ENGINE] = [doctor_engine.unreachable_finding(docker.endpoint, cause, docker_host=docker_host)]
+            results[ENGINE] = [doctor_engine.unreachable_finding(
+                reach.unreachable_message(endpoint, docker.endpoint, error.__cause__ or error))]
             return None, {}
     if not answer:
-        results[ENGINE] = [doctor_engine.unreachable_finding(
-            docker.endpoint, f"it accepted the connection but did not answer within {ENGINE_SECONDS:g} s",
-            docker_host=docker_host, hung=True)]
+        hung = TimeoutError(f"it accepted the connection but did not answer within {ENGINE_SECONDS:g} s")
+        line = reach.unreachable_message(endpoint, docker.endpoint, hung)
+        results[ENGINE] = [doctor_engine.unreachable_finding(line)]
         return None, {}
     results[ENGINE] = [doctor_engine.engine_finding(answer[0][0])]
     return answer[0]

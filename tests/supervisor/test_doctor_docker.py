@@ -160,7 +160,9 @@ def test_an_engine_that_is_down_or_hangs_is_one_failed_line(install: Install, tm
     report = install.doctor(DOCKER_HOST=f"unix://{tmp_path}/nobody.sock")
     assert report.code == 1 and report.failing() == ["engine"], report.rows
     [engine] = report.of("engine")
-    assert "cannot reach the Docker engine" in engine["message"] and "unset DOCKER_HOST" in engine["fix"]
+    # the launcher's own words (engine/reach.py): the endpoint, where it came from, the fitting fix
+    assert f"cannot reach the Docker engine at unix://{tmp_path}/nobody.sock, set by DOCKER_HOST" in engine["message"]
+    assert "check DOCKER_HOST" in engine["fix"] and "unset it" in engine["fix"]
     for name in ("images", "network", "leftovers"):  # said once, not once per check that needs it
         assert report.statuses(name) == ["skip"], report.rows
     assert report.statuses("config") == ["ok"] and report.statuses("state") == ["ok"]
