@@ -246,3 +246,37 @@ def clean_environ(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_DOCKER_")}
     env.update(extra)
     return env
+
+
+_ORPHANED_WATCHER = """
+import os, sys, anyio
+if sys.argv[3] == "no-pidfd":
+    del os.pidfd_open  # as on macOS: the portable path
+from supervisor.tasks import watchdog
+watchdog.PARENT_POLL_SECONDS = 0.1
+marker = sys.argv[1]
+parent = os.getppid()
+open(marker, "w").write("watching")
+async def main():
+    with anyio.fail_after(30):  # a broken fallback must not leave this process behind
+        await watchdog.wait_for_parent_exit(parent)
+anyio.run(main, backend=sys.argv[2])
+open(marker, "w").write(f"gone {parent} -> {os.getppid()} {watchdog.exit_watch_here().value}")
+"""
+#: The shell's wait for the watcher to have read its parent (the marker, "$2", is written
+#: after that; a fixed sleep lost that race on a loaded machine).
+_UNTIL_WATCHING = 'for _ in $(seq 600); do [ -s "$2" ] && break; sleep 0.05; done'
+
+
+def orphaned_watcher(marker: Path, *, backend: str = "asyncio", without_pidfd: bool = False,
+                     extra_env: dict[str, str] | None = None) -> str:
+    """A real process tree for the watchdog's parent watch: `sh` starts a watcher (a Python
+    process waiting for its parent's exit) and exits once the watcher watches; returns the
+    marker's final text, `gone <old parent> -> <new parent> <how it watched>` when it noticed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
+    subprocess.run(["sh", "-c", '"$0" -c "$1" "$2" "$3" "$4" & ' + _UNTIL_WATCHING, sys.executable, _ORPHANED_WATCHER,
+                    str(marker), backend, "no-pidfd" if without_pidfd else "pidfd"], cwd=REPO, env=env, check=True)
+    deadline = time.monotonic() + 15
+    while not (marker.exists() and marker.read_text().startswith("gone")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return marker.read_text()

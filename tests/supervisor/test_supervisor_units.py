@@ -24,6 +24,7 @@ from supervisor.store import Launch, StateStore
 from supervisor.tasks import logs
 from supervisor.tasks.watchdog import ExitWatch, PidfdUnavailable, wait_for_exit
 from supervisor.terminal import NO_TTY, raw_mode, terminal_id, window_size
+from testbed.processes import orphaned_watcher
 
 REPO = Path(__file__).parents[2]
 
@@ -82,42 +83,14 @@ async def test_without_pidfds_wait_for_exit_says_so(monkeypatch: pytest.MonkeyPa
         await wait_for_exit(os.getpid())
 
 
-_ORPHAN = """
-import os, sys, anyio
-del os.pidfd_open  # as on macOS: the portable path
-from supervisor.tasks import watchdog
-watchdog.PARENT_POLL_SECONDS = 0.1
-marker = sys.argv[1]
-parent = os.getppid()
-open(marker, "w").write("watching")
-async def main():
-    with anyio.fail_after(30):  # a broken fallback must not leave this process behind
-        await watchdog.wait_for_parent_exit(parent)
-anyio.run(main, backend=sys.argv[2])
-open(marker, "w").write(f"gone {parent} -> {os.getppid()}")
-"""
-
-
-#: The shell's wait for the watcher to have read its parent (the marker, "$2", is written after that).
-_UNTIL_WATCHING = 'for _ in $(seq 600); do [ -s "$2" ] && break; sleep 0.05; done'
-
-
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_without_pidfds_the_parent_is_polled_until_it_exits(tmp_path: Path, backend: str) -> None:
     """A real process tree: `sh` starts the watcher and exits once the watcher has read its
-    parent (the marker says "watching"; a fixed sleep lost that race on a loaded machine); the
-    watcher (no pidfds) notices it was orphaned."""
-    marker = tmp_path / "marker"
-    subprocess.run(["sh", "-c", '"$0" -c "$1" "$2" "$3" & ' + _UNTIL_WATCHING, sys.executable, _ORPHAN, str(marker),
-                    backend],
-                   cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
-    deadline = time.monotonic() + 15
-    while not (marker.exists() and marker.read_text().startswith("gone")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    text = marker.read_text()
+    parent; the watcher (no pidfds) notices it was orphaned."""
+    text = orphaned_watcher(tmp_path / "marker", backend=backend, without_pidfd=True)
     assert text.startswith("gone "), text
-    before, after = text.split()[1], text.split()[3]
-    assert before != after
+    before, after, how = text.split()[1], text.split()[3], text.split()[4]
+    assert before != after and how == "poll"
 
 
 # -- terminal ---------------------------------------------------------------------------
