@@ -177,7 +177,7 @@ class Checker:
 # -- current state ------------------------------------------------------------------------
 
 
-def _read_own(path: Path) -> str:
+def read_own(path: Path) -> str:
     """The text of one of our own files ("" if missing); a symlink there is refused (init
     replaces the file whole, which would silently turn your link into a file)."""
     if path.is_symlink():
@@ -340,7 +340,7 @@ def plan_answers(arguments: argparse.Namespace, *, environ: Mapping[str, str], s
     """Everything before the first write: current files, upstream, flags, questions, the
     plan — every value validated, the planned files loaded once as a launch will."""
     conf_path, env_path = state_home / CONF_FILE, state_home / SECRETS_FILE
-    conf_text, env_text = _read_own(conf_path), _read_own(env_path)
+    conf_text, env_text = read_own(conf_path), read_own(env_path)
     current = {**file_values(conf_text, origin=str(conf_path), user_home=user_home),
                **file_values(env_text, origin=str(env_path), user_home=user_home)}
     with tempfile.TemporaryDirectory(prefix="llm-docker-init-") as scratch:

@@ -57,6 +57,7 @@ def run_request(request: LaunchRequest, *, environ: Mapping[str, str], stdout: T
     """Plan `request` (bad input: one line, exit 2), then print it (`--dry-run`) or run it."""
     launcher = request.tool.launcher
     try:
+        _refuse_unavailable_tmux(request)
         plan = plan_launch(request, environ=environ, cwd=Path.cwd(), user_home=Path.home(),
                            builder_api=builder_api_loader(environ))
         for warning in plan.warnings:
@@ -64,12 +65,39 @@ def run_request(request: LaunchRequest, *, environ: Mapping[str, str], stdout: T
         if request.dry_run:
             _print_dry_run(plan, stdout, show_secrets=request.show_secrets)
             return 0
+        plan = _settle_tmux(plan, environ=environ, stderr=stderr)
     except LlmDockerError as error:
         print(f"{launcher}: {error}", file=stderr)
         return error.exit_code
     from supervisor.launcher import run_plan  # imported late: -h and --dry-run stay light
 
     return run_plan(plan)
+
+
+def _refuse_unavailable_tmux(request: LaunchRequest) -> None:
+    """A tmux mode whose tool this build cannot install: one line, before anything happens."""
+    from launch.argv import TmuxMode
+
+    if request.tmux is not TmuxMode.NONE:
+        from cli.tmux_offer import refuse_unavailable
+
+        refuse_unavailable(request)
+
+
+def _settle_tmux(plan: LaunchPlan, *, environ: Mapping[str, str], stderr: TextIO) -> LaunchPlan:
+    """`-t` inside a host tmux, and the first-use offer of an `INSTALL_TMUX_*` that is off
+    (`cli/tmux_offer.py`); the plan unchanged for launches without a tmux mode."""
+    from launch.argv import TmuxMode
+
+    if plan.request.tmux is TmuxMode.NONE:
+        return plan
+    from cli.tmux_offer import settle_tmux
+
+    def replan(request: LaunchRequest) -> LaunchPlan:
+        return plan_launch(request, environ=environ, cwd=Path.cwd(), user_home=Path.home(),
+                           builder_api=builder_api_loader(environ))
+
+    return settle_tmux(plan, replan=replan, stdin=sys.stdin, stderr=stderr)
 
 
 def builder_api_loader(environ: Mapping[str, str]) -> BuilderApiResolver:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from launch.errors import LlmDockerError
+from launch.errors import EXIT_INTERRUPTED, LlmDockerError
 from launch.plan import LaunchPlan
 
 
@@ -23,6 +23,11 @@ def run_plan(plan: LaunchPlan) -> int:
     say) is still one line and its exit code, never a traceback."""
     try:
         return anyio.run(_run, plan, backend="asyncio")
+    except KeyboardInterrupt:
+        # Ctrl-C before the supervisor's own signal handling runs (an image build, say):
+        # asyncio has cancelled the run, so its cleanup ran; one line, the shell's 130
+        print(f"{plan.request.tool.launcher}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (LlmDockerError, BaseExceptionGroup) as raised:
         error = _only_error(raised)
         if error is None:
