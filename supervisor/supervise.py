@@ -51,6 +51,7 @@ from supervisor.ssh_ports import choose_host_port, claimed_ports
 from supervisor.store import Launch, SlotBusy, SlotMoved, StateStore
 from supervisor.tasks import TASKS
 from supervisor.terminal import terminal_id
+from supervisor.tool_init import initialise_tool_state
 
 #: Tries to take the leases: a dead holder recovered, or a slot saved meanwhile, retries.
 LEASE_ATTEMPTS = 5
@@ -122,6 +123,8 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
             slots = await _lease_slots(plan, store, docker, notice, gateways)
             if slots is None:
                 return EXIT_USAGE  # a busy slot (said in one line)
+            # the tool's shared state initialised once, before any slot of any launch starts
+            await initialise_tool_state(docker, plan.request.tool, slots[0].spec, notice)
             supervisor = Supervisor(plan=plan, docker=docker, store=store, slots=slots, log=log,
                                     interactive=not plan.request.supervised, log_lines=receive, ssh_keys=ssh_keys,
                                     gateways=gateways)

@@ -1,0 +1,212 @@
+"""Initialise a tool's shared state exactly once, before any slot of a launch starts.
+
+Every slot of a project mounts the same state folders (`launch.mounts.PERSISTENCE`), so two
+OpenCode slots started together on a fresh state both ran OpenCode's database migrations on
+the same new `opencode.db`: one of them died (`Failed query: CREATE TABLE workspace …`) and
+its slot kept no session. The same race comes back whenever a new image brings new
+migrations to an existing database.
+
+What this module does, per launch of a tool listed in `INIT_COMMANDS` (OpenCode only: Claude
+Code keeps one `.jsonl` file per session and has no shared database; the one file its slots
+share, `~/.claude.json`, is seeded by the image's first-run hook with the same bytes
+whichever slot comes first):
+
+1. Take a host-side lock: `flock` on `<project state>/.<tool>-init`, a file in the project's
+   state folder itself, which is never mounted into a container (only its sub-folders are)
+   — the agent can neither write nor swap it. Opened with `O_NOFOLLOW`, 0600.
+2. The lock file's content is the id of the image whose initialisation completed. If it is
+   the image this launch runs, there is nothing to do: the lock is released at once (the
+   usual case — one image inspect, one `flock` and a read of a few bytes).
+3. Otherwise run a one-off init container under the lock: the slot's image, entrypoint, uid,
+   limits and read-only paths, but ONLY the tool's state folders mounted (not the project),
+   no network, every capability dropped, `opencode --pure db path` as its command (the
+   real CLI opens its database and runs every pending migration, then prints the path;
+   `--pure` loads no plugin). Exit 0 = migrations done: the image's id is written to the
+   lock file, and the lock released. Every launcher waiting meanwhile then finds the id
+   and starts its slots on a migrated database.
+
+Why an init container and not "the first launcher's first slot initialises while holding
+the lock": the end of the migrations would have to be read from the database the agent
+writes (which migrations exist is known only to the CLI in the image), and its first slot
+might be interactive and never finish. The init container's exit code is a signal from the
+image's own code that the host never has to parse; the host reads no byte of the agent's
+state here. It costs one short container (~2–3 s) at a project's first launch and after each
+image rebuild, nothing more on other launches. It runs after the slots' leases are taken (a
+busy slot is refused without waiting) and before any slot's container is created.
+
+Everything is bounded: the init container gets `INIT_SECONDS` (a hostile database could
+make the CLI hang), a launcher waits for another's lock at most `WAIT_SECONDS`, checking
+every `POLL_SECONDS` (`flock` has no timeout; the lock is held only during an init). On a
+failure or timeout the launch goes on with a one-line notice — the slots initialise the
+database themselves, as before — and the next launch tries again. The init container is
+labelled with the launcher's identity (as a gateway is), so `llm-docker gc` removes one
+left by a launcher killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import os
+import stat
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from engine.client import Engine
+from engine.containers import Container
+from engine.errors import EngineError
+from launch.mounts import PERSISTENCE
+from launch.spec import LABEL_PREFIX, UPSTREAM_PROJECT_LABEL, ContainerSpec
+from launch.tools import Tool
+
+#: The command that initialises a tool's shared state (its image's own CLI).
+INIT_COMMANDS: dict[Tool, tuple[str, ...]] = {Tool.OPENCODE: ("opencode", "--pure", "db", "path")}
+#: What the init container may run for; a waiting launcher's bound is a little longer.
+INIT_SECONDS = 60.0
+WAIT_SECONDS = INIT_SECONDS + 30.0
+POLL_SECONDS = 0.1
+#: Removing the init container (shielded from cancellation).
+REMOVE_SECONDS = 15.0
+#: The environment the init container keeps from the slot's: what the entrypoint needs to
+#: know which tool it prepares — no secret, no SSH, no provider settings.
+KEPT_ENV = ("HOME", "TOOL", "LLM_DOCKER_TOOL")
+#: Labels of the slot's that would make the init container look like a slot to `status`.
+SLOT_LABELS = ("tool", "project", "project-root", "slot", "ssh-port", "ssh-user")
+MARKER_BYTES = 256
+
+Notice = Callable[[str], None]
+
+
+def marker_path(project_home: Path, tool: Tool) -> Path:
+    """The lock file, whose content is the id of the image last initialised with."""
+    return project_home / f".{tool.value}-init"
+
+
+def init_container_body(slot_create: Mapping[str, Any], tool: Tool) -> dict[str, Any]:
+    """The init container's create body, derived from a slot's (`launch.spec`): same image,
+    entrypoint, uid, limits and read-only paths; only the tool's state mounts; no network,
+    no capability, no TTY, no stdin, no published port."""
+    targets = {entry.target for entry in PERSISTENCE[tool]}
+    host = copy.deepcopy(dict(slot_create["HostConfig"]))
+    for key in ("PortBindings", "ExtraHosts", "Dns", "DnsSearch", "DnsOptions"):
+        host.pop(key, None)
+    host.update(Mounts=[mount for mount in host.get("Mounts", []) if mount["Target"] in targets],
+                NetworkMode="none", AutoRemove=False, CapDrop=["ALL"], CapAdd=[],
+                SecurityOpt=["no-new-privileges:true"])
+    labels = {key: value for key, value in slot_create.get("Labels", {}).items()
+              if key != UPSTREAM_PROJECT_LABEL and key.removeprefix(LABEL_PREFIX) not in SLOT_LABELS}
+    return {
+        "Image": slot_create["Image"],
+        "Cmd": list(INIT_COMMANDS[tool]),
+        "User": slot_create["User"],
+        "WorkingDir": "/",
+        "Env": [entry for entry in slot_create.get("Env", []) if entry.split("=", 1)[0] in KEPT_ENV],
+        "Labels": labels,
+        "Tty": False, "OpenStdin": False, "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+        "NetworkDisabled": True,
+        "HostConfig": host,
+    }
+
+
+async def initialise_tool_state(docker: Engine, tool: Tool, spec: ContainerSpec, notice: Notice) -> None:
+    """Make sure the tool's shared state of `spec`'s project was initialised by the image
+    `spec` runs, once across every concurrent launch; never raises for a failed init."""
+    if tool not in INIT_COMMANDS:
+        return
+    image = spec.create["Image"]
+    try:
+        image_id = str((await docker.images.inspect(image))["Id"])
+    except EngineError as error:
+        notice(f"cannot inspect {image} to initialise {tool.value}'s state ({error}) — the slots do it themselves")
+        return
+    try:
+        # an init container that ran to its end is removed after the lock is released
+        async with contextlib.AsyncExitStack() as removals, locked(marker_path(spec.project_home, tool)) as fd:
+            if fd is None:
+                notice(f"another launch is initialising {tool.value}'s state of this project for more than "
+                       f"{WAIT_SECONDS:g} s — going on without waiting")
+                return
+            if _read_marker(fd) == image_id:
+                return
+            problem = await _run_init(docker, tool, spec, removals)
+            if problem is not None:
+                notice(f"{tool.value}'s state could not be initialised ({problem}) — the slots do it themselves")
+                return
+            _write_marker(fd, image_id)
+    except OSError as error:
+        notice(f"cannot lock {tool.value}'s state of this project ({error.strerror or error}) — going on without")
+
+
+@contextlib.asynccontextmanager
+async def locked(path: Path) -> AsyncIterator[int | None]:
+    """`path` opened (created 0600, never through a symlink) and locked exclusively; None
+    after `WAIT_SECONDS` without the lock. Closing the descriptor releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        yield fd if await _acquire(fd) else None
+    finally:
+        os.close(fd)
+
+
+async def _acquire(fd: int) -> bool:
+    """Whether the exclusive `flock` on `fd` was taken within `WAIT_SECONDS` (it has no
+    timeout of its own: tried every `POLL_SECONDS` while another launch holds it)."""
+    with anyio.move_on_after(WAIT_SECONDS):
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                await anyio.sleep(POLL_SECONDS)
+    return False
+
+
+def _read_marker(fd: int) -> str:
+    return os.pread(fd, MARKER_BYTES, 0).decode("utf-8", errors="replace").strip()
+
+
+def _write_marker(fd: int, image_id: str) -> None:
+    """Written under the lock; a crash midway leaves a marker that matches no image, so the
+    next launch initialises again (harmless)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{image_id}\n".encode(), 0)
+    os.fsync(fd)
+
+
+async def _run_init(docker: Engine, tool: Tool, spec: ContainerSpec, removals: contextlib.AsyncExitStack) -> str | None:
+    """Run the init container to its end; why it failed, or None. One that ended is removed
+    by `removals` (after the lock is released: the waiting launches need not wait for that);
+    one that may still run is removed here, so that two never run at once."""
+    try:
+        container = await docker.containers.create(init_container_body(spec.create, tool), name=f"{spec.name}-init")
+    except EngineError as error:
+        return f"Docker: {error}"
+    ended = False
+    try:
+        await container.start()
+        with anyio.fail_after(INIT_SECONDS):
+            code = int((await container.wait()).get("StatusCode", 1))
+        ended = True
+    except TimeoutError:
+        return f"it did not finish within {INIT_SECONDS:g} s"
+    except EngineError as error:
+        return f"Docker: {error}"
+    finally:
+        if ended:
+            removals.push_async_callback(_remove, container)
+        else:
+            await _remove(container)
+    return None if code == 0 else f"{' '.join(INIT_COMMANDS[tool])} exited with code {code}"
+
+
+async def _remove(container: Container) -> None:
+    """Shielded from cancellation, bounded in time; one already gone is fine."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(REMOVE_SECONDS):
+        with contextlib.suppress(EngineError):
+            await container.delete(force=True)
