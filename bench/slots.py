@@ -2,18 +2,34 @@
 
     python -m bench.slots [--slots 1,4,8,16] [--repeat 3] [--json results.json]
 
-"Ready" is the moment the agent's first output reaches the launcher — for us the
-supervisor's attach stream (it prints "N/N slots ready" then), for `docker run` the CLI's
-stdout. No polling of the containers on either side. In the same run, with the same
-light image (busybox + the fake agent of the tests), it measures:
+Two moments are measured, neither by polling the containers:
 
-* ours: one `llm-docker supervise -n N --layout none` process, all N slots in one loop;
+* "ready": the agent's first output reaches the launcher — for us the supervisor's attach
+  stream (it prints "N/N slots ready" then), for `docker run` the CLI's stdout;
+* "started": the engine's container `start` event of the N-th agent container (its
+  `timeNano`, read from `docker events --since <t0>`, so an event that came before the
+  subscription is replayed, not lost), counted from `t0` on the same wall clock, taken
+  just before the first process is spawned.
+
+In the same run, with the same light image (busybox + the fake agent of the tests):
+
+* ours: one `llm-docker supervise -n N --layout none` process, all N slots in one loop
+  (ready, and started: its N agent containers, not their gateways);
 * sequential: N `docker run` CLI processes one after the other (upstream's way: one
-  window, one `docker run`, then the next);
-* parallel: N `docker run` CLI processes started at once.
+  window, one `docker run`, then the next) — ready;
+* parallel: N `docker run` CLI processes started at once — ready;
+* detached: N `docker run -d` CLI processes started at once — started (the baseline of
+  the "N slots started" target: ours/detached).
 
-It prints medians, the ratios ours/baseline, and the supervisor's peak RSS and CPU time
-per slot (from `wait4`'s rusage: the supervisor process alone, not Docker's).
+`--network gateway` (the default) runs ours as users do: every slot behind its network
+gateway (a second container per slot, started and verified before the agent), with SSH.
+`--network host` sets `NETWORK_MODE=host` for ours and `--network host` for every `docker
+run`: the same container work on both sides, so the difference is the launcher's own cost.
+
+It prints medians, the ratios ours/baseline, the spread of every ratio over the repeats
+(min–max: the machine may be shared), the supervisor's peak RSS and CPU time per slot
+(from `wait4`'s rusage: the supervisor process alone, not Docker's), and the run's total
+time.
 """
 
 from __future__ import annotations
@@ -29,7 +45,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import aiodocker
 import anyio
@@ -52,10 +70,72 @@ def _project_containers(project: Path) -> list[str]:
     return result.stdout.split()
 
 
+class StartEvents:
+    """The engine's container `start` events since `t0` (wall clock, ns): `docker events
+    --since` replays what happened before it subscribed, then streams — nothing is missed and
+    nothing is polled. `until_started` returns the `timeNano` of the N-th matching start."""
+
+    def __init__(self, t0_ns: int) -> None:
+        self.t0_ns = t0_ns
+        self._process = subprocess.Popen(
+            ["docker", "events", "--since", f"{t0_ns // 10**9}.{t0_ns % 10**9:09d}", "--filter", "type=container",
+             "--filter", "event=start", "--format", "{{.TimeNano}} {{.Actor.Attributes.name}}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def until_started(self, wanted: Callable[[str], bool], count: int, deadline: float) -> list[float]:
+        """Seconds from t0 to each of the first `count` starts of containers `wanted` names."""
+        stream = self._process.stdout
+        assert stream is not None
+        seen: dict[str, float] = {}
+        buffered = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(stream, selectors.EVENT_READ)
+            while len(seen) < count:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or not selector.select(remaining):
+                    raise RuntimeError(f"only {len(seen)} of {count} container start events arrived")
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    raise RuntimeError("docker events ended")
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    stamp, _, name = line.decode().partition(" ")
+                    if wanted(name) and name not in seen:
+                        seen[name] = (int(stamp) - self.t0_ns) / 1e9
+        return sorted(seen.values())[:count]
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        _close(self._process.stdout)
+
+
+def _close(stream: IO[bytes] | None) -> None:
+    if stream is not None:
+        stream.close()
+
+
+def _is_agent(project_token: str) -> Callable[[str], bool]:
+    """Our agent containers of the bench project (`launch.spec.container_name`), not their
+    gateways (`launch.network.gateway_name`)."""
+    return lambda name: name.startswith(f"llm-docker-claude-{project_token}-s") and not name.endswith("-gateway")
+
+
 def measure_ours(count: int, home: Path, project: Path) -> dict[str, float]:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8", **TEST_ENV,
            "TERM": "xterm"}
+    t0_ns = time.time_ns()
     started = time.perf_counter()
+    events = StartEvents(t0_ns)
+    try:
+        return _measure_ours(count, env, project, events, started)
+    finally:
+        events.close()
+
+
+def _measure_ours(count: int, env: dict[str, str], project: Path, events: StartEvents,
+                  started: float) -> dict[str, float]:
     process = subprocess.Popen([sys.executable, "-m", "cli.admin", "supervise", "-n", str(count),
                                 "--layout", "none", str(project)], env=env, cwd=project,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -72,6 +152,11 @@ def measure_ours(count: int, home: Path, project: Path) -> dict[str, float]:
         seen += chunk
         if needle in seen:
             ready_at = time.perf_counter()
+    try:
+        starts = events.until_started(_is_agent(project.name), count, deadline)
+    except RuntimeError:
+        process.kill()
+        raise
     process.send_signal(signal.SIGTERM)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -80,12 +165,13 @@ def measure_ours(count: int, home: Path, project: Path) -> dict[str, float]:
     _remove_containers(leftovers)
     if leftovers:
         raise RuntimeError(f"supervise left {len(leftovers)} container(s) behind")
-    return {"seconds": ready_at - started, "rss_mb": usage.ru_maxrss / 1024,
+    return {"seconds": ready_at - started, "started_s": starts[-1], "first_started_s": starts[0],
+            "rss_mb": usage.ru_maxrss / 1024,
             "cpu_ms_per_slot": (usage.ru_utime + usage.ru_stime) * 1000 / count}
 
 
-def _docker_run(name: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["docker", "run", "--rm", "-i", "--name", name, "--init", BUSYBOX_IMAGE,
+def _docker_run(name: str, network: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["docker", "run", "--rm", "-i", "--name", name, "--init", *network, BUSYBOX_IMAGE,
                              "claude", "--session-id", str(uuid.uuid4())],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
@@ -120,17 +206,17 @@ def _finish(processes: list[subprocess.Popen[bytes]], names: list[str]) -> None:
     _remove_containers(names)
 
 
-def measure_docker_run(count: int, *, parallel: bool) -> dict[str, float]:
+def measure_docker_run(count: int, network: list[str], *, parallel: bool) -> dict[str, float]:
     names = [f"llm-docker-bench-{uuid.uuid4().hex[:8]}" for _ in range(count)]
     processes: list[subprocess.Popen[bytes]] = []
     started = time.perf_counter()
     try:
         if parallel:
-            processes = [_docker_run(name) for name in names]
+            processes = [_docker_run(name, network) for name in names]
             _wait_first_output(processes, started + TIMEOUT)
         else:
             for name in names:
-                processes.append(_docker_run(name))
+                processes.append(_docker_run(name, network))
                 _wait_first_output(processes[-1:], started + TIMEOUT)
         ready = time.perf_counter() - started
     finally:
@@ -138,13 +224,41 @@ def measure_docker_run(count: int, *, parallel: bool) -> dict[str, float]:
     return {"seconds": ready}
 
 
-def _prepare(folder: Path) -> tuple[Path, Path]:
+def measure_detached(count: int, network: list[str]) -> dict[str, float]:
+    """N `docker run -d` CLI processes at once: until the engine started all N containers.
+    `-i` keeps the fake agent's stdin open, so it runs until it is removed."""
+    names = [f"llm-docker-bench-{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    t0_ns = time.time_ns()
+    started = time.perf_counter()
+    events = StartEvents(t0_ns)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        processes = [subprocess.Popen(["docker", "run", "-d", "-i", "--rm", "--name", name, "--init", *network,
+                                       BUSYBOX_IMAGE, "claude", "--session-id", str(uuid.uuid4())],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for name in names]
+        starts = events.until_started(set(names).__contains__, count, started + TIMEOUT)
+        for process in processes:
+            process.wait(timeout=TIMEOUT)
+        returned = time.perf_counter() - started
+    finally:
+        events.close()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        _remove_containers(names)
+    return {"seconds": starts[-1], "cli_returned_s": returned}
+
+
+def _prepare(folder: Path, network: str) -> tuple[Path, Path]:
     home = folder / "home"
     project = home / "Projects" / "bench"
     project.mkdir(parents=True)
     state = home / ".llm-docker"
     state.mkdir()
-    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLOG_MAX_KILOBYTES=0\n")
+    host = "NETWORK_MODE=host\n" if network == "host" else ""
+    (state / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLOG_MAX_KILOBYTES=0\n{host}")
     return home, project
 
 
@@ -153,30 +267,41 @@ async def _ensure_image() -> None:
         await ensure_test_images(docker)
 
 
-def run_benchmark(counts: list[int], repeat: int) -> list[dict[str, float]]:
+def run_benchmark(counts: list[int], repeat: int, network: str = "gateway") -> list[dict[str, float]]:
     anyio.run(_ensure_image)
     rows = []
+    flags = ["--network", "host"] if network == "host" else []
     with tempfile.TemporaryDirectory(prefix="llm-docker-bench-") as folder:
-        home, project = _prepare(Path(folder))
+        home, project = _prepare(Path(folder), network)
         measure_ours(1, home, project)  # warm-up: page cache, first database
         for count in counts:
-            ours, sequential, parallel = [], [], []
+            ours, sequential, parallel, detached = [], [], [], []
             for _ in range(repeat):
-                # Interleaved, so a slow moment of the machine hits all three alike.
+                # Interleaved, so a slow moment of the machine hits all of them alike.
                 ours.append(measure_ours(count, home, project))
-                sequential.append(measure_docker_run(count, parallel=False)["seconds"])
-                parallel.append(measure_docker_run(count, parallel=True)["seconds"])
+                detached.append(measure_detached(count, flags)["seconds"])
+                sequential.append(measure_docker_run(count, flags, parallel=False)["seconds"])
+                parallel.append(measure_docker_run(count, flags, parallel=True)["seconds"])
             median = statistics.median
+            started_ratios = [r["started_s"] / d for r, d in zip(ours, detached, strict=True)]
+            ready_ratios = [r["seconds"] / p for r, p in zip(ours, parallel, strict=True)]
             row = {
                 "slots": count,
                 "ours_s": median(r["seconds"] for r in ours),
                 "sequential_docker_run_s": median(sequential),
                 "parallel_docker_run_s": median(parallel),
+                "ours_started_s": median(r["started_s"] for r in ours),
+                "detached_docker_run_started_s": median(detached),
                 "peak_rss_mb": max(r["rss_mb"] for r in ours),
                 "cpu_ms_per_slot": median(r["cpu_ms_per_slot"] for r in ours),
+                "started_vs_detached_min": min(started_ratios),
+                "started_vs_detached_max": max(started_ratios),
+                "ours_vs_parallel_min": min(ready_ratios),
+                "ours_vs_parallel_max": max(ready_ratios),
             }
             row["ours_vs_sequential"] = row["ours_s"] / row["sequential_docker_run_s"]
             row["ours_vs_parallel"] = row["ours_s"] / row["parallel_docker_run_s"]
+            row["started_vs_detached"] = median(started_ratios)
             rows.append(row)
             print_row(row, header=len(rows) == 1)
     return rows
@@ -184,10 +309,14 @@ def run_benchmark(counts: list[int], repeat: int) -> list[dict[str, float]]:
 
 def print_row(row: dict[str, float], *, header: bool) -> None:
     if header:
-        print(f"{'N':>3} {'ours s':>8} {'seq run s':>10} {'par run s':>10} {'ours/seq':>9} {'ours/par':>9} "
-              f"{'RSS MB':>7} {'CPU ms/slot':>12}")
+        print(f"{'N':>3} {'ours s':>8} {'seq run s':>10} {'par run s':>10} {'ours/seq':>9} {'ours/par':>15} "
+              f"{'started s':>10} {'run -d s':>9} {'started/run -d':>20} {'RSS MB':>7} {'CPU ms/slot':>12}")
+    par = f"{row['ours_vs_parallel']:.2f} ({row['ours_vs_parallel_min']:.2f}-{row['ours_vs_parallel_max']:.2f})"
+    det = (f"{row['started_vs_detached']:.2f} ({row['started_vs_detached_min']:.2f}-"
+           f"{row['started_vs_detached_max']:.2f})")
     print(f"{row['slots']:>3} {row['ours_s']:>8.3f} {row['sequential_docker_run_s']:>10.3f} "
-          f"{row['parallel_docker_run_s']:>10.3f} {row['ours_vs_sequential']:>9.2f} {row['ours_vs_parallel']:>9.2f} "
+          f"{row['parallel_docker_run_s']:>10.3f} {row['ours_vs_sequential']:>9.2f} {par:>15} "
+          f"{row['ours_started_s']:>10.3f} {row['detached_docker_run_started_s']:>9.3f} {det:>20} "
           f"{row['peak_rss_mb']:>7.1f} {row['cpu_ms_per_slot']:>12.1f}", flush=True)
 
 
@@ -195,6 +324,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.slots", description=__doc__.splitlines()[0])
     parser.add_argument("--slots", default="1,4,8,16", help="comma-separated slot counts (default 1,4,8,16)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per count (median; default 3)")
+    parser.add_argument("--network", choices=("gateway", "host"), default="gateway",
+                        help="gateway: ours as users run it (a gateway per slot); host: NETWORK_MODE=host for ours "
+                             "and --network host for docker run (the same container work on both sides)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     arguments = parser.parse_args()
     try:
@@ -203,11 +335,18 @@ def main() -> None:
         parser.error(f"--slots: expected numbers like 1,4,8,16, got {arguments.slots!r}")
     if not counts or any(not 1 <= count <= 99 for count in counts) or arguments.repeat < 1:
         parser.error("--slots must be 1..99 each and --repeat at least 1")
-    print(f"parallel slot start-up, median of {arguments.repeat}; image {BUSYBOX_IMAGE}; "
-          f"ready = the agent's first output reaches the launcher", flush=True)
-    rows = run_benchmark(counts, arguments.repeat)
+    print(f"parallel slot start-up, median of {arguments.repeat} (min-max of the ratio); image {BUSYBOX_IMAGE}; "
+          f"network {arguments.network}; "
+          "ready = the agent's first output reaches the launcher; started = the N-th container start event "
+          "(target: started/run -d <= 0.85 at N=8)", flush=True)
+    began = time.perf_counter()
+    rows = run_benchmark(counts, arguments.repeat, arguments.network)
+    total = time.perf_counter() - began
+    print(f"total {total:.0f} s", flush=True)
     if arguments.json:
-        arguments.json.write_text(json.dumps({"rows": rows, "repeat": arguments.repeat}, indent=2) + "\n")
+        arguments.json.write_text(json.dumps({"rows": rows, "repeat": arguments.repeat, "network": arguments.network,
+                                              "total_s": total},
+                                             indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from launch import server_wire
 
 #: What a launch imports; loaded before the first fork so no launch pays for it.
 PRELOAD = ("cli.launchers", "supervisor.launcher", "supervisor.gateway", "supervisor.supervise",
-           "builder_api.config")
+           "builder_api.config", "asyncssh")
 #: How long a connected client may take to send its request.
 REQUEST_SECONDS = 5.0
 #: How long a new server waits for the lock of one that is exiting.

@@ -78,7 +78,8 @@ class GatewayRun:
 
     def __init__(self, spec: GatewaySpec) -> None:
         self.spec = spec
-        #: Set once the gateway exists (or could not be created); `image_id` is its image.
+        #: Set once the gateway exists and its image is known (or it could not be created);
+        #: `image_id` is its image (None: unknown — `take` replaces the gateway).
         self.created = anyio.Event()
         self.image_id: str | None = None
         #: Set once the verdict is known; `error` is None when the policy verified.
@@ -122,14 +123,11 @@ class GatewayRun:
                 creating = True
                 container = await docker.containers.create(self.spec.create, name=self.spec.name)
                 creating = False
-                self.image_id = (await container.show()).get("Image")
             except EngineError as error:
                 creating = False
                 self.error = f"the network gateway cannot be created: {error}"
             except Exception as error:  # noqa: BLE001 - engine unreachable, folder refused: no gateway
                 self.error = f"the network gateway cannot be created: {error}"
-            finally:
-                self.created.set()
             if container is None:
                 return
             async with container.attach(stdin=True, stdout=True, stderr=True, logs=False) as stream:
@@ -137,10 +135,13 @@ class GatewayRun:
                 with anyio.move_on_after(READY_SECONDS + VERIFY_SECONDS) as waited:
                     try:
                         try:
+                            # started first: the engine's start is the slot's critical path,
+                            # the image's id is only needed once the slot `take`s its gateway
                             await container.start()
                             started = self.running = True
                         finally:
                             self.start_known.set()
+                            await self._learn_image(container)
                         while VERIFIED_LINE not in said and (message := await stream.read_out()) is not None:
                             said += message.data
                     except EngineError as error:
@@ -171,6 +172,16 @@ class GatewayRun:
                     folder = self.spec.ports_folder.parent
                     await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
             self.ended.set()
+
+    async def _learn_image(self, container: Container) -> None:
+        """The image the gateway was created from (`take` compares it with the planned one);
+        unknown stays None, and `take` then starts a new gateway rather than trust this one."""
+        try:
+            self.image_id = (await container.show()).get("Image")
+        except Exception:  # noqa: BLE001 - the engine's answer is missing: the image is unknown
+            self.image_id = None
+        finally:
+            self.created.set()
 
     async def _end(self, container: Container, started: bool) -> None:
         if self._ending:
@@ -241,6 +252,10 @@ class GatewayHolders:
         #: Per agent container name: the SSH host port its early gateway publishes (and
         #: the notice if that port had to move), for the lease step to keep.
         self.ssh_ports: dict[str, tuple[int, str | None]] = {}
+        #: The planned image's id per reference, asked once for every slot's `take`
+        #: (after `ensure_gateway_image`; a failed answer is not kept).
+        self._image_ids: dict[str, str] = {}
+        self._inspecting = anyio.Lock()
 
     def confirm_removals(self) -> None:
         """The engine needs it (Podman): every gateway, started or to come, waits for its
@@ -285,11 +300,20 @@ class GatewayHolders:
         return run
 
     async def _image_id(self, spec: GatewaySpec) -> str | None:
+        """The id of the image `spec` names: one inspection per launch, however many slots
+        take their gateway at the same moment (they all start after the image was made sure of)."""
         assert self._docker is not None
-        try:
-            return (await self._docker.images.inspect(spec.create["Image"])).get("Id")
-        except EngineError:
-            return None
+        reference = spec.create["Image"]
+        async with self._inspecting:
+            if reference not in self._image_ids:
+                try:
+                    found = (await self._docker.images.inspect(reference)).get("Id")
+                except EngineError:
+                    return None
+                if found is None:
+                    return None
+                self._image_ids[reference] = found
+            return self._image_ids[reference]
 
     async def start_early(self, plan: LaunchPlan) -> None:
         """Start every slot's gateway as planned, before the leases (`take` checks them).

@@ -18,8 +18,6 @@ import dataclasses
 import os
 from pathlib import Path
 
-import asyncssh
-
 from launch import ssh as plan
 from supervisor.atomic import replace_atomically
 
@@ -82,6 +80,8 @@ def ensure_install_keys(state_home: Path, user_keys: tuple[str, ...]) -> Install
 def _ensure_key_pair(private: Path, *, comment: str) -> None:
     if private.exists():
         return
+    import asyncssh  # here, not at import: a launch without SSH never pays for it (~0.2 s)
+
     key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
     if _create_once(private, key.export_private_key("openssh"), FILE_MODE):
         replace_atomically(private.with_name(private.name + ".pub"), key.export_public_key("openssh"), PUBLIC_MODE)
@@ -89,6 +89,8 @@ def _ensure_key_pair(private: Path, *, comment: str) -> None:
 
 def _public_text(private: Path) -> str:
     """`type base64` of a private key file (the `.pub` beside it may be missing or stale)."""
+    import asyncssh
+
     key = asyncssh.read_private_key(str(private))
     return key.export_public_key("openssh").decode().strip()
 

@@ -19,6 +19,7 @@ still removes the container.
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -38,6 +39,8 @@ from supervisor.terminal import raw_mode
 NAME = "container"
 #: How long the output's last bytes may trail the container's exit on the attach stream.
 DRAIN_SECONDS = 2.0
+#: Awaited right before `start` (after the attach): the slot's gateway verdict.
+BeforeStart = Callable[[], Awaitable[None]]
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -71,17 +74,23 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
             raise
         slot.container_id = container.id
         supervisor.log.info("container-created", container=slot.spec.name, id=container.id[:12])
-        if gateway_run is not None:
-            # proven from inside the cage, as the agent's uid, before its first instruction
-            await gateway_run.verified()
-            supervisor.log.info("network-policy-verified", gateway=gateway_run.spec.name,
-                                policy=gateway_run.spec.policy.describe())
+        verified_run = gateway_run
+
+        async def verdict() -> None:
+            """The last step before the start: attached already (off the critical path),
+            the agent starts only once its gateway proved the policy — fail closed."""
+            if verified_run is not None:
+                # proven from inside the cage, as the agent's uid, before its first instruction
+                await verified_run.verified()
+                supervisor.log.info("network-policy-verified", gateway=verified_run.spec.name,
+                                    policy=verified_run.spec.policy.describe())
+
         if supervisor.interactive and slot is supervisor.slots[0]:
-            await _attached(supervisor, slot, container)
+            await _attached(supervisor, slot, container, verdict)
         elif supervisor.supervised:
-            await _headless(supervisor, slot, container)
+            await _headless(supervisor, slot, container, verdict)
         else:
-            await _detached(supervisor, slot, container)
+            await _detached(supervisor, slot, container, verdict)
     except EngineError as error:
         slot.error = str(error)
         slot.exit_code = EXIT_ENGINE
@@ -117,7 +126,8 @@ async def _end_gateway(supervisor: Supervisor, gateway: GatewayRun) -> None:
     supervisor.log.info("gateway-ended", gateway=gateway.spec.name)
 
 
-async def _detached(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
+async def _detached(supervisor: Supervisor, slot: SlotRun, container: Container, verdict: BeforeStart) -> None:
+    await verdict()
     await container.start()
     slot.started.set()
     async with anyio.create_task_group() as group:
@@ -126,13 +136,14 @@ async def _detached(supervisor: Supervisor, slot: SlotRun, container: Container)
         group.cancel_scope.cancel()
 
 
-async def _headless(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
+async def _headless(supervisor: Supervisor, slot: SlotRun, container: Container, verdict: BeforeStart) -> None:
     """A supervised slot: running on its own TTY, attached to from windows (`llm-docker
     attach`). The supervisor reads its output to know when the agent is up, and keeps its
     end to say why the agent died."""
     tail = OutputTail()
     drained = anyio.Event()
     async with container.attach(stdout=True, stderr=True, logs=False) as stream:
+        await verdict()
         await container.start()
         slot.started.set()
         async with anyio.create_task_group() as group:
@@ -168,9 +179,10 @@ def _report_exit(supervisor: Supervisor, slot: SlotRun, code: int, tail: OutputT
     supervisor.notice(message)
 
 
-async def _attached(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
+async def _attached(supervisor: Supervisor, slot: SlotRun, container: Container, verdict: BeforeStart) -> None:
     tty = bool(slot.spec.create.get("Tty"))
     async with container.attach(stdin=True, stdout=True, stderr=True, logs=False) as stream:
+        await verdict()
         await container.start()
         slot.started.set()
         if tty and sys.stdin.isatty():

@@ -19,15 +19,18 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
-import asyncssh
 
 from launch import ssh as plan
 from launch.spec import LABEL_PREFIX
 from supervisor.atomic import replace_atomically
 from supervisor.context import SlotRun, Supervisor
 from supervisor.ssh_keys import status_folder
+
+if TYPE_CHECKING:
+    import asyncssh
 
 NAME = "ssh_probe"
 
@@ -39,6 +42,8 @@ async def run(supervisor: Supervisor) -> None:
     keys = supervisor.ssh_keys
     if keys is None:
         return
+    import asyncssh  # here, not at import: a launch without SSH never pays for it (~0.2 s)
+
     ensure_local_username()
     client_key = await anyio.to_thread.run_sync(asyncssh.read_private_key, str(keys.client_key))
     pinned = asyncssh.import_public_key(keys.pinned_host_key)
@@ -98,6 +103,8 @@ async def probe(port: int, user: str, client_key: asyncssh.SSHKey, pinned: async
                 timeout: float = PROBE_TIMEOUT_SECONDS) -> plan.ProbeResult:
     """One probe. Only the pinned host key is trusted; nothing of the user's SSH setup
     (config, agent, known_hosts, keys) is read."""
+    import asyncssh
+
     began = time.perf_counter()
     try:
         with anyio.fail_after(timeout):
@@ -132,6 +139,8 @@ def ensure_local_username() -> None:
 
 
 def _describe(error: BaseException) -> str:
+    import asyncssh
+
     if isinstance(error, asyncssh.Error):
         return error.reason or type(error).__name__
     if isinstance(error, ConnectionRefusedError):
