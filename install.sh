@@ -12,7 +12,7 @@
 #   venv (macOS)     ~/Library/Application Support/llm-docker/venv     /usr/local/lib/llm-docker/venv
 #   commands         ~/.local/bin                                /usr/local/bin
 #
-# System pieces (python3-venv, debootstrap, the Docker engine on Linux) are installed only as
+# System pieces (python3-venv, mmdebstrap and debootstrap, the Docker engine on Linux) are installed only as
 # root, or through sudo with the user's consent (a prompt, or --yes); otherwise the script
 # prints the command to run as root and stops before it changed anything.
 set -euo pipefail
@@ -22,7 +22,7 @@ usage() {
 usage: ./install.sh [--yes] [--no-engine]     install, or upgrade in place
        ./install.sh --uninstall [--purge]     remove the venv and the commands
 
-  --yes        let sudo add the missing system pieces (python3-venv, debootstrap,
+  --yes        let sudo add the missing system pieces (python3-venv, mmdebstrap, debootstrap,
                the Docker engine) without asking
   --no-engine  do not install or start the Docker engine
   --uninstall  remove the venv and the cld/ocd/llm-docker links; your config folder
@@ -123,8 +123,8 @@ for name in $commands; do
     fi
 done
 
-# What only root can add: required (the venv module, the engine) and optional (debootstrap
-# builds the first image's Debian base when no registry answers). Plain strings, not arrays:
+# What only root can add: required (the venv module, the engine) and optional (mmdebstrap, else
+# debootstrap, builds the first image's Debian base when no registry answers). Plain strings, not arrays:
 # macOS's bash 3.2 calls an empty array unbound under `set -u`.
 required='' optional='' engine_step=false
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
@@ -137,9 +137,13 @@ if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
         required=python$version-venv
     fi
 fi
-if [ "$os" = Linux ] && command -v apt-get >/dev/null 2>&1 &&
-    ! command -v debootstrap >/dev/null 2>&1 && [ ! -x /usr/sbin/debootstrap ]; then
-    optional=debootstrap
+if [ "$os" = Linux ] && command -v apt-get >/dev/null 2>&1; then
+    if ! command -v debootstrap >/dev/null 2>&1 && [ ! -x /usr/sbin/debootstrap ]; then
+        optional=debootstrap
+    fi
+    if ! command -v mmdebstrap >/dev/null 2>&1 && [ ! -x /usr/bin/mmdebstrap ]; then
+        optional="${optional:+$optional }mmdebstrap"
+    fi
 fi
 if $engine && ! docker info >/dev/null 2>&1; then
     if [ "$os" != Linux ]; then

@@ -1,4 +1,4 @@
-"""Images: inspect, pull, build, delete.
+"""Images: inspect, history, pull, build, delete.
 
 Builds always run the legacy builder of `POST /build` with the context sent as it is
 (an uncompressed tar), intermediate containers removed even on failure: that is what
@@ -35,6 +35,12 @@ class Images:
             if error.status == 404:
                 return None
             raise
+
+    async def history(self, reference: str) -> list[dict[str, Any]]:
+        """`docker history`: the image's layers, newest first (`CreatedBy`, `Size`, ...)."""
+        with translated():
+            layers: Any = await self._docker.images.history(reference)
+        return [dict(layer) for layer in layers]
 
     async def pull(self, reference: str) -> AsyncIterator[dict[str, Any]]:
         """Pull `reference`, yielding the engine's progress events; a failure the engine

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-import time
 
 from engine.client import Engine
 from engine.errors import EngineError
 from image.plan import BuildPlan
 from image.progress import BuildProgress, format_duration, format_size
+from image.timings import dockerfile_instructions, expected_seconds, step_key
 from launch.errors import ImageError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -47,11 +47,24 @@ async def _image_id(docker: Engine, reference: str) -> str | None:
     return None if info is None else str(info["Id"])
 
 
+def step_keys(plan: BuildPlan) -> list[str]:
+    """The names (`image.timings.step_key`) of the plan's Dockerfile steps, in order."""
+    dockerfile = next(item.content for item in plan.files if item.path == "Dockerfile").decode()
+    args = {**plan.build_args, "AGENT_REFRESH": plan.refresh}
+    return [step_key(instruction, args) for instruction in dockerfile_instructions(dockerfile)]
+
+
+def planned_steps(plan: BuildPlan, recorded: dict[str, float]) -> list[tuple[str, float]]:
+    """The plan's steps with their expected seconds (recorded, else the first-build estimate)."""
+    return [(key, expected_seconds(key, recorded)) for key in step_keys(plan)]
+
+
 class _StreamParser:
     """Turns the builder's `stream` chunks into progress events and counts cached steps."""
 
-    def __init__(self, progress: BuildProgress) -> None:
+    def __init__(self, progress: BuildProgress, args: dict[str, str] | None = None) -> None:
         self.progress = progress
+        self.args = args or {}
         self.steps = 0
         self.cached = 0
         self.current = ""
@@ -73,9 +86,10 @@ class _StreamParser:
         if step:
             self.steps = int(step.group(2))
             self.current = f"[{step.group(1)}/{step.group(2)}] {step.group(3)}"
-            self.progress.step(self.current)
+            self.progress.step(self.current, key=step_key(step.group(3), self.args))
         elif line.startswith(_CACHED):
             self.cached += 1
+            self.progress.cached()
             self.progress.output(line.strip())
         else:
             self.progress.output(line)
@@ -119,11 +133,10 @@ async def remove_if_unnamed(docker: Engine, image_id: str) -> bool:
 
 async def build_tool_image(docker: Engine, plan: BuildPlan, base: str,
                            progress: BuildProgress) -> BuildResult:
-    started = time.monotonic()
     previous = await _image_id(docker, plan.tag)
     mode = "no cache" if plan.no_cache else "layer cache"
     progress.phase(f"building {plan.tag} FROM {base} ({mode})")
-    parser = _StreamParser(progress)
+    parser = _StreamParser(progress, {**plan.build_args, "AGENT_REFRESH": plan.refresh})
     try:
         async with progress.ticking():
             built_id = await _stream_build(docker, plan, base, parser)
@@ -132,12 +145,15 @@ async def build_tool_image(docker: Engine, plan: BuildPlan, base: str,
         raise BuildError(f"building {plan.tag} failed at {parser.current or 'the start'}: "
                          f"{error} (full log: {progress.log_path})") from None
     parser.flush()
+    progress.finish_steps()
+    progress.record_durations()
     info = await docker.images.inspect(plan.tag)
     replaced = None
     if previous and previous != info["Id"] and await remove_if_unnamed(docker, previous):
         replaced = previous
+    # The progress's clock, so the summary's time is the one the live line showed.
     result = BuildResult(tag=plan.tag, image_id=built_id or info["Id"], size=int(info.get("Size", 0)),
-                         seconds=time.monotonic() - started, steps=parser.steps,
+                         seconds=progress.seconds(), steps=parser.steps,
                          cached_steps=parser.cached, replaced=replaced)
     progress.note(f"[green]✓[/green] {result.summary()}")
     return result

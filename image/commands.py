@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.client import Engine, run_with_engine
-from image.base import build_local_base, host_debian_source
+from image.base import build_local_base, host_debian_source, local_base_tag
 from image.certs import select_extra_certificates
 from image.ensure import build_images, build_log_path, image_status, plan_builds, refresh_stamp
 from image.gateway import build_gateway, plan_gateway
-from image.plan import LABEL_BASE
+from image.layers import part_sizes, shown_parts
+from image.plan import LABEL_ARGS, LABEL_BASE
 from image.progress import BuildProgress, format_size
+from image.timings import BASE_BOOTSTRAP_STEP, BASE_IMPORT_STEP, expected_seconds
 from launch.config import Config
 from launch.errors import LlmDockerError
 from launch.tools import Tool
@@ -62,12 +64,19 @@ def build(config: Config, state_home: Path, *, tool: str, no_cache: bool, verbos
 def base(config: Config, state_home: Path, *, verbose: bool) -> int:
     async def body(docker: Engine) -> int:
         progress = BuildProgress(sys.stderr, build_log_path(state_home), verbose=verbose or config.debug)
+        source = host_debian_source()
+        recorded = progress.recorded_durations()
+        progress.plan([(key, expected_seconds(key, recorded)) for key in (BASE_BOOTSTRAP_STEP, BASE_IMPORT_STEP)])
         try:
-            tag = await build_local_base(docker, host_debian_source(), progress)
+            tag = await build_local_base(docker, source, progress,
+                                         tag=local_base_tag(config.base_image, source) or source.tag)
         finally:
             progress.close()
-        print(f"use it with BASE_IMAGE={tag} (automatic when {config.base_image} cannot be pulled)",
-              file=sys.stderr)
+        if local_base_tag(config.base_image, source) is not None:
+            print(f"BASE_IMAGE={config.base_image} builds the images from it", file=sys.stderr)
+        else:
+            print(f"use it with BASE_IMAGE={tag} (automatic when {config.base_image} cannot be pulled)",
+                  file=sys.stderr)
         return 0
 
     return _run(body)
@@ -83,9 +92,10 @@ def status(config: Config, *, as_json: bool) -> int:
                              "note": "LLM_DOCKER_IMAGE is set: not built by llm-docker"})
                 continue
             state = await image_status(docker, plan)
+            parts = await _part_sizes(docker, state.tag, state.labels) if state.present else {}
             rows.append({"tool": plan.tool.value, "tag": state.tag, "present": state.present,
                          "stale": list(state.stale_reasons), "size": state.size,
-                         "base": state.labels.get(LABEL_BASE)})
+                         "base": state.labels.get(LABEL_BASE), "parts": parts})
         if as_json:
             json.dump({"images": rows, "extra_ca_certs": plans[0].certificates.describe()}, sys.stdout, indent=2)
             print()
@@ -100,6 +110,19 @@ def status(config: Config, *, as_json: bool) -> int:
             else:
                 state_text = f"up to date ({format_size(row['size'])}, base {row['base']})"
             print(f"{row['tool']:<9} {row['tag']:<28} {state_text}")
+            for part, size in row.get("parts", {}).items():
+                print(f"{'':<9}   {part:<18} {format_size(size):>9}")
         return 0
 
     return _run(body)
+
+
+async def _part_sizes(docker: Engine, tag: str, labels: dict[str, str]) -> dict[str, int]:
+    """Bytes per part of the image (image.layers): the base, the essentials, each group
+    that is switched on, the agent, llm-docker's files."""
+    try:
+        built_args = json.loads(labels.get(LABEL_ARGS, "{}"))
+    except json.JSONDecodeError:
+        built_args = {}
+    args = {str(key): str(value) for key, value in built_args.items()} if isinstance(built_args, dict) else {}
+    return shown_parts(part_sizes(await docker.images.history(tag)), args)

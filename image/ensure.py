@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import IO
 
 from engine.client import Engine, require_image
-from image.base import resolve_base
-from image.build import BuildResult, build_tool_image
+from image.base import local_base_missing, resolve_base
+from image.build import BuildResult, build_tool_image, planned_steps
 from image.certs import select_extra_certificates
 from image.groups import outside_notes
 from image.plan import LABEL_REFRESH, BuildPlan, plan_build, staleness
 from image.progress import BuildProgress
+from image.timings import BASE_BOOTSTRAP_STEP, BASE_IMPORT_STEP, expected_seconds
 from launch.config import Config
 from launch.tools import Tool
 
@@ -65,8 +66,24 @@ async def build_images(docker: Engine, config: Config, plans: list[BuildPlan],
     progress.note(f"trusting {plans[0].certificates.describe()}")
     for note in outside_notes(config):
         progress.note(f"[yellow]{note}[/yellow]")
+    progress.plan(await expected_steps(docker, config, plans, progress.recorded_durations()))
     base = await resolve_base(docker, config.base_image, progress)
     return [await build_tool_image(docker, plan, base, progress) for plan in plans]
+
+
+async def expected_steps(docker: Engine, config: Config, plans: list[BuildPlan],
+                         recorded: dict[str, float]) -> list[tuple[str, float]]:
+    """Every step this build will run, with its expected seconds, for the ETA: the local
+    base's when it must be made, then each image's (a step an earlier image already ran
+    comes from the cache, so it is counted once)."""
+    steps: list[tuple[str, float]] = []
+    if await local_base_missing(docker, config.base_image):
+        steps += [(key, expected_seconds(key, recorded)) for key in (BASE_BOOTSTRAP_STEP, BASE_IMPORT_STEP)]
+    seen: set[str] = set()
+    for plan in plans:
+        steps += [(key, seconds) for key, seconds in planned_steps(plan, recorded) if key not in seen]
+        seen.update(key for key, _ in steps)
+    return steps
 
 
 async def ensure_image(docker: Engine, config: Config, tool: Tool, state_home: Path, *,

@@ -29,7 +29,7 @@ from launch.spec import LABEL_PREFIX
 
 LABEL_GATEWAY_INPUTS = LABEL_PREFIX + "gateway-inputs"
 #: The agent image's install helpers the gateway reuses (CA trust, apt through one place).
-SHARED_INSTALL = ("install/lib.sh", "install/ca-certificates.sh")
+SHARED_INSTALL = ("install/lib.sh", "install/apt-setup.sh", "install/ca-certificates.sh")
 
 
 class GatewayImageError(ImageError):

@@ -1,9 +1,14 @@
-"""How a build looks: steps, elapsed time and the current step's last output line.
+"""How a build looks: steps, elapsed time, ETA and the current step's last output line.
 
 On a terminal the display is one live status block (rich), not a wall of text; with
 `--verbose` (or `DEBUG=true`) every output line is streamed; when stderr is not a
 terminal only the step headers are printed. Whatever is shown, the full output always
 goes to the build log file.
+
+One clock: the elapsed time shown live, in the step lines and in the build's summary all
+count from this object's creation (the start of the command). The ETA comes from the
+planned steps' expected seconds (`image.timings`); the progress measures every step it
+sees, so the build can record them for the next ETA.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import anyio
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
+
+from image.timings import STEP_TIMES_FILE, load_step_times, save_step_times
 
 
 def format_duration(seconds: float) -> str:
@@ -62,6 +69,13 @@ class BuildProgress:
         self._step = ""
         self._last_line = ""
         self._live: Live | None = None
+        self._plan: list[tuple[str, float]] = []
+        self._index = -1
+        self._step_key: str | None = None
+        self._step_started = self._started
+        self._step_cached = False
+        #: Seconds of every step that ran (not from the cache) since the last `finish_steps`.
+        self.durations: dict[str, float] = {}
 
     # -- events --------------------------------------------------------------------------
     def phase(self, title: str) -> None:
@@ -72,13 +86,57 @@ class BuildProgress:
         self._write_log(f"== {title}")
         self.note(f"[bold]{title}[/bold]")
 
-    def step(self, text: str) -> None:
+    def plan(self, steps: list[tuple[str, float]]) -> None:
+        """The steps to come, as (key, expected seconds), in order: the ETA is their sum."""
+        self._plan = list(steps)
+        self._index = -1
+
+    def step(self, text: str, *, key: str | None = None) -> None:
+        """A new step begins (and the previous one ends); `key` names it in the plan."""
+        self._end_step()
         self._step = text
+        self._step_key = key
+        self._step_started = time.monotonic()
+        self._step_cached = False
+        if key is not None:
+            self._index = next((i for i in range(self._index + 1, len(self._plan)) if self._plan[i][0] == key),
+                               self._index)
         self._last_line = ""
         self._write_log(text)
         if self._verbose or (not self._interactive and _does_work(text)):
-            self._print(Text(f"  {text}  ({self.elapsed()})"))
+            self._print(Text(f"  {text}  ({self._clock()})"))
         self._refresh()
+
+    def cached(self) -> None:
+        """The current step came from the layer cache: its time says nothing about the next build."""
+        self._step_cached = True
+
+    def finish_steps(self) -> None:
+        """The last step ended (the build is done)."""
+        self._end_step()
+        self._step_key = None
+
+    @property
+    def durations_path(self) -> Path:
+        """Where the step durations are recorded: next to the build log."""
+        return self.log_path.with_name(STEP_TIMES_FILE)
+
+    def recorded_durations(self) -> dict[str, float]:
+        return load_step_times(self.durations_path)
+
+    def record_durations(self) -> None:
+        """Add the durations of the steps that ran to the record the next build's ETA reads."""
+        if not self.durations:
+            return
+        try:
+            save_step_times(self.durations_path, {**self.recorded_durations(), **self.durations})
+        except OSError as error:  # an ETA is not worth failing a finished build
+            self.note(f"[yellow]could not record the step times in {self.durations_path}: {error}[/yellow]")
+        self.durations.clear()
+
+    def _end_step(self) -> None:
+        if self._step_key is not None and not self._step_cached:
+            self.durations[self._step_key] = round(time.monotonic() - self._step_started, 1)
 
     def output(self, line: str) -> None:
         line = line.rstrip()
@@ -116,8 +174,27 @@ class BuildProgress:
             self._live = None
         self._log.close()
 
+    def seconds(self) -> float:
+        """Seconds since this progress began: the clock of everything it shows."""
+        return time.monotonic() - self._started
+
     def elapsed(self) -> str:
-        return format_duration(time.monotonic() - self._started)
+        return format_duration(self.seconds())
+
+    def remaining(self) -> float | None:
+        """Expected seconds until the planned steps are done; None without a plan."""
+        if not self._plan:
+            return None
+        if self._index < 0:
+            return sum(seconds for _, seconds in self._plan)
+        in_step = time.monotonic() - self._step_started
+        return (max(0.0, self._plan[self._index][1] - in_step)
+                + sum(seconds for _, seconds in self._plan[self._index + 1:]))
+
+    def _clock(self) -> str:
+        """`1m02s` or `1m02s, ETA 1m40s`: the elapsed time and, with a plan, the ETA."""
+        remaining = self.remaining()
+        return self.elapsed() if remaining is None else f"{self.elapsed()}, ETA {format_duration(remaining)}"
 
     # -- display -------------------------------------------------------------------------
     def _write_log(self, line: str) -> None:
@@ -132,7 +209,7 @@ class BuildProgress:
 
     def _render(self) -> Group:
         width = max(20, self._console.width - 1)
-        elapsed = f"  {self.elapsed()}"
+        elapsed = f"  {self._clock()}"
         status = Text(f"⠿ {self._step or self._title}"[:width - len(elapsed)], style="bold cyan")
         status.append(elapsed, style="yellow")
         last = Text(("  " + self._last_line)[:width], style="dim")

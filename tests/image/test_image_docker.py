@@ -82,7 +82,8 @@ def test_first_launch_builds_the_image_and_the_second_reuses_it(project: Path, h
     assert first.returncode == 0, first.stderr
     assert CLAUDE_VERSION.search(first.stdout), first.stdout
     assert f"image {CLAUDE_IMAGE} not found — building it now" in first.stderr
-    assert re.search(rf"built {re.escape(CLAUDE_IMAGE)} \([\d.]+ GB\) in \S+; \d+/\d+ steps from cache", first.stderr)
+    assert re.search(rf"built {re.escape(CLAUDE_IMAGE)} \([\d.]+ [GM]B\) in \S+; \d+/\d+ steps from cache",
+                     first.stderr)
     second = run("cld", "--", "--version", cwd=project, home=home)
     assert second.returncode == 0, second.stderr
     assert CLAUDE_VERSION.search(second.stdout)

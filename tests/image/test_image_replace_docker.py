@@ -74,3 +74,31 @@ async def test_base_image_local_never_asks_a_registry(monkeypatch: pytest.Monkey
         resolved = await base.resolve_base(docker, base.LOCAL_BASE,
                                            BuildProgress(io.StringIO(), tmp_path / "build.log", verbose=False))
     assert resolved == base.host_debian_source().tag and _exists(resolved)
+
+
+async def test_base_image_local_with_a_tag_uses_that_tag_and_never_a_registry(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`BASE_IMAGE=local:<tag>`: the local base under its own name (how a second install, or
+    a measurement, keeps its base apart from `llm-docker-base:<suite>`); when the engine has
+    it, nothing is built or pulled."""
+    import io
+    import uuid
+
+    from image import base
+    from image.progress import BuildProgress
+
+    async def no_pull(docker: object, reference: str) -> str | None:
+        raise AssertionError(f"a registry was asked for {reference}")
+
+    monkeypatch.setattr(base, "try_pull", no_pull)
+    tag = f"llm-docker-test-localbase:{uuid.uuid4().hex[:12]}"
+    _build(tag, "local-base")
+    try:
+        async with await connect() as engine:
+            assert not await base.local_base_missing(engine, f"local:{tag}")
+            assert await base.local_base_missing(engine, f"local:{tag}-absent")
+            resolved = await base.resolve_base(engine, f"local:{tag}",
+                                               BuildProgress(io.StringIO(), tmp_path / "build.log", verbose=False))
+        assert resolved == tag
+    finally:
+        docker("rmi", tag)

@@ -61,11 +61,11 @@ def test_root_installs_for_everyone_upgrades_in_place_and_uninstalls(machine: Ma
     assert not machine.exists(ROOT_VENV) and not machine.exists("/usr/local/bin/cld")
     machine.check("rm /usr/local/bin/ocd")
 
-    # first install: python3-venv and debootstrap from Debian, the package from PyPI (both
+    # first install: python3-venv, debootstrap and mmdebstrap from Debian, the package from PyPI (both
     # through the proxy); the engine installs but cannot start in a container: one warning
     first = machine.run("src/install.sh")
     assert first.returncode == 0, first.stderr
-    assert "install.sh: installed python3-venv debootstrap" in first.stdout
+    assert "install.sh: installed python3-venv debootstrap mmdebstrap" in first.stdout
     assert len(_warnings(first.stderr)) == 1, first.stderr
     assert "Docker engine did not start" in _warnings(first.stderr)[0]
     _assert_summary(first.stdout, __version__, ROOT_VENV, "/root/.llm-docker")
@@ -114,14 +114,14 @@ def test_users_install_for_themselves_with_sudo_or_once_the_system_has_the_piece
     # at a terminal it asks first; "n" is no
     declined = machine.run("echo n | script -qec 'src/install.sh --no-engine' /dev/null", user="alice")
     assert declined.returncode == 1
-    assert "run as root (sudo): apt-get update && apt-get install -y python3-venv debootstrap? [y/N]" \
+    assert "run as root (sudo): apt-get update && apt-get install -y python3-venv debootstrap mmdebstrap? [y/N]" \
         in declined.stdout
     # no sudo at all: one line with the exact command for root
     refused = machine.run("src/install.sh --yes --no-engine", user="bob")
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1, refused.stderr
     command = re.search(r"as root run: (.*?) — then", refused.stderr)
-    assert command and command.group(1) == "apt-get update && apt-get install -y python3-venv debootstrap"
+    assert command and command.group(1) == "apt-get update && apt-get install -y python3-venv debootstrap mmdebstrap"
     for user in ("alice", "bob"):
         assert not machine.exists(f"/home/{user}/.local/bin/cld")
         assert not machine.exists(f"/home/{user}/.local/share/llm-docker")
@@ -130,7 +130,7 @@ def test_users_install_for_themselves_with_sudo_or_once_the_system_has_the_piece
     venv = "/home/alice/.local/share/llm-docker/venv"
     first = machine.run("src/install.sh --yes --no-engine", user="alice")
     assert first.returncode == 0, first.stderr
-    assert "install.sh: installed python3-venv debootstrap" in first.stdout
+    assert "install.sh: installed python3-venv debootstrap mmdebstrap" in first.stdout
     _assert_summary(first.stdout, __version__, venv, "/home/alice/.llm-docker")
     # (docker exec's PATH lacks ~/.local/bin: the exact line for the profile; a login shell has it)
     assert 'export PATH="/home/alice/.local/bin:$PATH"' in first.stdout

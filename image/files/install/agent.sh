@@ -14,6 +14,19 @@ case $tool in
 esac
 # shellcheck disable=SC2086
 npm_install $packages
+# Both CLIs ship as one native binary per platform in optional npm packages; npm installs
+# every variant whose os/cpu/libc fields match (OpenCode: x64 AND x64-baseline, ~180 MB
+# each) and the postinstall hard-links the one this machine runs to bin/. The others are
+# never used: remove each platform package that does not hold that binary.
+for cli in claude-code/bin/claude.exe opencode-ai/bin/opencode.exe; do
+    root=$(npm root -g)
+    exe=$(find "$root/@anthropic-ai" "$root" -maxdepth 3 -path "*/$cli" 2>/dev/null | head -n 1)
+    [ -n "$exe" ] && [ "$(stat -c %h "$exe")" -gt 1 ] || continue
+    for platform in "${exe%/bin/*}"/node_modules/*/ "${exe%/bin/*}"/node_modules/@*/*/; do
+        [ -d "$platform" ] || continue
+        find "$platform" -samefile "$exe" | grep -q . || { echo "unused: $platform"; rm -rf "$platform"; }
+    done
+done
 : > "$VERSIONS/agent.txt"
 if command -v claude >/dev/null 2>&1; then
     echo "claude $(claude --version)" | tee -a "$VERSIONS/agent.txt"
