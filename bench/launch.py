@@ -230,7 +230,7 @@ def main() -> None:
     image = arguments.image or (REAL_IMAGE if _image_exists(REAL_IMAGE) else BUSYBOX_IMAGE)
     if not _image_exists(image):
         parser.error(f"image {image} does not exist (python -m testbed.images builds the test images)")
-    print(f"one launch, median of {arguments.repeat}; image {image}; agent command: claude --version; "
+    print(f"one launch, median of {arguments.repeat}; image {image}; agent: claude <session flags> --version; "
           f"{os.cpu_count()} CPUs", flush=True)
     table = run_benchmark(arguments.repeat, image)
     print_table(table)
