@@ -152,7 +152,8 @@ class Config:
     # -- image build -------------------------------------------------------------------
     base_image: str = _setting("node:24",
                                doc="Base of the image build; when node:24 cannot be pulled, a local Debian base; "
-                                   "local = always the local Debian base, never a registry; local:<tag> = the same, named <tag>")
+                                   "local = always the local Debian base, never a registry; "
+                                   "local:<tag> = the same, named <tag>")
     extra_ca_certs: str = _setting("auto", doc="CA file or folder of .crt trusted in the build and at run time; "
                                    "auto = the host's /usr/local/share/ca-certificates; none = off")
     claude_code_version: str = _setting("latest", doc="npm version of @anthropic-ai/claude-code to install")

@@ -1,7 +1,29 @@
 """Where the windows of a multi-slot launch go: tmux, macOS terminal windows, or none.
 
-Pure planning: which layout, the command each window runs, the tmux commands that build
-the session, and the macOS grid. `supervisor/tasks/windows.py` executes the plan.
+Pure planning: which layout, the command each window runs, the tmux commands that build,
+show and end the session, and the macOS grid. `supervisor/tasks/windows.py` executes the plan.
+
+tmux, whatever its state — the launch always gets a session of its own, one window per slot:
+
+* **outside tmux** (no `$TMUX`; with or without a server, with or without other clients):
+  the launcher's terminal attaches to that session (a client of its own); other clients are
+  never touched. Without a terminal the session's name is said instead.
+* **inside tmux** (`$TMUX` set): no nesting and no windows added to the user's session — the
+  client that shows the launcher's pane is switched to the new session, and the session it
+  came from is remembered. No client shows the pane (a detached session, a script): the
+  session's name is said, nothing is switched.
+* **the end of the launch**: a client that was switched and still shows the launch's session
+  is switched back to the session it came from; then the session is killed.
+
+A window whose slot ended (or was detached) closes itself, except the session's last: it
+waits (Enter closes it) until the supervisor ends the launch, so tmux never destroys the
+session — detaching the clients that show it, dropping a switched user out of tmux — before
+the client was sent back. (Not `remain-on-exit` and a `pane-died` hook: tmux 3.3 built with
+utempter can miss a pane's SIGCHLD, leaving the pane undead and the hook unrun.) The
+session's own options make the result independent of the user's tmux.conf:
+`detach-on-destroy` is on for the launcher's own client (it ends with the session) and off
+inside tmux (a switched client that closed the last window itself lands in another session,
+not outside tmux); `destroy-unattached` is off.
 """
 
 from __future__ import annotations
@@ -12,6 +34,8 @@ import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+
+from launch.python_command import own_module
 
 #: Host variables a window's `llm-docker attach` needs to find the same engine and state.
 ATTACH_ENVIRONMENT = ("LLM_DOCKER_HOME", "DOCKER_HOST", "PYTHONPATH", "HOME", "PATH")
@@ -49,7 +73,7 @@ def attach_command(tool: str, slot: int, directory: str, *, python: str,
     """The shell line a window runs: `llm-docker attach` with this launch's environment
     (and `--launch`, so it reaches this launch's container even if another runs the slot)."""
     assignments = [f"{name}={shlex.quote(environ[name])}" for name in ATTACH_ENVIRONMENT if name in environ]
-    argv = [python, "-m", "cli.admin", "attach", tool, str(slot), directory]
+    argv = own_module("cli.admin", "attach", tool, str(slot), directory, python=python)
     if launch_id:
         argv += ["--launch", launch_id]
     return " ".join(["env", *assignments, *map(shlex.quote, argv)])
@@ -67,19 +91,82 @@ def tmux_session_name(tool: str, token: str, launch_id: str) -> str:
     return re.sub(r"[.:\s]", "-", f"llm-docker-{tool}-{token}-{launch_id[:4]}")
 
 
-def tmux_window_command(session: str, window: Window, *, first: bool) -> list[str]:
-    if first:
-        return ["tmux", "new-session", "-d", "-s", session, "-n", window.title, "-x", "200", "-y", "50",
-                window.command]
-    return ["tmux", "new-window", "-d", "-t", f"{session}:", "-n", window.title, window.command]
+@dataclasses.dataclass(frozen=True)
+class TmuxClient:
+    """A tmux client (its name, the tty) and the id of the session it showed before the
+    launch switched it."""
+
+    name: str
+    session: str
 
 
-def tmux_finish_commands(session: str, *, inside_tmux: bool) -> list[list[str]]:
-    """Show the session: switch this tmux client to it (no nesting), or attach this terminal."""
-    setup = [["tmux", "set-option", "-t", session, "remain-on-exit", "off"],
-             ["tmux", "select-window", "-t", f"{session}:^"]]
-    show = ["tmux", "switch-client", "-t", session] if inside_tmux else ["tmux", "attach-session", "-t", session]
-    return [*setup, show]
+#: What the last window of a launch's session says once its slot ended or was detached.
+LAST_WINDOW_NOTE = "(the launch's last window: it closes when the launch ends — Enter closes it now)"
+_CURRENT_CLIENT = "#{client_name}\t#{session_id}"
+
+
+def tmux_window_program(window: Window) -> list[str]:
+    """What a slot's tmux window runs (argv: no default-shell in between): the slot's attach;
+    once it returns (the slot ended, or was detached), the window closes itself — unless it
+    is the session's last, which waits for the end of the launch. tmux runs the check and
+    the close as one command, so of two windows ending at once exactly one stays; tmux
+    never destroys the session under a client the launch has to send back."""
+    script = "\n".join([
+        window.command,
+        'tmux if-shell -F -t "$TMUX_PANE" "#{!=:#{session_windows},1}" "kill-pane -t $TMUX_PANE"',
+        f"printf '\\n%s\\n' {shlex.quote(LAST_WINDOW_NOTE)}",
+        "read -r _",
+    ])
+    return ["sh", "-c", script]
+
+
+def tmux_new_session_command(name: str, window: Window, *, inside_tmux: bool) -> list[str]:
+    """Create the launch's session, detached, with the first slot's window; prints the
+    session's id (later commands target it: a rename cannot misdirect them). The session's
+    options are set in the same command list."""
+    session = f"={name}:"
+    return ["tmux", "new-session", "-d", "-P", "-F", "#{session_id}", "-s", name, "-n", window.title,
+            "-x", "200", "-y", "50", *tmux_window_program(window),
+            ";", "set-option", "-t", session, "detach-on-destroy", "off" if inside_tmux else "on",
+            ";", "set-option", "-t", session, "destroy-unattached", "off"]
+
+
+def tmux_new_window_command(session_id: str, window: Window) -> list[str]:
+    """One more slot's window in the launch's session, in the background."""
+    return ["tmux", "new-window", "-d", "-t", f"{session_id}:", "-n", window.title, *tmux_window_program(window)]
+
+
+def tmux_current_client_command(pane: str | None) -> list[str]:
+    """Which client shows the launcher's pane (`$TMUX_PANE`), and that pane's session: one
+    line `client<TAB>session id`, the client empty when none does."""
+    return ["tmux", "display-message", "-p", *(["-t", pane] if pane else []), _CURRENT_CLIENT]
+
+
+def parse_tmux_client(output: str) -> TmuxClient | None:
+    name, _, session = output.strip().partition("\t")
+    return TmuxClient(name, session) if name and session.startswith("$") else None
+
+
+def tmux_show_command(session_id: str, client: TmuxClient | None) -> list[str]:
+    """Show the session: switch `client` to it (inside tmux: no nesting), or, with no
+    client, attach the launcher's own terminal."""
+    if client is not None:
+        return ["tmux", "switch-client", "-c", client.name, "-t", session_id]
+    return ["tmux", "attach-session", "-t", session_id]
+
+
+def tmux_clients_command(session_id: str) -> list[str]:
+    """The names of the clients that show the session, one a line."""
+    return ["tmux", "list-clients", "-t", session_id, "-F", "#{client_name}"]
+
+
+def tmux_return_command(client: TmuxClient) -> list[str]:
+    """Send a switched client back to the session it came from."""
+    return ["tmux", "switch-client", "-c", client.name, "-t", client.session]
+
+
+def tmux_kill_command(session_id: str) -> list[str]:
+    return ["tmux", "kill-session", "-t", session_id]
 
 
 # -- macOS -------------------------------------------------------------------------------------
