@@ -34,6 +34,13 @@ state here. It costs one short container (~2–3 s) at a project's first launch 
 image rebuild, nothing more on other launches. It runs after the slots' leases are taken (a
 busy slot is refused without waiting) and before any slot's container is created.
 
+Settled migrations are not all: OpenCode opens its database with deferred transactions and
+sets its busy timeout only after switching to WAL, so two instances starting at the same
+moment can still fail with "database is locked". `space_starts` (awaited right before each
+slot's start) lets the agents of one project start at least `START_SPACING` seconds apart,
+across every launch: a second `flock`ed file beside the init marker, holding the time of the
+last start. A lone launch never waits.
+
 Everything is bounded: the init container gets `INIT_SECONDS` (a hostile database could
 make the CLI hang), a launcher waits for another's lock at most `WAIT_SECONDS`, checking
 every `POLL_SECONDS` (`flock` has no timeout; the lock is held only during an init). On a
@@ -50,6 +57,7 @@ import copy
 import fcntl
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,6 +71,13 @@ from launch.mounts import PERSISTENCE
 from launch.spec import LABEL_PREFIX, UPSTREAM_PROJECT_LABEL, ContainerSpec
 from launch.tools import Tool
 
+#: How far apart the agents of one project start, per tool: OpenCode opens its shared
+#: database with deferred transactions and sets its busy timeout only after switching to
+#: WAL, so two instances starting at the same moment can fail with "database is locked"
+#: (seen 1 round in 20 of the parallel test after the migrations were settled).
+START_SPACING: dict[Tool, float] = {Tool.OPENCODE: 2.0}
+#: The wait for the spacing lock; after it the slot starts anyway (with a notice).
+SPACING_WAIT_SECONDS = 60.0
 #: The command that initialises a tool's shared state (its image's own CLI).
 INIT_COMMANDS: dict[Tool, tuple[str, ...]] = {Tool.OPENCODE: ("opencode", "--pure", "db", "path")}
 #: What the init container may run for; a waiting launcher's bound is a little longer.
@@ -79,6 +94,38 @@ SLOT_LABELS = ("tool", "project", "project-root", "slot", "ssh-port", "ssh-user"
 MARKER_BYTES = 256
 
 Notice = Callable[[str], None]
+
+
+def spacing_path(project_home: Path, tool: Tool) -> Path:
+    """The lock file whose content is when the project's last agent of `tool` started."""
+    return project_home / f".{tool.value}-start"
+
+
+async def space_starts(project_home: Path, tool: Tool, notice: Notice) -> None:
+    """Return when this slot's agent may start: at least `START_SPACING` seconds after the
+    project's previous start of `tool`, across every launch (a host-side `flock`, as for the
+    init, on a file in no container's mount; it holds the time of the last start).
+    Immediate for a lone launch; never raises."""
+    spacing = START_SPACING.get(tool)
+    if spacing is None:
+        return
+    try:
+        async with locked(spacing_path(project_home, tool), wait=SPACING_WAIT_SECONDS) as fd:
+            if fd is None:
+                notice(f"other {tool.value} slots of this project kept starting for {SPACING_WAIT_SECONDS:g} s "
+                       "— starting without waiting")
+                return
+            try:
+                last = float(_read_marker(fd) or 0)
+            except ValueError:
+                last = 0.0
+            now = time.time()
+            if last <= now + spacing:  # a clock set back never makes a launch wait longer
+                await anyio.sleep(max(0.0, last + spacing - now))
+            _write_marker(fd, f"{time.time():.3f}")
+    except OSError as error:
+        notice(f"cannot space the starts of {tool.value} in this project ({error.strerror or error}) "
+               "— starting at once")
 
 
 def marker_path(project_home: Path, tool: Tool) -> Path:
@@ -142,22 +189,23 @@ async def initialise_tool_state(docker: Engine, tool: Tool, spec: ContainerSpec,
 
 
 @contextlib.asynccontextmanager
-async def locked(path: Path) -> AsyncIterator[int | None]:
+async def locked(path: Path, *, wait: float | None = None) -> AsyncIterator[int | None]:
     """`path` opened (created 0600, never through a symlink) and locked exclusively; None
-    after `WAIT_SECONDS` without the lock. Closing the descriptor releases it."""
+    after `wait` seconds (default `WAIT_SECONDS`) without the lock. Closing the descriptor
+    releases it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{path} is not a regular file")
-        yield fd if await _acquire(fd) else None
+        yield fd if await _acquire(fd, WAIT_SECONDS if wait is None else wait) else None
     finally:
         os.close(fd)
 
 
-async def _acquire(fd: int) -> bool:
-    """Whether the exclusive `flock` on `fd` was taken within `WAIT_SECONDS` (it has no
+async def _acquire(fd: int, wait: float) -> bool:
+    """Whether the exclusive `flock` on `fd` was taken within `wait` seconds (it has no
     timeout of its own: tried every `POLL_SECONDS` while another launch holds it)."""
-    with anyio.move_on_after(WAIT_SECONDS):
+    with anyio.move_on_after(wait):
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -171,11 +219,11 @@ def _read_marker(fd: int) -> str:
     return os.pread(fd, MARKER_BYTES, 0).decode("utf-8", errors="replace").strip()
 
 
-def _write_marker(fd: int, image_id: str) -> None:
-    """Written under the lock; a crash midway leaves a marker that matches no image, so the
-    next launch initialises again (harmless)."""
+def _write_marker(fd: int, text: str) -> None:
+    """Written under the lock; a crash midway leaves a marker that matches no image (the
+    next launch initialises again) or no time (the next start does not wait): harmless."""
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{image_id}\n".encode(), 0)
+    os.pwrite(fd, f"{text}\n".encode(), 0)
     os.fsync(fd)
 
 

@@ -35,6 +35,7 @@ from supervisor.proxy import follow_window_size, pump_input, pump_output, read_t
 from supervisor.secretfile import write_secrets_file
 from supervisor.tasks.signals import INTERRUPT_REASONS
 from supervisor.terminal import raw_mode
+from supervisor.tool_init import space_starts
 
 NAME = "container"
 #: How long the output's last bytes may trail the container's exit on the attach stream.
@@ -84,6 +85,8 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
                 await verified_run.verified()
                 supervisor.log.info("network-policy-verified", gateway=verified_run.spec.name,
                                     policy=verified_run.spec.policy.describe())
+            # agents sharing a database of their own start apart (supervisor/tool_init.py)
+            await space_starts(slot.spec.project_home, supervisor.plan.request.tool, supervisor.notice)
 
         if supervisor.interactive and slot is supervisor.slots[0]:
             await _attached(supervisor, slot, container, verdict)

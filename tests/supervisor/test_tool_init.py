@@ -118,3 +118,38 @@ async def test_the_marker_is_read_under_the_lock(tmp_path: Path) -> None:
         assert fd is not None and tool_init._read_marker(fd) == "sha256:abc"
         tool_init._write_marker(fd, "sha256:d")  # a shorter id leaves nothing of the longer one
     assert lock.read_text() == "sha256:d\n"
+
+
+async def test_starts_of_one_project_are_spaced_across_launches(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three slots (in this test, three callers with their own descriptors, as three
+    launches have) asking at once: each start is recorded at least the spacing after the
+    previous one, whatever order the lock gives them."""
+    import anyio
+
+    monkeypatch.setitem(tool_init.START_SPACING, Tool.OPENCODE, 0.3)
+    notices: list[str] = []
+    starts: list[float] = []
+
+    async def start() -> None:
+        await tool_init.space_starts(tmp_path, Tool.OPENCODE, notices.append)
+        starts.append(float(tool_init.spacing_path(tmp_path, Tool.OPENCODE).read_text()))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(start)
+    starts.sort()
+    assert notices == []
+    assert all(later - earlier >= 0.3 for earlier, later in zip(starts, starts[1:], strict=False)), starts
+    await tool_init.space_starts(tmp_path, Tool.CLAUDE, notices.append)  # Claude Code: nothing to space
+    assert not tool_init.spacing_path(tmp_path, Tool.CLAUDE).exists()
+
+
+async def test_a_planted_spacing_file_is_refused_and_the_slot_starts(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("the user's file\n")
+    tool_init.spacing_path(tmp_path, Tool.OPENCODE).symlink_to(victim)
+    notices: list[str] = []
+    await tool_init.space_starts(tmp_path, Tool.OPENCODE, notices.append)
+    assert victim.read_text() == "the user's file\n"
+    assert len(notices) == 1 and "starting at once" in notices[0]
