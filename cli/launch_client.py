@@ -88,7 +88,11 @@ def served(launcher: str, argv: list[str]) -> int | None:
         return None
     with connection:
         try:
-            connection.sendmsg([server_wire.encode(_request(launcher, argv))],
+            request = _request(launcher, argv)
+        except OSError:
+            return None  # no working folder, say: the launch in process says so in one line
+        try:
+            connection.sendmsg([server_wire.encode(request)],
                                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
             first = _receive(connection)
         except (OSError, ValueError):
