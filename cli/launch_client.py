@@ -9,7 +9,8 @@ forked supervisor is the launch: its own process, its own event loop, its own gu
 the same code and guarantees as a launch in process.
 
 * No server yet, or one running other code (`stale`), or no private socket folder: this
-  launch runs in process, as before, and a server is started beside it for the next one.
+  launch runs in process, as before, and a server is started beside it for the next one. A
+  launch in the terminal's background (`cld &`) always runs in process (job control).
 * The client forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGWINCH to the supervisor; when
   its own parent (the shell) dies it sends SIGHUP, what a closed terminal sends.
 * The client killed (even SIGKILL): the supervisor sees the socket's end, which it takes as a
@@ -77,7 +78,7 @@ def served(launcher: str, argv: list[str]) -> int | None:
     """The launch's exit code from a warm server, or None: launch in process (a server is
     started for the next launch where none answered)."""
     environ = os.environ
-    if not server_wire.server_enabled(environ) or not _standard_streams_open():
+    if not server_wire.server_enabled(environ) or not _standard_streams_open() or not in_foreground():
         return None
     folder = server_wire.runtime_folder(environ)
     if folder is None:
@@ -111,6 +112,19 @@ def _standard_streams_open() -> bool:
     except OSError:
         return False
     return True
+
+
+def in_foreground() -> bool:
+    """Not a terminal, or this process in its terminal's foreground. A launch started in the
+    background (`cld &`) runs in process: the kernel's job control stops it when it reads the
+    terminal, which a forked launch outside the terminal's session would escape — it would
+    read the keys typed to the shell."""
+    if not os.isatty(0):
+        return True
+    try:
+        return os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:  # a terminal, but not this process's controlling one
+        return False
 
 
 def _connect(path: Path) -> socket.socket | None:

@@ -72,3 +72,4 @@ def test_messages_round_trip_and_oversized_ones_are_refused() -> None:
     assert server_wire.decode_length(encoded[:4]) == len(encoded) - 4
     with pytest.raises(ValueError, match="over the limit"):
         server_wire.decode_length(server_wire.HEADER.pack(server_wire.MAX_REQUEST + 1))
+
