@@ -9,6 +9,7 @@ import pty
 import random
 import select
 import socket
+import struct
 import subprocess
 import sys
 import termios
@@ -75,6 +76,7 @@ class PtyProcess:
         self.output = bytearray()
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        self._reading = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -82,14 +84,27 @@ class PtyProcess:
         while not self._closing.is_set():
             if not select.select([self.master], [], [], 0.05)[0]:
                 continue
+            self._reading = True  # until the bytes are in `output` (see `_drained`)
             try:
                 data = os.read(self.master, 65536)
             except OSError:
-                return
+                data = b""
+            if data:
+                with self._lock:
+                    self.output += data
+            self._reading = False
             if not data:
                 return
-            with self._lock:
-                self.output += data
+
+    def _drained(self, timeout: float = 5) -> None:
+        """Return once every byte the terminal holds is in `output`: a process's last line
+        may still sit in the terminal when it has exited (the reader is a thread)."""
+        deadline = time.monotonic() + timeout
+        while self.master >= 0 and time.monotonic() < deadline:
+            pending = struct.unpack("i", fcntl.ioctl(self.master, termios.FIONREAD, b"\0\0\0\0"))[0]
+            if pending == 0 and not self._reading:
+                return
+            time.sleep(0.02)
 
     @property
     def text(self) -> str:
@@ -120,7 +135,10 @@ class PtyProcess:
         return termios.tcgetattr(self.slave) == self.original_attributes
 
     def wait(self, timeout: float = 60) -> int:
-        return self.process.wait(timeout=timeout)
+        """The exit code, once the process ended and its output is all read."""
+        code = self.process.wait(timeout=timeout)
+        self._drained()
+        return code
 
     def _close_fds(self) -> None:
         """Stop the reader before closing: otherwise a recycled fd number would let it read
