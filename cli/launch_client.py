@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import array
 import contextlib
-import json
 import os
 import select
 import signal
@@ -95,7 +94,7 @@ def served(launcher: str, argv: list[str]) -> int | None:
         try:
             connection.sendmsg([server_wire.encode(request)],
                                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
-            first = _receive(connection)
+            first = server_wire.read_message(connection)
         except (OSError, ValueError):
             return None  # the server went away before it forked: nothing ran yet
         if first is None or "pid" not in first:
@@ -146,27 +145,6 @@ def _request(launcher: str, argv: list[str]) -> dict[str, object]:
             "cwd": os.getcwd(), "environ": dict(os.environ), "umask": umask}
 
 
-def _receive(connection: socket.socket) -> dict[str, object] | None:
-    header = _read_exactly(connection, server_wire.HEADER.size)
-    if header is None:
-        return None
-    body = _read_exactly(connection, server_wire.decode_length(header))
-    if body is None:
-        return None
-    message = json.loads(body)
-    return message if isinstance(message, dict) else None
-
-
-def _read_exactly(connection: socket.socket, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        chunk = connection.recv(size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
 def _wait(connection: socket.socket, pid: int, launcher: str) -> int:
     """Relay signals to the supervisor `pid` until it reports its exit code."""
     target = _pidfd(pid)
@@ -186,7 +164,7 @@ def _wait(connection: socket.socket, pid: int, launcher: str) -> int:
             parent = None
         if connection in ready:
             try:
-                message = _receive(connection)
+                message = server_wire.read_message(connection)
             except (OSError, ValueError):
                 message = None
             if message is None:

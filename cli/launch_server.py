@@ -24,9 +24,7 @@ Run as `python -P -m cli.launch_server` (the client starts it).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
-import json
 import os
 import select
 import signal
@@ -34,11 +32,11 @@ import socket
 import struct
 import sys
 import threading
-import time
 import traceback
 from typing import Any
 
 from launch import server_wire
+from launch.file_lock import open_lock_file, take_lock
 
 #: What a launch imports; loaded before the first fork so no launch pays for it.
 PRELOAD = ("cli.launchers", "supervisor.launcher", "supervisor.gateway", "supervisor.supervise",
@@ -55,8 +53,11 @@ def main() -> int:
     if folder is None:
         return 1
     os.chdir("/")
-    lock = os.open(server_wire.lock_path(folder), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    if not _take(lock):
+    try:
+        lock = open_lock_file(server_wire.lock_path(folder))
+    except OSError:
+        return 1  # not a lock file of ours: no server (the client launches in process)
+    if not take_lock(lock, LOCK_WAIT_SECONDS):
         return 0  # another server of this installation runs
     fingerprint = server_wire.code_fingerprint()  # before the imports: what they load is at least this new
     for module in PRELOAD:
@@ -78,20 +79,6 @@ def main() -> int:
             path.unlink()
         listener.close()
     return 0
-
-
-def _take(lock: int) -> bool:
-    """The installation's lock, waiting a little: a stale server that just told our client
-    to start us is still on its way out."""
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
 
 
 def idle_seconds() -> float:
@@ -142,18 +129,9 @@ def _serve_one(connection: socket.socket, listener: socket.socket, fingerprint: 
 def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     data, descriptors, _, _ = socket.recv_fds(connection, 65536, 3)
     try:
-        if len(data) < server_wire.HEADER.size:
-            raise ValueError("short request")
-        length = server_wire.decode_length(data[:server_wire.HEADER.size])
-        body = data[server_wire.HEADER.size:]
-        while len(body) < length:
-            chunk = connection.recv(length - len(body))
-            if not chunk:
-                raise ValueError("request cut short")
-            body += chunk
-        request = json.loads(body)
-        if not isinstance(request, dict):
-            raise ValueError("request is not an object")
+        request = server_wire.read_message(connection, data)
+        if request is None:
+            raise ValueError("request cut short")
         return request, descriptors
     except BaseException:
         for descriptor in descriptors:

@@ -19,7 +19,6 @@ Two waits poll, because nothing announces them: the lock (another process holds 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import anyio
 from engine import reach
 from engine.client import Engine, connect
 from engine.errors import EngineError
+from launch.file_lock import acquire_lock, open_lock_file
 
 __all__ = ["DESKTOP_SOCKETS", "START_SECONDS", "connect_for_launch", "desktop_socket", "ensure_desktop",
            "start_command"]
@@ -43,7 +43,6 @@ LOCK_FILE = "docker-desktop.lock"
 #: How long a launch waits for Desktop (its VM boots: tens of seconds on a laptop).
 START_SECONDS = 120.0
 PING_SECONDS = 0.5
-LOCK_POLL_SECONDS = 0.1
 #: How often the waiting launch says it still waits.
 PROGRESS_SECONDS = 10.0
 
@@ -145,22 +144,15 @@ async def _answers(socket: Path) -> bool:
 
 @contextlib.asynccontextmanager
 async def _lock(state_home: Path, on_wait: Callable[[], None]) -> AsyncIterator[None]:
-    """`flock` on `$LLM_DOCKER_HOME/docker-desktop.lock`, never through a symlink; `on_wait`
-    once if another process holds it. Closing the descriptor releases it, also when the
-    process dies."""
+    """`flock` on `$LLM_DOCKER_HOME/docker-desktop.lock` (`launch.file_lock`: never through a
+    symlink, a regular file only); `on_wait` once if another process holds it."""
     state_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(state_home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        waited = False
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waited:
-                    waited = True
-                    on_wait()
-                await anyio.sleep(LOCK_POLL_SECONDS)
+        descriptor = open_lock_file(state_home / LOCK_FILE)
+    except OSError as error:
+        raise EngineError(f"cannot lock {state_home / LOCK_FILE} ({error.strerror or error})") from None
+    try:
+        await acquire_lock(descriptor, None, anyio.sleep, on_wait)
         yield
     finally:
         os.close(descriptor)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import stat
 import struct
 import sys
@@ -132,3 +133,31 @@ def decode_length(header: bytes) -> int:
     if length > MAX_REQUEST:
         raise ValueError(f"message of {length} bytes is over the limit")
     return int(length)
+
+
+def read_message(connection: socket.socket, received: bytes = b"") -> dict[str, Any] | None:
+    """The next length-prefixed JSON object on `connection`; None when the peer closed before
+    all of it came (a killed peer). `received`: its first bytes, when they were read already
+    (the server reads them with the terminal's descriptors). Raises ValueError for anything
+    that is not one object within `MAX_REQUEST` bytes."""
+    data = bytearray(received)
+    if not _read_up_to(connection, data, HEADER.size):
+        return None
+    length = decode_length(bytes(data[:HEADER.size]))
+    if not _read_up_to(connection, data, HEADER.size + length):
+        return None
+    message = json.loads(data[HEADER.size:HEADER.size + length])
+    if not isinstance(message, dict):
+        raise ValueError("the message is not an object")
+    return message
+
+
+def _read_up_to(connection: socket.socket, data: bytearray, size: int) -> bool:
+    """Read until `data` holds `size` bytes (never past them: the next message stays on the
+    socket); False at end of stream."""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            return False
+        data += chunk
+    return True

@@ -43,7 +43,7 @@ last start. A lone launch never waits.
 
 Everything is bounded: the init container gets `INIT_SECONDS` (a hostile database could
 make the CLI hang), a launcher waits for another's lock at most `WAIT_SECONDS`, checking
-every `POLL_SECONDS` (`flock` has no timeout; the lock is held only during an init). On a
+every `launch.file_lock.POLL_SECONDS` (`flock` has no timeout; the lock is held only during an init). On a
 failure or timeout the launch goes on with a one-line notice — the slots initialise the
 database themselves, as before — and the next launch tries again. The init container is
 labelled with the launcher's identity (as a gateway is), so `llm-docker gc` removes one
@@ -54,9 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import os
-import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -67,6 +65,7 @@ import anyio
 from engine.client import Engine
 from engine.containers import Container
 from engine.errors import EngineError
+from launch.file_lock import acquire_lock, open_lock_file
 from launch.mounts import PERSISTENCE
 from launch.spec import LABEL_PREFIX, UPSTREAM_PROJECT_LABEL, ContainerSpec
 from launch.tools import Tool
@@ -83,7 +82,6 @@ INIT_COMMANDS: dict[Tool, tuple[str, ...]] = {Tool.OPENCODE: ("opencode", "--pur
 #: What the init container may run for; a waiting launcher's bound is a little longer.
 INIT_SECONDS = 60.0
 WAIT_SECONDS = INIT_SECONDS + 30.0
-POLL_SECONDS = 0.1
 #: Removing the init container (shielded from cancellation).
 REMOVE_SECONDS = 15.0
 #: The environment the init container keeps from the slot's: what the entrypoint needs to
@@ -193,26 +191,11 @@ async def locked(path: Path, *, wait: float | None = None) -> AsyncIterator[int 
     """`path` opened (created 0600, never through a symlink) and locked exclusively; None
     after `wait` seconds (default `WAIT_SECONDS`) without the lock. Closing the descriptor
     releases it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    fd = open_lock_file(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        yield fd if await _acquire(fd, WAIT_SECONDS if wait is None else wait) else None
+        yield fd if await acquire_lock(fd, WAIT_SECONDS if wait is None else wait, anyio.sleep) else None
     finally:
         os.close(fd)
-
-
-async def _acquire(fd: int, wait: float) -> bool:
-    """Whether the exclusive `flock` on `fd` was taken within `wait` seconds (it has no
-    timeout of its own: tried every `POLL_SECONDS` while another launch holds it)."""
-    with anyio.move_on_after(wait):
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                await anyio.sleep(POLL_SECONDS)
-    return False
 
 
 def _read_marker(fd: int) -> str:

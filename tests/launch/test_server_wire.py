@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,33 @@ def test_messages_round_trip_and_oversized_ones_are_refused() -> None:
     with pytest.raises(ValueError, match="over the limit"):
         server_wire.decode_length(server_wire.HEADER.pack(server_wire.MAX_REQUEST + 1))
 
+
+
+def test_a_message_is_read_whole_across_pieces_and_the_next_one_stays_on_the_socket() -> None:
+    """The server reads a request's first bytes with the terminal's descriptors, the rest after;
+    the client reads the `exit` message that follows `started`."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        first, second = server_wire.encode({"started": 7}), server_wire.encode({"exit": 0})
+        theirs.sendall(first[3:] + second)
+        assert server_wire.read_message(ours, first[:3]) == {"started": 7}
+        assert server_wire.read_message(ours) == {"exit": 0}
+
+
+@pytest.mark.parametrize("sent", [b"", b"\0\0", server_wire.encode({"exit": 1})[:-1]])
+def test_a_peer_gone_before_a_whole_message_is_none(sent: bytes) -> None:
+    """A killed supervisor or client: no message, not an error."""
+    ours, theirs = socket.socketpair()
+    with ours:
+        theirs.sendall(sent)
+        theirs.close()
+        assert server_wire.read_message(ours) is None
+
+
+@pytest.mark.parametrize("body", [b"[1]", b"not json", b"\"text\""])
+def test_anything_but_one_object_is_refused(body: bytes) -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(server_wire.HEADER.pack(len(body)) + body)
+        with pytest.raises(ValueError):
+            server_wire.read_message(ours)
