@@ -38,9 +38,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bench import engine_events
+from bench.engine_events import Event
 from testbed.images import BUSYBOX_IMAGE
 from testbed.isolation import TEST_ENV
 
@@ -88,29 +90,20 @@ def _timed(argv: list[str], *, env: dict[str, str] | None, cwd: Path | None) -> 
             "wall_first": wall + (first - started), "wall_end": wall + (ended - started)}
 
 
-def _events(since: float, until: float, names: set[str] | None = None,
-            prefix: str | None = None) -> list[tuple[float, str, str]]:
-    """The engine's container events in [since, until] (its clock is this machine's)."""
-    result = subprocess.run(["docker", "events", "--since", f"{since:.6f}", "--until", f"{until + 0.5:.6f}",
-                             "--filter", "type=container", "--format", "{{json .}}"],
-                            capture_output=True, text=True, timeout=30)
-    found = []
-    for line in result.stdout.splitlines():
-        event = json.loads(line)
-        name = event.get("Actor", {}).get("Attributes", {}).get("name", "")
-        if (names and name in names) or (prefix and name.startswith(prefix)):
-            found.append((event["timeNano"] / 1e9, event.get("status") or event.get("Action", ""), name))
-    return sorted(found)
+def _events(run: dict[str, float], wanted: Callable[[str], bool]) -> list[Event]:
+    """The engine's events of the containers `wanted` names during `run`, read once it ended:
+    half a second past its end, so the events of its last moment are in."""
+    return engine_events.read(run["wall_start"], run["wall_end"] + 0.5, wanted)
 
 
-def _first(events: list[tuple[float, str, str]], action: str, gateway: bool | None = None) -> float | None:
+def _first(events: list[Event], action: str, gateway: bool | None = None) -> float | None:
     for moment, status, name in events:
         if status == action and (gateway is None or name.endswith("-gateway") == gateway):
             return moment
     return None
 
 
-def breakdown(run: dict[str, float], events: list[tuple[float, str, str]]) -> dict[str, float]:
+def breakdown(run: dict[str, float], events: list[Event]) -> dict[str, float]:
     """Seconds per phase, from the launcher's start to its exit (a missing event: 0)."""
     created = _first(events, "create") or run["wall_start"]
     gateway_started = _first(events, "start", gateway=True) or created
@@ -163,25 +156,25 @@ class Rig:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
 
-    def cld(self, *, served: bool) -> tuple[dict[str, float], list[tuple[float, str, str]]]:
+    def cld(self, *, served: bool) -> tuple[dict[str, float], list[Event]]:
         run = _timed([sys.executable, "-c", CLIENT if served else IN_PROCESS, "--", "--version"],
                      env=self.env(served=served), cwd=self.project)
-        return run, _events(run["wall_start"], run["wall_end"], prefix="llm-docker-claude-")
+        return run, _events(run, lambda name: name.startswith("llm-docker-claude-"))
 
 
-def docker_run(image: str, *, session_flags: bool = True) -> tuple[dict[str, float], list[tuple[float, str, str]]]:
+def docker_run(image: str, *, session_flags: bool = True) -> tuple[dict[str, float], list[Event]]:
     name = f"llm-docker-bench-{uuid.uuid4().hex[:8]}"
     flags = ["--dangerously-skip-permissions", "--session-id", str(uuid.uuid4())] if session_flags else []
     run = _timed(["docker", "run", "--rm", "--name", name, "--init", "--cap-drop", "ALL", "--security-opt",
                   "no-new-privileges", image, "claude", *flags, "--version"], env=None, cwd=None)
-    return run, _events(run["wall_start"], run["wall_end"], names={name})
+    return run, _events(run, lambda found: found == name)
 
 
 MODES = ("docker run", "docker run, bare argv", "cld in process", "cld served", "cld served, no gateway")
 
 
 def run_benchmark(repeat: int, image: str) -> dict[str, dict[str, float]]:
-    samples: dict[str, list[tuple[dict[str, float], list[tuple[float, str, str]]]]] = {m: [] for m in MODES}
+    samples: dict[str, list[tuple[dict[str, float], list[Event]]]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="llm-docker-bench-") as folder:
         rig = Rig(Path(folder), image)
         with rig.server():

@@ -47,11 +47,11 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import aiodocker
 import anyio
 
+from bench import engine_events
 from testbed.images import BUSYBOX_IMAGE, ensure_test_images
 from testbed.isolation import TEST_ENV
 
@@ -70,50 +70,10 @@ def _project_containers(project: Path) -> list[str]:
     return result.stdout.split()
 
 
-class StartEvents:
-    """The engine's container `start` events since `t0` (wall clock, ns): `docker events
-    --since` replays what happened before it subscribed, then streams — nothing is missed and
-    nothing is polled. `until_started` returns the `timeNano` of the N-th matching start."""
-
-    def __init__(self, t0_ns: int) -> None:
-        self.t0_ns = t0_ns
-        self._process = subprocess.Popen(
-            ["docker", "events", "--since", f"{t0_ns // 10**9}.{t0_ns % 10**9:09d}", "--filter", "type=container",
-             "--filter", "event=start", "--format", "{{.TimeNano}} {{.Actor.Attributes.name}}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-
-    def until_started(self, wanted: Callable[[str], bool], count: int, deadline: float) -> list[float]:
-        """Seconds from t0 to each of the first `count` starts of containers `wanted` names."""
-        stream = self._process.stdout
-        assert stream is not None
-        seen: dict[str, float] = {}
-        buffered = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(stream, selectors.EVENT_READ)
-            while len(seen) < count:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0 or not selector.select(remaining):
-                    raise RuntimeError(f"only {len(seen)} of {count} container start events arrived")
-                chunk = os.read(stream.fileno(), 65536)
-                if not chunk:
-                    raise RuntimeError("docker events ended")
-                buffered += chunk
-                *lines, buffered = buffered.split(b"\n")
-                for line in lines:
-                    stamp, _, name = line.decode().partition(" ")
-                    if wanted(name) and name not in seen:
-                        seen[name] = (int(stamp) - self.t0_ns) / 1e9
-        return sorted(seen.values())[:count]
-
-    def close(self) -> None:
-        self._process.kill()
-        self._process.wait()
-        _close(self._process.stdout)
-
-
-def _close(stream: IO[bytes] | None) -> None:
-    if stream is not None:
-        stream.close()
+def _starts(events: engine_events.Stream, wanted: Callable[[str], bool], count: int, deadline: float) -> list[float]:
+    """Seconds from t0 (the subscription's `since`) to each of the first `count` container
+    starts `wanted` names: the engine's own stamps, so neither polled nor late."""
+    return [event.time - events.since_ns / 1e9 for event in events.first(wanted, count, deadline)]
 
 
 def _is_agent(project_token: str) -> Callable[[str], bool]:
@@ -127,14 +87,11 @@ def measure_ours(count: int, home: Path, project: Path) -> dict[str, float]:
            "TERM": "xterm"}
     t0_ns = time.time_ns()
     started = time.perf_counter()
-    events = StartEvents(t0_ns)
-    try:
+    with engine_events.Stream(t0_ns, actions=("start",)) as events:
         return _measure_ours(count, env, project, events, started)
-    finally:
-        events.close()
 
 
-def _measure_ours(count: int, env: dict[str, str], project: Path, events: StartEvents,
+def _measure_ours(count: int, env: dict[str, str], project: Path, events: engine_events.Stream,
                   started: float) -> dict[str, float]:
     process = subprocess.Popen([sys.executable, "-m", "cli.admin", "supervise", "-n", str(count),
                                 "--layout", "none", str(project)], env=env, cwd=project,
@@ -153,7 +110,7 @@ def _measure_ours(count: int, env: dict[str, str], project: Path, events: StartE
         if needle in seen:
             ready_at = time.perf_counter()
     try:
-        starts = events.until_started(_is_agent(project.name), count, deadline)
+        starts = _starts(events, _is_agent(project.name), count, deadline)
     except RuntimeError:
         process.kill()
         raise
@@ -230,14 +187,14 @@ def measure_detached(count: int, network: list[str]) -> dict[str, float]:
     names = [f"llm-docker-bench-{uuid.uuid4().hex[:8]}" for _ in range(count)]
     t0_ns = time.time_ns()
     started = time.perf_counter()
-    events = StartEvents(t0_ns)
+    events = engine_events.Stream(t0_ns, actions=("start",))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         processes = [subprocess.Popen(["docker", "run", "-d", "-i", "--rm", "--name", name, "--init", *network,
                                        BUSYBOX_IMAGE, "claude", "--session-id", str(uuid.uuid4())],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for name in names]
-        starts = events.until_started(set(names).__contains__, count, started + TIMEOUT)
+        starts = _starts(events, set(names).__contains__, count, started + TIMEOUT)
         for process in processes:
             process.wait(timeout=TIMEOUT)
         returned = time.perf_counter() - started

@@ -22,6 +22,7 @@ import pytest
 
 from launch.python_command import own_module
 from testbed.processes import (
+    ENTRY,
     REPO,
     PtyProcess,
     field,
@@ -204,20 +205,68 @@ def test_changed_code_is_never_served_by_an_old_server(tmp_path: Path, home: Pat
         rig.stop()
 
 
-def test_project_files_are_never_imported_by_the_hosts_python(served: Served, project: Path, home: Path) -> None:
-    """A project (agent-written) with packages named like ours: the guardian, the launch
-    server and every `python -m` llm-docker starts must import the installed code, never it."""
+def _plant(project: Path) -> Path:
+    """Packages named like ours in `project` (agent-written): importing any of them appends its
+    name to the marker file this returns — which must never exist."""
     marker = project.parent / "pwned"
     for package, module in (("supervisor", "guardian"), ("cli", "launch_server"), ("cli", "admin")):
         folder = project / package
         folder.mkdir(exist_ok=True)
         (folder / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('{package}\\n')\n")
         (folder / f"{module}.py").write_text(f"open({str(marker)!r}, 'a').write('{module}\\n')\n")
+    return marker
+
+
+def test_project_files_are_never_imported_by_the_hosts_python(served: Served, project: Path, home: Path) -> None:
+    """A project (agent-written) with packages named like ours: the guardian, the launch
+    server and every `python -m` llm-docker starts must import the installed code, never it."""
+    marker = _plant(project)
     result = served.client("--slot", "6", "--", "-p", "hi", cwd=project)  # in process; starts the server
     assert result.returncode == 0, result.stderr
-    wait_until(lambda: bool(served.sockets()), timeout=60)
+    wait_until(lambda: bool(served.sockets()) or marker.exists(), timeout=60)  # a planted server: no socket
+    assert not marker.exists(), marker.read_text()
     served_again = served.client("--slot", "6", "--", "-p", "again", cwd=project)
     assert served_again.returncode == 0, served_again.stderr
+    assert not marker.exists(), marker.read_text()
+
+
+def _user_client(user: User, *args: str) -> list[str]:
+    """The installed `cld` as `user`: `-P`, as a console script's Python never has the working
+    folder (the project, whose planted `cli/` this must not import itself) on `sys.path`."""
+    return [*user.prefix(), str(user.python), "-P", "-c", ENTRY["cld-client"], *args]
+
+
+def test_project_files_are_never_imported_by_an_unprivileged_users_python(
+        user: User, pty_processes: list[PtyProcess]) -> None:
+    """The same wall as users run it: the launcher, the server it starts, their guardians run
+    as the project's owner (a uid that can write the planted files and the marker), in process
+    and then served — a fork of that server, checked by the supervisor's parent."""
+    runtime = user.home / "run"
+    runtime.mkdir(mode=0o700)
+    project = user.project()
+    marker = _plant(project)
+    user.own()
+    env = user.env(XDG_RUNTIME_DIR=str(runtime), LLM_DOCKER_LAUNCH_SERVER="on")
+    servers = Served(runtime, user.home)
+    try:
+        first = subprocess.run(_user_client(user, "--slot", "1", "--", "-p", "hi"), cwd=project, env=env,
+                               capture_output=True, text=True, timeout=120)  # in process; starts the server
+        assert first.returncode == 0, first.stderr
+        assert field(first.stdout, "ANSWER"), first.stdout
+        wait_until(lambda: any((runtime / "llm-docker").glob("launch-*.sock")) or marker.exists(), timeout=60)
+        assert not marker.exists(), marker.read_text()  # a planted server gives no socket
+        (server,) = servers.servers()
+        assert server.uids().real == user.uid
+        process = PtyProcess("cld-client", "--slot", "2", cwd=project, home=user.home, env=env,
+                             argv=_user_client(user, "--slot", "2"))
+        pty_processes.append(process)
+        process.expect("READY")
+        assert psutil.Process(_launcher_pid(project)).ppid() == server.pid
+        process.type("exit\r")
+        assert process.wait() == 0
+        wait_until(lambda: not project_containers(project), timeout=30)
+    finally:
+        servers.stop()
     assert not marker.exists(), marker.read_text()
 
 
