@@ -236,11 +236,13 @@ def _user_client(user: User, *args: str) -> list[str]:
     return [*user.prefix(), str(user.python), "-P", "-c", ENTRY["cld-client"], *args]
 
 
-def test_project_files_are_never_imported_by_an_unprivileged_users_python(
+def test_an_unprivileged_user_gets_a_private_server_that_never_imports_the_project(
         user: User, pty_processes: list[PtyProcess]) -> None:
-    """The same wall as users run it: the launcher, the server it starts, their guardians run
-    as the project's owner (a uid that can write the planted files and the marker), in process
-    and then served — a fork of that server, checked by the supervisor's parent."""
+    """As users run it: a uid in the `docker` group gets its own runtime folder and server.
+    And the `python -P` wall as users run it: the launcher, the server it starts, their
+    guardians run as the project's owner (a uid that can write the planted files and the
+    marker), in process and then served — a fork of that server, checked by the supervisor's
+    parent."""
     runtime = user.home / "run"
     runtime.mkdir(mode=0o700)
     project = user.project()
@@ -255,6 +257,9 @@ def test_project_files_are_never_imported_by_an_unprivileged_users_python(
         assert field(first.stdout, "ANSWER"), first.stdout
         wait_until(lambda: any((runtime / "llm-docker").glob("launch-*.sock")) or marker.exists(), timeout=60)
         assert not marker.exists(), marker.read_text()  # a planted server gives no socket
+        folder = runtime / "llm-docker"
+        assert folder.stat().st_uid == user.uid and folder.stat().st_mode & 0o777 == 0o700
+        assert next(folder.glob("launch-*.sock")).stat().st_mode & 0o777 == 0o600
         (server,) = servers.servers()
         assert server.uids().real == user.uid
         process = PtyProcess("cld-client", "--slot", "2", cwd=project, home=user.home, env=env,
@@ -268,31 +273,3 @@ def test_project_files_are_never_imported_by_an_unprivileged_users_python(
     finally:
         servers.stop()
     assert not marker.exists(), marker.read_text()
-
-
-def test_an_unprivileged_user_gets_a_private_server(user: User, pty_processes: list[PtyProcess]) -> None:
-    """As users run it: a uid in the `docker` group, its own runtime folder and server."""
-    runtime = user.home / "run"
-    runtime.mkdir(mode=0o700)
-    user.own(runtime)
-    project = user.project()
-    extra = {"XDG_RUNTIME_DIR": str(runtime), "LLM_DOCKER_LAUNCH_SERVER": "on"}
-    servers = Served(runtime, user.home)
-    try:
-        first = user.run("cld-client", "--", "-p", "hi", cwd=project, **extra)
-        assert first.returncode == 0, first.stderr
-        folder = runtime / "llm-docker"
-        wait_until(lambda: any(folder.glob("launch-*.sock")), timeout=60)
-        assert folder.stat().st_uid == user.uid and folder.stat().st_mode & 0o777 == 0o700
-        assert next(folder.glob("launch-*.sock")).stat().st_mode & 0o777 == 0o600
-        (server,) = servers.servers()
-        assert server.uids().real == user.uid
-        process = user.pty("cld-client", "--slot", "1", cwd=project, **extra)
-        pty_processes.append(process)
-        process.expect("READY")
-        assert psutil.Process(_launcher_pid(project)).ppid() == server.pid
-        process.type("exit\r")
-        assert process.wait() == 0
-        wait_until(lambda: not project_containers(project), timeout=30)
-    finally:
-        servers.stop()
