@@ -40,7 +40,7 @@ from launch.file_lock import open_lock_file, take_lock
 
 #: What a launch imports; loaded before the first fork so no launch pays for it.
 PRELOAD = ("cli.launchers", "supervisor.launcher", "supervisor.gateway", "supervisor.supervise",
-           "builder_api.config", "asyncssh")
+           "builder_api.config", "asyncssh", "anyio._backends._asyncio")
 #: How long a connected client may take to send its request.
 REQUEST_SECONDS = 5.0
 #: How long a new server waits for the lock of one that is exiting.

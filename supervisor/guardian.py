@@ -7,7 +7,13 @@ supervisor died: the guardian stops and removes the launch's containers within s
 and finishes their slot saves from the journal. It blocks in `read()` meanwhile — no
 polling, no CPU.
 
-Run as `python -m supervisor.guardian STATE_HOME RUN_ID...`. A state database it cannot
+While the supervisor lives, the guardian is a POSIX shell blocked in `read` (`WAIT_SCRIPT`):
+a Python interpreter starts only when there is something to recover. A new interpreter
+and its imports cost ~90 ms of CPU, and a launch would pay them at its worst moment — on
+two cores, right while the engine sets up the slot's network — and keep ~15 MB resident
+for the whole session, for a lease that almost never fires.
+
+Run as `python -P -m supervisor.guardian STATE_HOME RUN_ID...` (by that shell). A state database it cannot
 use (`StateError`) is one line on stderr and exit with its `exit_code` (2); the journal rows stay open
 for the next launch's recovery. Its discovery reads are bounded (`supervisor.untrusted`), so
 a hostile events file cannot keep it alive.
@@ -27,12 +33,21 @@ import anyio
 from launch.python_command import own_module
 
 DONE = b"done\n"
+#: The waiting guardian: `done` → exit; anything else (EOF first: the supervisor died) →
+#: the Python guardian, with the same arguments (never interpolated into the script).
+WAIT_SCRIPT = 'trap "" HUP INT TERM QUIT TSTP; IFS= read -r line; [ "$line" = done ] && exit 0; exec "$@"'
+
+
+def guardian_command(state_home: Path, run_ids: list[str]) -> list[str]:
+    """The argv of a launch's guardian: the waiting shell, then (only if needed) Python."""
+    return ["/bin/sh", "-c", WAIT_SCRIPT, "llm-docker-guardian",
+            *own_module("supervisor.guardian", str(state_home), *run_ids)]
 
 
 @contextlib.asynccontextmanager
 async def guardian(state_home: Path, run_ids: list[str]) -> AsyncIterator[None]:
     process = await anyio.open_process(
-        own_module("supervisor.guardian", str(state_home), *run_ids),
+        guardian_command(state_home, run_ids),
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
