@@ -120,7 +120,7 @@ async def space_starts(project_home: Path, tool: Tool, notice: Notice) -> None:
             now = time.time()
             if last <= now + spacing:  # a clock set back never makes a launch wait longer
                 await anyio.sleep(max(0.0, last + spacing - now))
-            _write_marker(fd, f"{time.time():.3f}")
+            _write_marker(fd, f"{time.time():.6f}")
     except OSError as error:
         notice(f"cannot space the starts of {tool.value} in this project ({error.strerror or error}) "
                "— starting at once")

@@ -140,7 +140,8 @@ async def test_starts_of_one_project_are_spaced_across_launches(tmp_path: Path,
             group.start_soon(start)
     starts.sort()
     assert notices == []
-    assert all(later - earlier >= 0.3 for earlier, later in zip(starts, starts[1:], strict=False)), starts
+    # the file holds microseconds: a start recorded at .xxxxxx5 may read back a hair early
+    assert all(later - earlier >= 0.3 - 1e-5 for earlier, later in zip(starts, starts[1:], strict=False)), starts
     await tool_init.space_starts(tmp_path, Tool.CLAUDE, notices.append)  # Claude Code: nothing to space
     assert not tool_init.spacing_path(tmp_path, Tool.CLAUDE).exists()
 
