@@ -13,7 +13,10 @@ image and the same agent command line:
 * `cld -- --version` in process (`LLM_DOCKER_LAUNCH_SERVER=off`: interpreter, imports, plan,
   gateway, agent);
 * `cld -- --version` served by a warm launch server (`cli.launch_server`, started by the
-  benchmark in a private runtime folder and stopped at the end);
+  benchmark in a private runtime folder and stopped at the end): a relaunch, whose agent
+  joins the slot's gateway kept from the launch before (`GATEWAY_KEEP_SECONDS`);
+* the same with `GATEWAY_KEEP_SECONDS=0`: a new gateway for the launch, as a slot's first
+  launch (or one whose policy changed) has;
 * the same, served, with `NETWORK_MODE=host`: no network gateway (what the network wall costs).
 
 "First output" is the moment the agent's first byte reaches the launcher's stdout; "total"
@@ -52,6 +55,9 @@ TIMEOUT = 120.0
 IN_PROCESS = "from cli.launchers import cld_main as m; m()"
 CLIENT = "from cli.launch_client import cld_main as m; m()"
 PHASES = ("python+plan", "gateway", "agent start", "first output", "agent run", "teardown")
+#: The relaunch modes keep the slot's gateway (the product's default is longer; the rig ends them).
+KEEP_SECONDS = 120
+KEPT_LABEL = "io.llm-docker.gateway-slot"
 
 
 def _image_exists(image: str) -> bool:
@@ -113,6 +119,38 @@ def breakdown(run: dict[str, float], events: list[Event]) -> dict[str, float]:
     return {phase: max(0.0, points[i + 1] - points[i]) for i, phase in enumerate(PHASES)}
 
 
+def remove_kept_gateways(folder: Path) -> None:
+    """The gateways a benchmark's launches kept: their lease folders are in its `folder`."""
+    listed = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={KEPT_LABEL}"], capture_output=True,
+                            text=True).stdout.split()
+    for container in listed:
+        mounts = subprocess.run(["docker", "inspect", "--format", "{{range .Mounts}}{{.Source}} {{end}}", container],
+                                capture_output=True, text=True).stdout.split()
+        if any(Path(source).is_relative_to(folder) for source in mounts):
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+
+
+@contextlib.contextmanager
+def warm_server(env: dict[str, str], runtime: Path) -> Iterator[None]:
+    """A launch server (`cli.launch_server`) for `env`, whose runtime folder is `runtime`,
+    from its first socket until the end of the block."""
+    process = subprocess.Popen([sys.executable, "-P", "-m", "cli.launch_server"], env=env, cwd="/",
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    socket_folder = runtime / "llm-docker"
+    deadline = time.monotonic() + 60
+    while not any(socket_folder.glob("launch-*.sock")):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("the launch server did not start")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
 class Rig:
     """A throw-away home, project and runtime folder; the warm server of the served modes."""
 
@@ -125,36 +163,26 @@ class Rig:
         self.runtime = folder / "run"
         self.runtime.mkdir(mode=0o700)
         self.image = image
+        self.keep = KEEP_SECONDS
         self.config(network_host=False)
 
-    def config(self, *, network_host: bool) -> None:
+    def config(self, *, network_host: bool, keep: bool = True) -> None:
         text = f"LLM_DOCKER_IMAGE={self.image}\nLOG_MAX_KILOBYTES=0\nLLM_DOCKER_SSH_ENABLED=false\n"
         if network_host:
             text += "NETWORK_MODE=host\n"
         (self.state / "llm-docker.conf").write_text(text)
+        self.keep = KEEP_SECONDS if keep else 0
 
     def env(self, *, served: bool) -> dict[str, str]:
         return {"PATH": os.environ["PATH"], "HOME": str(self.home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8",
                 "TERM": "xterm", "XDG_RUNTIME_DIR": str(self.runtime), **TEST_ENV,
-                "LLM_DOCKER_LAUNCH_SERVER": "on" if served else "off"}
+                "GATEWAY_KEEP_SECONDS": str(self.keep), "LLM_DOCKER_LAUNCH_SERVER": "on" if served else "off"}
 
-    @contextlib.contextmanager
-    def server(self) -> Iterator[None]:
-        process = subprocess.Popen([sys.executable, "-P", "-m", "cli.launch_server"], env=self.env(served=True),
-                                   cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-        socket_folder = self.runtime / "llm-docker"
-        deadline = time.monotonic() + 60
-        while not any(socket_folder.glob("launch-*.sock")):
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("the launch server did not start")
-            time.sleep(0.05)
-        try:
-            yield
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+    def remove_kept_gateways(self) -> None:
+        remove_kept_gateways(self.state)
+
+    def server(self) -> contextlib.AbstractContextManager[None]:
+        return warm_server(self.env(served=True), self.runtime)
 
     def cld(self, *, served: bool) -> tuple[dict[str, float], list[Event]]:
         run = _timed([sys.executable, "-c", CLIENT if served else IN_PROCESS, "--", "--version"],
@@ -170,25 +198,31 @@ def docker_run(image: str, *, session_flags: bool = True) -> tuple[dict[str, flo
     return run, _events(run, lambda found: found == name)
 
 
-MODES = ("docker run", "docker run, bare argv", "cld in process", "cld served", "cld served, no gateway")
+MODES = ("docker run", "docker run, bare argv", "cld in process", "cld served", "cld served, new gateway",
+         "cld served, no gateway")
 
 
 def run_benchmark(repeat: int, image: str) -> dict[str, dict[str, float]]:
     samples: dict[str, list[tuple[dict[str, float], list[Event]]]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="llm-docker-bench-") as folder:
         rig = Rig(Path(folder), image)
-        with rig.server():
-            rig.cld(served=False)  # warm-up: page cache, the state database, image checks
-            rig.cld(served=True)
-            docker_run(image)
-            for _ in range(repeat):
-                samples["docker run"].append(docker_run(image))
-                samples["docker run, bare argv"].append(docker_run(image, session_flags=False))
-                rig.config(network_host=False)
-                samples["cld in process"].append(rig.cld(served=False))
-                samples["cld served"].append(rig.cld(served=True))
-                rig.config(network_host=True)
-                samples["cld served, no gateway"].append(rig.cld(served=True))
+        try:
+            with rig.server():
+                rig.cld(served=False)  # warm-up: page cache, the state database, image checks
+                rig.cld(served=True)
+                docker_run(image)
+                for _ in range(repeat):
+                    samples["docker run"].append(docker_run(image))
+                    samples["docker run, bare argv"].append(docker_run(image, session_flags=False))
+                    rig.config(network_host=False)
+                    samples["cld in process"].append(rig.cld(served=False))
+                    samples["cld served"].append(rig.cld(served=True))
+                    rig.config(network_host=False, keep=False)
+                    samples["cld served, new gateway"].append(rig.cld(served=True))
+                    rig.config(network_host=True)
+                    samples["cld served, no gateway"].append(rig.cld(served=True))
+        finally:
+            rig.remove_kept_gateways()
     table: dict[str, dict[str, float]] = {}
     for mode, runs in samples.items():
         row = {"first_s": statistics.median(r["first"] for r, _ in runs),

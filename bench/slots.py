@@ -13,8 +13,15 @@ Two moments are measured, neither by polling the containers:
 
 In the same run, with the same light image (busybox + the fake agent of the tests):
 
-* ours: one `llm-docker supervise -n N --layout none` process, all N slots in one loop
-  (ready, and started: its N agent containers, not their gateways);
+* ours: `llm-docker supervise -n N --layout none` as installed — a client of the warm launch
+  server (`cli.launch_client`; the benchmark starts one in a private runtime folder), which
+  forks the supervisor: all N slots in one loop (ready, and started: its N agent containers,
+  not their gateways), relaunched: every slot takes the gateway its last launch kept
+  (`GATEWAY_KEEP_SECONDS`; one launch before the repeats makes them);
+* ours, new gateways: the same with `GATEWAY_KEEP_SECONDS=0` — every slot starts a new
+  gateway, as a project's first `supervise` does (started);
+* ours, in process: `python -m cli.admin supervise` (no server: the imports paid; started),
+  whose process is the supervisor: its peak RSS and CPU time are the ones reported;
 * sequential: N `docker run` CLI processes one after the other (upstream's way: one
   window, one `docker run`, then the next) — ready;
 * parallel: N `docker run` CLI processes started at once — ready;
@@ -52,11 +59,14 @@ import aiodocker
 import anyio
 
 from bench import engine_events
+from bench.launch import remove_kept_gateways, warm_server
 from testbed.images import BUSYBOX_IMAGE, ensure_test_images
 from testbed.isolation import TEST_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120.0
+#: The relaunches keep their slots' gateways this long (the bench removes them at its end).
+KEEP_SECONDS = 300
 
 
 def _remove_containers(label_or_names: list[str]) -> None:
@@ -82,18 +92,24 @@ def _is_agent(project_token: str) -> Callable[[str], bool]:
     return lambda name: name.startswith(f"llm-docker-claude-{project_token}-s") and not name.endswith("-gateway")
 
 
-def measure_ours(count: int, home: Path, project: Path) -> dict[str, float]:
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8", **TEST_ENV,
-           "TERM": "xterm"}
+def ours_env(home: Path, *, keep: bool = True, served: bool = True) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8", **TEST_ENV,
+            "TERM": "xterm", "GATEWAY_KEEP_SECONDS": str(KEEP_SECONDS if keep else 0),
+            "XDG_RUNTIME_DIR": str(home.parent / "run"), "LLM_DOCKER_LAUNCH_SERVER": "on" if served else "off"}
+
+
+def measure_ours(count: int, home: Path, project: Path, *, keep: bool = True, served: bool = True) -> dict[str, float]:
+    env = ours_env(home, keep=keep, served=served)
     t0_ns = time.time_ns()
     started = time.perf_counter()
     with engine_events.Stream(t0_ns, actions=("start",)) as events:
-        return _measure_ours(count, env, project, events, started)
+        return _measure_ours(count, env, project, events, started, served=served)
 
 
 def _measure_ours(count: int, env: dict[str, str], project: Path, events: engine_events.Stream,
-                  started: float) -> dict[str, float]:
-    process = subprocess.Popen([sys.executable, "-m", "cli.admin", "supervise", "-n", str(count),
+                  started: float, *, served: bool) -> dict[str, float]:
+    entry = ["-P", "-c", "from cli.launch_client import admin_main as m; m()"] if served else ["-m", "cli.admin"]
+    process = subprocess.Popen([sys.executable, *entry, "supervise", "-n", str(count),
                                 "--layout", "none", str(project)], env=env, cwd=project,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
@@ -230,51 +246,72 @@ def run_benchmark(counts: list[int], repeat: int, network: str = "gateway") -> l
     flags = ["--network", "host"] if network == "host" else []
     with tempfile.TemporaryDirectory(prefix="llm-docker-bench-") as folder:
         home, project = _prepare(Path(folder), network)
-        measure_ours(1, home, project)  # warm-up: page cache, first database
-        for count in counts:
-            ours, sequential, parallel, detached = [], [], [], []
-            for _ in range(repeat):
-                # Interleaved, so a slow moment of the machine hits all of them alike.
-                ours.append(measure_ours(count, home, project))
-                detached.append(measure_detached(count, flags)["seconds"])
-                sequential.append(measure_docker_run(count, flags, parallel=False)["seconds"])
-                parallel.append(measure_docker_run(count, flags, parallel=True)["seconds"])
-            median = statistics.median
-            started_ratios = [r["started_s"] / d for r, d in zip(ours, detached, strict=True)]
-            ready_ratios = [r["seconds"] / p for r, p in zip(ours, parallel, strict=True)]
-            row = {
-                "slots": count,
-                "ours_s": median(r["seconds"] for r in ours),
-                "sequential_docker_run_s": median(sequential),
-                "parallel_docker_run_s": median(parallel),
-                "ours_started_s": median(r["started_s"] for r in ours),
-                "detached_docker_run_started_s": median(detached),
-                "peak_rss_mb": max(r["rss_mb"] for r in ours),
-                "cpu_ms_per_slot": median(r["cpu_ms_per_slot"] for r in ours),
-                "started_vs_detached_min": min(started_ratios),
-                "started_vs_detached_max": max(started_ratios),
-                "ours_vs_parallel_min": min(ready_ratios),
-                "ours_vs_parallel_max": max(ready_ratios),
-            }
-            row["ours_vs_sequential"] = row["ours_s"] / row["sequential_docker_run_s"]
-            row["ours_vs_parallel"] = row["ours_s"] / row["parallel_docker_run_s"]
-            row["started_vs_detached"] = median(started_ratios)
-            rows.append(row)
-            print_row(row, header=len(rows) == 1)
+        runtime = Path(folder) / "run"
+        runtime.mkdir(mode=0o700)
+        try:
+            with warm_server(ours_env(home), runtime):
+                measure_ours(1, home, project)  # warm-up: page cache, first database
+                for count in counts:
+                    rows.append(_measure_count(count, repeat, home, project, flags))
+                    print_row(rows[-1], header=len(rows) == 1)
+        finally:
+            remove_kept_gateways(home)
     return rows
+
+
+def _measure_count(count: int, repeat: int, home: Path, project: Path, flags: list[str]) -> dict[str, float]:
+    measure_ours(count, home, project)  # every slot's gateway kept for the relaunches
+    ours, new, in_process, sequential, parallel, detached = [], [], [], [], [], []
+    for _ in range(repeat):
+        # Interleaved, so a slow moment of the machine hits all of them alike.
+        ours.append(measure_ours(count, home, project))
+        new.append(measure_ours(count, home, project, keep=False))
+        in_process.append(measure_ours(count, home, project, served=False))
+        detached.append(measure_detached(count, flags)["seconds"])
+        sequential.append(measure_docker_run(count, flags, parallel=False)["seconds"])
+        parallel.append(measure_docker_run(count, flags, parallel=True)["seconds"])
+    median = statistics.median
+    started_ratios = [r["started_s"] / d for r, d in zip(ours, detached, strict=True)]
+    ready_ratios = [r["seconds"] / p for r, p in zip(ours, parallel, strict=True)]
+    new_ratios = [r["started_s"] / d for r, d in zip(new, detached, strict=True)]
+    in_process_ratios = [r["started_s"] / d for r, d in zip(in_process, detached, strict=True)]
+    row = {
+        "slots": count,
+        "ours_s": median(r["seconds"] for r in ours),
+        "sequential_docker_run_s": median(sequential),
+        "parallel_docker_run_s": median(parallel),
+        "ours_started_s": median(r["started_s"] for r in ours),
+        "new_gateways_started_s": median(r["started_s"] for r in new),
+        "detached_docker_run_started_s": median(detached),
+        "peak_rss_mb": max(r["rss_mb"] for r in in_process),
+        "cpu_ms_per_slot": median(r["cpu_ms_per_slot"] for r in in_process),
+        "started_vs_detached_min": min(started_ratios),
+        "started_vs_detached_max": max(started_ratios),
+        "ours_vs_parallel_min": min(ready_ratios),
+        "ours_vs_parallel_max": max(ready_ratios),
+        "new_gateways_vs_detached": median(new_ratios),
+        "in_process_vs_detached": median(in_process_ratios),
+    }
+    row["ours_vs_sequential"] = row["ours_s"] / row["sequential_docker_run_s"]
+    row["ours_vs_parallel"] = row["ours_s"] / row["parallel_docker_run_s"]
+    row["started_vs_detached"] = median(started_ratios)
+    return row
 
 
 def print_row(row: dict[str, float], *, header: bool) -> None:
     if header:
         print(f"{'N':>3} {'ours s':>8} {'seq run s':>10} {'par run s':>10} {'ours/seq':>9} {'ours/par':>15} "
-              f"{'started s':>10} {'run -d s':>9} {'started/run -d':>20} {'RSS MB':>7} {'CPU ms/slot':>12}")
+              f"{'started s':>10} {'run -d s':>9} {'started/run -d':>20} {'new gw/run -d':>14} "
+              f"{'in proc/run -d':>15} {'RSS MB':>7} {'CPU ms/slot':>12}")
     par = f"{row['ours_vs_parallel']:.2f} ({row['ours_vs_parallel_min']:.2f}-{row['ours_vs_parallel_max']:.2f})"
     det = (f"{row['started_vs_detached']:.2f} ({row['started_vs_detached_min']:.2f}-"
            f"{row['started_vs_detached_max']:.2f})")
     print(f"{row['slots']:>3} {row['ours_s']:>8.3f} {row['sequential_docker_run_s']:>10.3f} "
           f"{row['parallel_docker_run_s']:>10.3f} {row['ours_vs_sequential']:>9.2f} {par:>15} "
           f"{row['ours_started_s']:>10.3f} {row['detached_docker_run_started_s']:>9.3f} {det:>20} "
-          f"{row['peak_rss_mb']:>7.1f} {row['cpu_ms_per_slot']:>12.1f}", flush=True)
+          f"{row['new_gateways_vs_detached']:>14.2f} {row['in_process_vs_detached']:>15.2f} "
+          f"{row['peak_rss_mb']:>7.1f} {row['cpu_ms_per_slot']:>12.1f}",
+          flush=True)
 
 
 def main() -> None:

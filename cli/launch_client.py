@@ -38,6 +38,8 @@ from launch import server_wire
 from launch.python_command import own_module
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
+#: The admin command a server runs too (`supervise` only: `admin_main`).
+SERVED_ADMIN = "llm-docker"
 #: Exit code when the supervisor ended without telling its code (it crashed or was killed).
 LOST = 1
 CONNECT_TIMEOUT = 2.0
@@ -58,6 +60,19 @@ def _main(launcher: str) -> None:
         _in_process(launcher)
     else:
         _exit(code)
+
+
+def admin_main() -> None:
+    """`llm-docker`: `supervise` is a launch like `cld N`, served the same way; every other
+    command runs in process (`cli.admin`)."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["supervise"] and not {"-h", "--help"} & set(argv):
+        code = served(SERVED_ADMIN, argv)
+        if code is not None:
+            _exit(code)
+    from cli import admin
+
+    admin.main()
 
 
 def _in_process(launcher: str) -> None:

@@ -163,12 +163,8 @@ def run_launch(connection: socket.socket, descriptors: list[int], request: dict[
     sys.argv = [launcher, *argv]
     connection.sendall(server_wire.encode({"pid": os.getpid()}))
     threading.Thread(target=_hang_up_when_client_goes, args=(connection,), daemon=True).start()
-    from cli.launchers import run_launcher
-    from launch.tools import Tool
-
-    tool = Tool.CLAUDE if launcher == "cld" else Tool.OPENCODE
     try:
-        code = run_launcher(tool, argv)
+        code = _run(launcher, argv)
     except KeyboardInterrupt:
         code = 130
     except SystemExit as ended:
@@ -177,6 +173,22 @@ def run_launch(connection: socket.socket, descriptors: list[int], request: dict[
         traceback.print_exc()
         code = 1
     return _report(connection, code)
+
+
+def _run(launcher: str, argv: list[str]) -> int:
+    """`cld`/`ocd` with `argv`, or `llm-docker supervise` (`cli.launch_client.admin_main`)."""
+    if launcher == "llm-docker":
+        if argv[:1] != ["supervise"]:
+            print("llm-docker: only `supervise` is served; run the command again", file=sys.stderr)
+            return 2
+        from cli.admin import main as admin_main
+
+        admin_main(argv)
+        return 0
+    from cli.launchers import run_launcher
+    from launch.tools import Tool
+
+    return run_launcher(Tool.CLAUDE if launcher == "cld" else Tool.OPENCODE, argv)
 
 
 def _report(connection: socket.socket, code: int) -> int:

@@ -66,6 +66,11 @@ class Container:
         return dict(self._summary.get("Labels") or {})
 
     @property
+    def summary(self) -> Mapping[str, Any]:
+        """The engine's list entry (state, image id, mounts...); empty for a handle made by id or name."""
+        return self._summary
+
+    @property
     def created(self) -> int:
         """When it was created (Unix seconds), as listed; 0 when unknown."""
         return int(self._summary.get("Created", 0) or 0)
@@ -102,6 +107,11 @@ class Container:
         """Remove it (`force`: kill it first if it runs)."""
         with translated():
             await self._raw.delete(force=force)
+
+    async def rename(self, name: str) -> None:
+        """Give it a new name (the engine's rename is atomic: a taken name is a 409)."""
+        with translated():
+            await self._raw.rename(name)
 
     async def resize(self, *, rows: int, columns: int) -> None:
         """Set the size of its TTY."""

@@ -39,17 +39,24 @@ class Networks:
 
     async def gateway_address(self, name: str) -> str | None:
         """The gateway of the network `name` (`GET /networks/<name>`, `IPAM.Config[].Gateway`,
-        an IPv4 one first): the host's address on that bridge. None when it has none; a
-        missing network is the engine's `EngineError` (404)."""
+        an IPv4 one first): the host's address on that bridge. A config with a subnet but no
+        gateway — Docker's default bridge when docker0 existed before the daemon started —
+        has the subnet's first address, the one the engine gives the bridge. None when it
+        has none; a missing network is the engine's `EngineError` (404)."""
         with translated():
             network = await (await self._docker.networks.get(name)).show()
         ipam = network.get("IPAM")
         configs = ipam.get("Config") if isinstance(ipam, dict) else None
         found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
         for config in configs if isinstance(configs, list) else []:
-            gateway = config.get("Gateway") if isinstance(config, dict) else None
+            if not isinstance(config, dict):
+                continue
+            gateway, subnet = config.get("Gateway"), config.get("Subnet")
             try:
-                found.append(ipaddress.ip_address(gateway if isinstance(gateway, str) else ""))
-            except ValueError:
+                if isinstance(gateway, str) and gateway:
+                    found.append(ipaddress.ip_address(gateway))
+                elif isinstance(subnet, str) and subnet:
+                    found.append(ipaddress.ip_address(str(next(ipaddress.ip_network(subnet, strict=False).hosts()))))
+            except (ValueError, StopIteration):
                 continue
         return str(min(found, key=lambda address: address.version)) if found else None

@@ -49,6 +49,9 @@ HOST_ADDRESS = "127.0.0.2"
 RESOLVER_PROBE_NAME = "resolver.llm-docker.internal"
 #: Where the gateway finds the HOST_PORTS sockets and the resolver's extra hosts file.
 GATEWAY_PORTS_TARGET = "/run/llm-docker-gateway/ports"
+#: Where a kept gateway listens for the slot's next launch (`gateway.sock`); mounted only there.
+GATEWAY_LEASE_TARGET = "/run/llm-docker-gateway/lease"
+GATEWAY_LEASE_SOCKET = "gateway.sock"
 GATEWAY_HOSTS_TARGET = "/etc/llm-docker/hosts"
 GATEWAY_CAPABILITIES = ("NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID")
 
@@ -239,7 +242,10 @@ def plan_policy(*, network_mode: str, internet_access: bool, egress_allow: str, 
         allow_domains=domains if internet is Internet.ALLOW_LIST else (),
         allow_networks=networks if internet is Internet.ALLOW_LIST else (),
         lan=lan_access, host_ports=tuple(ports),
-        host_addresses=tuple(dict.fromkeys(str(ipaddress.ip_address(a)) for a in host_addresses)),
+        # link-local ones are closed by the ruleset's own rules, whatever they are; they come
+        # and go with every container's veth, and would make each launch's ruleset differ
+        host_addresses=tuple(dict.fromkeys(str(ipaddress.ip_address(a)) for a in host_addresses
+                                           if not ipaddress.ip_address(a).is_link_local)),
         resolver_hosts=resolver_hosts, inbound_ports=tuple(sorted(set(inbound_ports))))
 
 
@@ -401,11 +407,15 @@ LABEL_GATEWAY_FOR = "gateway-for"
 LABEL_POLICY = "network-policy"
 LABEL_PROBES = "network-probes"
 LABEL_PROBE_USER = "network-probe-user"
+#: A kept gateway's slot (`gateway_slot_key`): the next launch of that slot looks for it.
+LABEL_GATEWAY_SLOT = "gateway-slot"
+#: The digest of what a kept gateway enforces (`reuse_digest`): reused only when equal.
+LABEL_GATEWAY_REUSE = "gateway-reuse"
 
 
 def gateway_create(policy: NetworkPolicy, *, image: str, hostname: str, labels: Mapping[str, str],
                    label_prefix: str, agent_name: str, agent_user: str, ports_folder: Path | None,
-                   published: Mapping[int, int], loopback: str) -> dict[str, Any]:
+                   published: Mapping[int, int], loopback: str, keep: GatewayKeep | None = None) -> dict[str, Any]:
     """The Engine API create body of a slot's gateway: the one container of the slot with
     `NET_ADMIN` (plus what dnsmasq needs to bind port 53 and drop to its uid), IPv6 off,
     publishing the slot's ports, with the ruleset and resolver options in its environment
@@ -417,6 +427,9 @@ def gateway_create(policy: NetworkPolicy, *, image: str, hostname: str, labels: 
     if policy.resolver_hosts is not None:
         mounts.append({"Type": "bind", "Source": str(policy.resolver_hosts), "Target": GATEWAY_HOSTS_TARGET,
                        "ReadOnly": True})
+    if keep is not None:
+        mounts.append({"Type": "bind", "Source": str(keep.lease_folder), "Target": GATEWAY_LEASE_TARGET,
+                       "ReadOnly": False})
     host_config: dict[str, Any] = {
         "Init": True,
         "NetworkMode": "bridge",
@@ -446,6 +459,8 @@ def gateway_create(policy: NetworkPolicy, *, image: str, hostname: str, labels: 
             "LLM_DOCKER_PROBE_USER=" + agent_user,
             # it lives as long as the supervisor's attach stream: stdin EOF ends it
             "LLM_DOCKER_LEASE=stdin",
+            # then kept this long for the slot's next launch (0: it ends with its first lease)
+            f"LLM_DOCKER_KEEP_SECONDS={keep.seconds if keep is not None else 0}",
         ],
         "Labels": {
             **labels,
@@ -467,7 +482,44 @@ def gateway_create(policy: NetworkPolicy, *, image: str, hostname: str, labels: 
         host_config["PortBindings"] = {f"{container}/tcp": [{"HostIp": loopback, "HostPort": str(host)}]
                                        for container, host in published.items()}
         body["ExposedPorts"] = {f"{container}/tcp": {} for container in published}
+    if keep is not None:
+        body["Labels"][label_prefix + LABEL_GATEWAY_SLOT] = keep.slot_key
+        body["Labels"][label_prefix + LABEL_GATEWAY_REUSE] = reuse_digest(body)
     return body
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayKeep:
+    """A gateway kept after its launch for the slot's next one (`GATEWAY_KEEP_SECONDS`):
+    that launch's agent joins a namespace that exists already, instead of waiting for the
+    engine to make one (the most of a launch's time above `docker run`)."""
+
+    #: How long it waits for the slot's next launch, in seconds.
+    seconds: int
+    #: Which launches may take it: the user's, the tool's, the project's and the slot's.
+    slot_key: str
+    #: Host folder of its lease socket (`$LLM_DOCKER_HOME/gateways/<digest>/lease`).
+    lease_folder: Path
+
+
+def gateway_slot_key(uid: int, tool: Tool, project_token: str, slot: int | None) -> str:
+    """What a kept gateway is labelled with, and found by: one slot of one project, one
+    tool and one user (a kept gateway is never another user's or another project's)."""
+    return f"{uid}.{tool.value}.{project_token}.{slot if slot is not None else 0}"
+
+
+def reuse_digest(body: Mapping[str, Any]) -> str:
+    """The digest of everything a gateway enforces and offers — image, environment (the
+    ruleset, the resolver, the checks), capabilities, published ports, mounts — but its
+    labels (the launch that made it) and its lease folder (named after that launch): the
+    next launch of the slot takes a kept gateway only when this is its own plan's digest."""
+    normal = json.loads(json.dumps(body))
+    normal.pop("Labels", None)
+    host_config = normal.get("HostConfig") or {}
+    for mount in host_config.get("Mounts") or ():
+        if mount.get("Target") == GATEWAY_LEASE_TARGET:
+            mount["Source"] = ""
+    return hashlib.sha256(json.dumps(normal, sort_keys=True).encode()).hexdigest()[:32]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -483,6 +535,8 @@ class GatewaySpec:
     probe_user: str
     #: Host folder of the HOST_PORTS sockets (None without host ports).
     ports_folder: Path | None
+    #: Kept for the slot's next launch after this one (None: it ends with this launch).
+    keep: GatewayKeep | None = None
 
 
 # -- host facts (pure parsers; `launch.hostfacts` reads the files) ---------------------------
@@ -518,16 +572,22 @@ GATEWAYS_FOLDER = "gateways"
 
 def plan_gateway(policy: NetworkPolicy, *, agent_name: str, agent_user: str, labels: Mapping[str, str],
                  label_prefix: str, hostname: str, image: str, published: Mapping[int, int], loopback: str,
-                 state_home: Path) -> GatewaySpec:
+                 state_home: Path, keep_seconds: int = 0, slot_key: str = "") -> GatewaySpec:
     """A slot's gateway. Its HOST_PORTS sockets live in `$LLM_DOCKER_HOME/gateways/<name>/`,
-    a folder no agent container mounts."""
+    a folder no agent container mounts. It is kept for the slot's next launch when
+    `keep_seconds` and `slot_key` say so, and it has no HOST_PORTS (their sockets are the
+    launch's own; such a gateway ends with its launch)."""
     name = gateway_name(agent_name)
     ports_folder = gateway_ports_folder(state_home, name) if policy.host_ports else None
+    keep = None
+    if keep_seconds > 0 and slot_key and ports_folder is None:
+        keep = GatewayKeep(seconds=keep_seconds, slot_key=slot_key,
+                           lease_folder=gateway_ports_folder(state_home, name).parent / "lease")
     create = gateway_create(policy, image=image, hostname=hostname, labels=labels, label_prefix=label_prefix,
                             agent_name=agent_name, agent_user=agent_user, ports_folder=ports_folder,
-                            published=published, loopback=loopback)
+                            published=published, loopback=loopback, keep=keep)
     return GatewaySpec(name=name, create=create, policy=policy, probes=probes(policy), probe_user=agent_user,
-                       ports_folder=ports_folder)
+                       ports_folder=ports_folder, keep=keep)
 
 
 def gateway_ports_folder(state_home: Path, gateway: str) -> Path:

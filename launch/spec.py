@@ -51,7 +51,7 @@ from launch.mounts import (
     run_folder,
     shared_config_mounts,
 )
-from launch.network import GatewaySpec, NetworkPolicy, join_gateway, plan_gateway, plan_policy
+from launch.network import GatewaySpec, NetworkPolicy, gateway_slot_key, join_gateway, plan_gateway, plan_policy
 from launch.secrets import SECRETS_ENV, SECRETS_FILE, split_secrets
 from launch.session import SessionChoice
 from launch.surface import Protection
@@ -256,7 +256,7 @@ def container_spec(plan: LaunchPlan, slot: SlotPlan, *, session: SessionChoice |
     }
     if ports:
         body["ExposedPorts"] = {f"{container}/tcp": {} for container in ports}
-    gateway = _gateway(plan, name, labels, ports)
+    gateway = _gateway(plan, slot.slot, name, labels, ports)
     if gateway is not None:
         join_gateway(body, gateway.name)
     return ContainerSpec(name=name, create=body, layout=layout, mounts=mounts, session=session,
@@ -272,7 +272,7 @@ def slot_gateway(plan: LaunchPlan, slot: int | None, *, ssh_host_port: int | Non
         return None
     ssh_port = ssh_host_port if ssh_host_port is not None else default_ssh_host_port(plan.config, slot)
     name = slot_container_name(plan, slot)
-    return _gateway(plan, name, _labels(plan, slot, ssh_port), plan.ports.bindings(ssh_port))
+    return _gateway(plan, slot, name, _labels(plan, slot, ssh_port), plan.ports.bindings(ssh_port))
 
 
 def _labels(plan: LaunchPlan, slot: int | None, ssh_port: int | None) -> dict[str, str]:
@@ -298,8 +298,11 @@ def _labels(plan: LaunchPlan, slot: int | None, ssh_port: int | None) -> dict[st
     return labels
 
 
-def _gateway(plan: LaunchPlan, name: str, labels: dict[str, str], ports: dict[int, int]) -> GatewaySpec | None:
-    """The slot's gateway that enforces the launch's policy (`launch.network`)."""
+def _gateway(plan: LaunchPlan, slot: int | None, name: str, labels: dict[str, str],
+             ports: dict[int, int]) -> GatewaySpec | None:
+    """The slot's gateway that enforces the launch's policy (`launch.network`), kept for
+    the slot's next launch (`GATEWAY_KEEP_SECONDS`) where the engine shares a unix socket
+    in a bind mount with the host (Linux; not through a desktop VM's file sharing)."""
     if plan.policy.host_network:
         return None
     # the launcher's identity (gc, recovery), not the slot's: what lists a project's agents
@@ -310,7 +313,21 @@ def _gateway(plan: LaunchPlan, name: str, labels: dict[str, str], ports: dict[in
     facts = plan.facts
     return plan_gateway(plan.policy, agent_name=name, agent_user=f"{facts.uid}:{facts.gid}", labels=gateway_labels,
                         label_prefix=LABEL_PREFIX, hostname=HOSTNAME, image=plan.config.gateway_image_tag,
-                        published=ports, loopback=LOOPBACK, state_home=facts.state_home)
+                        published=ports, loopback=LOOPBACK, state_home=facts.state_home,
+                        keep_seconds=_keep_seconds(plan), slot_key=slot_gateway_key(plan, slot) or "")
+
+
+def _keep_seconds(plan: LaunchPlan) -> int:
+    """GATEWAY_KEEP_SECONDS where a kept gateway's lease socket (a unix socket in a bind
+    mount) is the host's own: Linux (a desktop VM's file sharing does not carry sockets)."""
+    return plan.config.gateway_keep_seconds if plan.facts.platform.startswith("linux") else 0
+
+
+def slot_gateway_key(plan: LaunchPlan, slot: int | None) -> str | None:
+    """The label a kept gateway of `slot` carries (None: this launch keeps none)."""
+    if plan.policy.host_network or _keep_seconds(plan) <= 0:
+        return None
+    return gateway_slot_key(plan.facts.uid, plan.request.tool, plan.project.token, slot)
 
 
 def slot_container_name(plan: LaunchPlan, slot: int | None) -> str:

@@ -21,13 +21,25 @@ engine sets up the gateway's network while Python loads the supervisor and the l
 takes its leases. The container task then `take`s the gateway whose create body matches its
 final spec (else the early one is removed and a new one started), so what runs is always
 exactly what the launch planned. A refused launch removes the early gateways on its way out.
+
+A gateway may be kept for the slot's next launch (`GATEWAY_KEEP_SECONDS`, plain Docker
+Engine on Linux): at the end, once the agent's container is gone, its lease just closes
+and it waits on its lease socket, in a folder of the state home that only it mounts. The
+slot's next launch — only once it holds the slot's lease, so no other launch can hold that
+gateway — finds it by its slot label (`take`), takes it only when it enforces exactly what
+this launch planned (the digest label) with the planned image, connects, gets the policy
+proved again and the verdict, and renames it to this launch's gateway name: the agent then
+joins a namespace that exists already. Whatever else carries the slot's label is removed.
+Nobody came within the time: the gateway ends by itself, and the engine removes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +52,16 @@ from engine.containers import Container
 from engine.errors import EngineError
 from engine.streams import AttachStream
 from launch.errors import LlmDockerError
-from launch.network import LABEL_PROBE_USER, LABEL_PROBES, GatewaySpec, gateway_name
+from launch.network import (
+    GATEWAY_LEASE_SOCKET,
+    GATEWAY_LEASE_TARGET,
+    LABEL_GATEWAY_REUSE,
+    LABEL_GATEWAY_SLOT,
+    LABEL_PROBE_USER,
+    LABEL_PROBES,
+    GatewaySpec,
+    gateway_name,
+)
 from launch.spec import LABEL_PREFIX
 
 if TYPE_CHECKING:
@@ -58,6 +79,13 @@ REMOVE_GRACE_SECONDS = 1
 END_SECONDS = 15.0
 #: How long a gateway that must confirm its removal (`GatewayRun.confirm_removal`) gets before it is forced.
 REMOVAL_SECONDS = 5.0
+#: The supervisor's last word on a gateway's lease when it may be kept: without it (a crash,
+#: a SIGKILL, a signal), the lease's end ends the gateway.
+KEEP_WORD = b"keep\n"
+#: How long a kept gateway may take to listen again (between two sessions, socat restarts).
+LEASE_CONNECT_SECONDS = 1.0
+#: The most a kept gateway's session may say before its verdict (its checks: a line each).
+LEASE_SAYS_BYTES = 64 * 1024
 
 
 class GatewayError(LlmDockerError):
@@ -73,11 +101,53 @@ def prepare_ports_folder(folder: Path) -> None:
     folder.chmod(0o755)
 
 
+def prepare_lease_folder(folder: Path) -> None:
+    """A kept gateway's lease folder must exist before the gateway that mounts it is created.
+    Its root (no capability to override file modes) makes its socket there, so the folder is
+    writable by all — inside the user's private state home, where no other user reaches it
+    (and the supervisor checks who answers: `_lease_peer_ok`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.chmod(0o755)
+    folder.chmod(0o777)
+
+
+def _lease_peer_ok(stream: anyio.abc.SocketStream) -> bool:
+    """Only the engine's root (a rootful engine) or the user (a rootless one) may be the
+    gateway at the other end of a lease socket."""
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    credentials = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    uid = int.from_bytes(credentials[4:8], "little")
+    return uid in (0, os.getuid())
+
+
+async def _connect_lease(path: Path) -> anyio.abc.SocketStream:
+    """Connect to a kept gateway's lease socket; it may be between two sessions for a moment."""
+    with anyio.fail_after(LEASE_CONNECT_SECONDS):
+        while True:
+            try:
+                return await anyio.connect_unix(path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                await anyio.sleep(0.01)
+
+
 class GatewayRun:
     """One slot's gateway from create to its end, held by ONE task (`hold`)."""
 
-    def __init__(self, spec: GatewaySpec) -> None:
+    def __init__(self, spec: GatewaySpec, lease: anyio.abc.SocketStream | None = None,
+                 container: Container | None = None) -> None:
         self.spec = spec
+        #: A kept gateway this launch took: its lease connection (verified already) and container.
+        self._lease = lease
+        self._kept_container = container
+        #: May this gateway be kept when it is released (`release(keep=True)`)?
+        self.keepable = False
+        #: It was kept at its release (it waits for the slot's next launch).
+        self.kept = False
+        #: It is a kept gateway this launch claimed (not one it created), and its host folder
+        #: (named after the launch that made it), removed when it ends.
+        self.claimed = container is not None
+        self.kept_folder: Path | None = None
+        self._keep = False
         #: Set once the gateway exists and its image is known (or it could not be created);
         #: `image_id` is its image (None: unknown — `take` replaces the gateway).
         self.created = anyio.Event()
@@ -105,14 +175,22 @@ class GatewayRun:
         if self.error is not None:
             raise GatewayError(self.error)
 
-    def release(self, *, discard: bool = False, keep_folder: bool = False) -> None:
+    def release(self, *, discard: bool = False, keep_folder: bool = False, keep: bool = False) -> None:
         """End the gateway: one signal, the engine removes it (`discard`: remove it now and
-        wait for that — its name is about to be reused)."""
+        wait for that — its name is about to be reused; `keep`: end only its lease, when it
+        is `keepable` — it waits for the slot's next launch)."""
         self._discard = self._discard or discard
         self._keep_folder = self._keep_folder or keep_folder
+        self._keep = self._keep or (keep and self.keepable and self.spec.keep is not None)
         self._release.set()
 
+    def _keeping(self) -> bool:
+        return self._keep and not self._discard and self.error is None
+
     async def hold(self, docker: Engine) -> None:
+        if self._kept_container is not None:
+            await self._hold_kept(self._kept_container)
+            return
         container: Container | None = None
         started = False
         creating = False
@@ -120,6 +198,8 @@ class GatewayRun:
             try:
                 if self.spec.ports_folder is not None:
                     await anyio.to_thread.run_sync(prepare_ports_folder, self.spec.ports_folder)
+                if self.spec.keep is not None:
+                    await anyio.to_thread.run_sync(prepare_lease_folder, self.spec.keep.lease_folder)
                 creating = True
                 container = await docker.containers.create(self.spec.create, name=self.spec.name)
                 creating = False
@@ -154,9 +234,16 @@ class GatewayRun:
                         group.start_soon(_drain, stream)
                         await self._release.wait()
                         group.cancel_scope.cancel()
-                    # still attached: the signal first, then the stream closes (stdin EOF)
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
-                        await self._end(container, started)
+                    if self._keeping():
+                        # its last word on the lease; then the stream closes (stdin EOF): kept
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS), \
+                                contextlib.suppress(Exception):  # not said: it ends, as below
+                            await stream.write_in(KEEP_WORD)
+                            self.kept = True
+                    if not self.kept:
+                        # still attached: the signal first, then the stream closes (stdin EOF)
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
+                            await self._end(container, started)
         finally:
             self.created.set()
             self.start_known.set()
@@ -166,11 +253,40 @@ class GatewayRun:
             with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
                 if container is None and creating:  # cancelled while the engine created it
                     container = docker.containers.get(self.spec.name)
-                if container is not None:
+                if container is not None and not self.kept:
                     await self._end(container, started)
-                if self.spec.ports_folder is not None and not self._keep_folder:
-                    folder = self.spec.ports_folder.parent
-                    await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
+                if not self._keep_folder and not self.kept:
+                    for folder in _folders(self.spec):
+                        await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+            self.ended.set()
+
+    async def _hold_kept(self, container: Container) -> None:
+        """Hold a kept gateway this launch took (verified, renamed: `GatewayHolders.take`)
+        until its release: then close the lease (kept once more) or end it."""
+        assert self._lease is not None
+        lease = self._lease
+        self.running = True
+        self.created.set()
+        self.start_known.set()
+        self.settled.set()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_drain_lease, lease)
+                await self._release.wait()
+                group.cancel_scope.cancel()
+            if self._keeping():
+                with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS), \
+                        contextlib.suppress(Exception):  # not said: it ends, below
+                    await lease.send(KEEP_WORD)
+                    self.kept = True
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
+                if not self.kept:
+                    await self._end(container, True)  # still connected: the signal first
+                with contextlib.suppress(Exception):
+                    await lease.aclose()
+                if not self.kept and self.kept_folder is not None:
+                    await anyio.to_thread.run_sync(shutil.rmtree, self.kept_folder, True)
             self.ended.set()
 
     async def _learn_image(self, container: Container) -> None:
@@ -202,6 +318,27 @@ class GatewayRun:
         except Exception:  # noqa: BLE001 - the engine went away: the lease ends the gateway
             return
         await remove_gateway_container(container)
+
+
+def _digest(spec: GatewaySpec) -> str | None:
+    """The reuse digest `spec` carries (None: it is not a gateway that may be kept)."""
+    value = (spec.create.get("Labels") or {}).get(LABEL_PREFIX + LABEL_GATEWAY_REUSE)
+    return value if isinstance(value, str) else None
+
+
+def _folders(spec: GatewaySpec) -> list[Path]:
+    """The host folders of a gateway of this launch (`$LLM_DOCKER_HOME/gateways/<digest>/`)."""
+    found = [spec.ports_folder.parent] if spec.ports_folder is not None else []
+    if spec.keep is not None:
+        found.append(spec.keep.lease_folder.parent)
+    return found
+
+
+async def _drain_lease(lease: anyio.abc.SocketStream) -> None:
+    """Read what a kept gateway's session still says, so it never backs up."""
+    with contextlib.suppress(Exception):
+        while True:
+            await lease.receive()
 
 
 async def _drain(stream: AttachStream) -> None:
@@ -256,6 +393,21 @@ class GatewayHolders:
         #: (after `ensure_gateway_image`; a failed answer is not kept).
         self._image_ids: dict[str, str] = {}
         self._inspecting = anyio.Lock()
+        #: Gateways may be kept and taken (`allow_keeping`: a plain Docker Engine).
+        self.keeping = False
+        #: Per agent container name: the SSH port of the kept gateway found for its slot.
+        self.kept_ssh_ports: dict[str, tuple[int, str | None]] = {}
+        #: The kept gateways' names found for this launch's slots (their ports are its own).
+        self.kept_names: set[str] = set()
+        #: Per gateway name: set once its early claim is over (`take` waits for it).
+        self._claiming: dict[str, anyio.Event] = {}
+
+    def allow_keeping(self, allowed: bool) -> None:
+        """The engine is known: on a plain Docker Engine (a unix socket in a bind mount is
+        the host's own), gateways are kept after their launch and taken by the next."""
+        self.keeping = allowed
+        for run in self.runs.values():
+            run.keepable = allowed and run.spec.keep is not None
 
     def confirm_removals(self) -> None:
         """The engine needs it (Podman): every gateway, started or to come, waits for its
@@ -266,16 +418,22 @@ class GatewayHolders:
 
     def start(self, spec: GatewaySpec) -> GatewayRun:
         assert self._group is not None and self._docker is not None
-        run = GatewayRun(spec)
+        return self._hold(GatewayRun(spec))
+
+    def _hold(self, run: GatewayRun) -> GatewayRun:
+        assert self._group is not None and self._docker is not None
         run.confirm_removal = self.confirm_removal
-        self.runs[spec.name] = run
-        self._group.start_soon(run.hold, self._docker, name=f"gateway {spec.name}")
+        run.keepable = self.keeping and run.spec.keep is not None
+        self.runs[run.spec.name] = run
+        self._group.start_soon(run.hold, self._docker, name=f"gateway {run.spec.name}")
         return run
 
     async def held_ssh_port(self, agent_name: str) -> tuple[int, str | None] | None:
         """The SSH port the slot's early gateway publishes, once the engine started it (so
         the port is bound: its own); None when it has none or could not start (the lease
         step then chooses a port, not counting this launch's own gateways)."""
+        if agent_name in self.kept_ssh_ports:
+            return self.kept_ssh_ports[agent_name]
         early = self.ssh_ports.get(agent_name)
         run = self.runs.get(gateway_name(agent_name))
         if early is None or run is None:
@@ -286,6 +444,8 @@ class GatewayHolders:
     async def take(self, spec: GatewaySpec) -> GatewayRun:
         """The running gateway for `spec`: the early one when its create body and image are
         exactly the ones planned now, else a new one (the early one removed first)."""
+        if spec.name in self._claiming:
+            await self._claiming[spec.name].wait()
         run = self.runs.get(spec.name)
         if run is not None and not run.adopted:
             await run.created.wait()
@@ -295,8 +455,75 @@ class GatewayHolders:
                 return run
             run.release(discard=True, keep_folder=True)
             await run.ended.wait()
+        if spec.keep is not None and self.keeping:
+            kept = await self._take_kept(spec)
+            if kept is not None:
+                kept.adopted = True
+                return self._hold(kept)
         run = self.start(spec)
         run.adopted = True
+        return run
+
+    async def _take_kept(self, spec: GatewaySpec) -> GatewayRun | None:
+        """The slot's kept gateway, verified and renamed to `spec.name`, when one enforces
+        exactly `spec` with the planned image; every other gateway with the slot's label is
+        removed (the caller holds the slot's lease: none of them is another launch's)."""
+        assert self._docker is not None and spec.keep is not None
+        try:
+            found = await self._docker.containers.list(
+                all=True, filters={"label": [f"{LABEL_PREFIX}{LABEL_GATEWAY_SLOT}={spec.keep.slot_key}"]})
+        except EngineError:
+            return None
+        if not found:
+            return None
+        image = await self._image_id(spec)
+        digest = _digest(spec)
+        taken: GatewayRun | None = None
+        stale: list[Container] = []
+        for candidate in sorted(found, key=lambda c: c.created, reverse=True):
+            if taken is None and digest is not None and image is not None \
+                    and candidate.labels.get(LABEL_PREFIX + LABEL_GATEWAY_REUSE) == digest:
+                taken = await self._claim(spec, candidate, image)
+                if taken is not None:
+                    continue
+            stale.append(candidate)
+        async with anyio.create_task_group() as group:  # they hold the slot's port
+            for container in stale:
+                group.start_soon(remove_gateway_container, container)
+        return taken
+
+    async def _claim(self, spec: GatewaySpec, candidate: Container, image: str) -> GatewayRun | None:
+        """Connect to a kept gateway's lease socket, get its checks' verdict, rename it."""
+        assert self._docker is not None and spec.keep is not None
+        summary = candidate.summary
+        if summary.get("State") != "running" or not image or summary.get("ImageID") != image:
+            return None
+        folder = next((Path(m.get("Source", "")) for m in summary.get("Mounts") or ()
+                       if m.get("Destination") == GATEWAY_LEASE_TARGET), None)
+        # its lease folder is one of this user's gateway folders, as `plan_gateway` names them
+        if folder is None or folder.name != "lease" or folder.parent.parent != spec.keep.lease_folder.parent.parent:
+            return None
+        lease: anyio.abc.SocketStream | None = None
+        try:
+            lease = await _connect_lease(folder / GATEWAY_LEASE_SOCKET)
+            if not _lease_peer_ok(lease):
+                raise OSError("the lease socket's peer is not the engine's")
+            said = bytearray()
+            with anyio.fail_after(VERIFY_SECONDS):
+                while VERIFIED_LINE not in said and len(said) < LEASE_SAYS_BYTES:
+                    said += await lease.receive()
+            if VERIFIED_LINE not in said:
+                raise OSError("the kept gateway did not verify")
+            container = self._docker.containers.get(candidate.id)
+            await container.rename(spec.name)
+        except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, EngineError):
+            if lease is not None:
+                with contextlib.suppress(Exception):
+                    await lease.aclose()
+            return None
+        run = GatewayRun(spec, lease=lease, container=container)
+        run.kept_folder = folder.parent
+        run.image_id = image
         return run
 
     async def _image_id(self, spec: GatewaySpec) -> str | None:
@@ -319,19 +546,39 @@ class GatewayHolders:
         """Start every slot's gateway as planned, before the leases (`take` checks them).
         Only the gateway is planned here (`slot_gateway`): the agent's spec waits for the
         slot's session, and is built once, by the lease step."""
-        from launch.spec import slot_container_name, slot_gateway
+        from launch import ssh as ssh_plan
+        from launch.spec import slot_container_name, slot_gateway, slot_gateway_key
 
         assert self._docker is not None
         taken: set[int] | None = None
+        kept = await self._kept_for(plan)
         for planned in plan.slots:
             slot = planned.slot
+            agent = slot_container_name(plan, slot)
+            key = slot_gateway_key(plan, slot)
+            found = kept.get(key) if key is not None else None
+            if found is not None:
+                # the slot's kept gateway: its port is the slot's; claimed now, beside the
+                # imports, when it is exactly what this launch plans (`take` checks it again)
+                self.kept_names.update(found.names)
+                port_label = found.labels.get(LABEL_PREFIX + ssh_plan.LABEL_PORT, "")
+                kept_port = int(port_label) if port_label.isdigit() else None
+                if kept_port is not None:
+                    self.kept_ssh_ports[agent] = (kept_port, None)
+                early = slot_gateway(plan, slot, ssh_host_port=kept_port)
+                if early is not None and early.keep is not None and _digest(early) == \
+                        found.labels.get(LABEL_PREFIX + LABEL_GATEWAY_REUSE):
+                    self._claiming[early.name] = anyio.Event()
+                    assert self._group is not None
+                    self._group.start_soon(self._claim_early, early, found)
+                continue
             port: int | None = None
             if plan.config.llm_docker_ssh_enabled:
                 from supervisor.ssh_ports import choose_host_port, claimed_ports
 
                 try:
                     if taken is None:
-                        taken = await claimed_ports(self._docker)
+                        taken = await claimed_ports(self._docker, exclude=self.kept_names)
                     port, moved = choose_host_port(plan.config.llm_docker_ssh_host_port, slot, taken)
                 except Exception:  # noqa: BLE001 - the lease step chooses again, and says why
                     return
@@ -340,8 +587,39 @@ class GatewayHolders:
             if spec is None:
                 continue
             if port is not None:
-                self.ssh_ports[slot_container_name(plan, slot)] = (port, moved)
+                self.ssh_ports[agent] = (port, moved)
             self.start(spec)
+
+    async def _claim_early(self, spec: GatewaySpec, found: Container) -> None:
+        """Claim the slot's kept gateway before the slot's lease: should another launch get
+        the slot, this one's early gateway is let go, kept again (`gateway_holders`)."""
+        try:
+            run = await self._claim(spec, found, str(found.summary.get("ImageID", "")))
+            if run is not None:
+                self._hold(run)
+        finally:
+            self._claiming[spec.name].set()
+
+    async def _kept_for(self, plan: LaunchPlan) -> dict[str, Container]:
+        """The newest kept gateway of each of this launch's slots (by slot label), when this
+        launch may take kept gateways at all; what exactly it enforces is `take`'s check."""
+        from launch.spec import slot_gateway_key
+
+        assert self._docker is not None
+        keys = {key for planned in plan.slots if (key := slot_gateway_key(plan, planned.slot)) is not None}
+        if not keys or plan.config.gateway_keep_seconds <= 0:
+            return {}
+        try:
+            listed = await self._docker.containers.list(
+                all=True, filters={"label": [LABEL_PREFIX + LABEL_GATEWAY_SLOT]})
+        except EngineError:
+            return {}
+        newest: dict[str, Container] = {}
+        for container in sorted(listed, key=lambda c: c.created):
+            key = container.labels.get(LABEL_PREFIX + LABEL_GATEWAY_SLOT)
+            if key is not None and key in keys:
+                newest[key] = container
+        return newest
 
 
 @contextlib.asynccontextmanager
@@ -362,7 +640,8 @@ async def gateway_holders(plan: LaunchPlan, *, early: bool) -> AsyncIterator[Gat
                 yield holders
             finally:
                 for run in list(holders.runs.values()):
-                    run.release(discard=not run.adopted)
+                    # a kept gateway claimed early that no slot took waits for the next launch
+                    run.release(discard=not run.adopted and not run.claimed, keep=run.claimed)
     finally:
         with anyio.CancelScope(shield=True):
             await docker.close()

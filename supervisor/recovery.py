@@ -18,7 +18,7 @@ import anyio
 from engine.client import Engine
 from engine.errors import EngineError
 from launch.liveness import Here, Liveness, journal_liveness, launcher_from_labels, launcher_liveness, read_here
-from launch.network import LABEL_GATEWAY_FOR, gateway_name, gateway_ports_folder
+from launch.network import LABEL_GATEWAY_FOR, LABEL_GATEWAY_SLOT, gateway_name, gateway_ports_folder
 from launch.spec import LABEL_PREFIX
 from supervisor import tripwire
 from supervisor.gateway import remove_gateway
@@ -82,6 +82,10 @@ async def collect_garbage(store: StateStore, docker: Engine, state_home: Path,
     # agents before gateways: an agent shares its gateway's network namespace, and Podman
     # refuses to remove a container another one depends on (Docker does not mind the order)
     for container in sorted(listed, key=lambda c: LABEL_PREFIX + LABEL_GATEWAY_FOR in c.labels):
+        if LABEL_PREFIX + LABEL_GATEWAY_SLOT in container.labels:
+            # a gateway that may be kept: the launch that made it may be gone while a later
+            # launch of its slot holds it; it ends with its lease, or by itself when kept
+            continue
         verdict = container_liveness(container.labels, here)
         if verdict is None or verdict is Liveness.ALIVE:
             continue

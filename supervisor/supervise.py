@@ -80,6 +80,7 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
         plan = dataclasses.replace(plan, engine_kind=(await identify(docker)).kind)
         if plan.engine_kind is EngineKind.PODMAN:
             gateways.confirm_removals()
+        gateways.allow_keeping(plan.engine_kind is EngineKind.DOCKER_ENGINE)
         refusal = engine_refusal(plan)
         if refusal is not None:  # before any agent container exists (and before an image build)
             raise refusal
@@ -149,7 +150,8 @@ async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: Engine,
         held: list[str] = []
         resolved_since = time.time()
         # this launch's early gateways are its own: what they hold is not taken
-        taken = (await claimed_ports(docker, exclude=gateways.runs)) if plan.config.llm_docker_ssh_enabled else set()
+        taken = (await claimed_ports(docker, exclude={*gateways.runs, *gateways.kept_names})
+                 if plan.config.llm_docker_ssh_enabled else set())
         slots = [await _prepare_slot(plan, store, planned, held.append, taken,
                                      await gateways.held_ssh_port(slot_container_name(plan, planned.slot)))
                  for planned in plan.slots]

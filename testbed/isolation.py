@@ -40,7 +40,9 @@ from launch.tools import Tool
 #: The image name prefix of everything the tests build (never the product's `llm-docker`).
 TEST_IMAGE_PREFIX = "llm-docker-test"
 #: The environment that makes a launcher under test use the test names.
-TEST_ENV = {"LLM_DOCKER_IMAGE_PREFIX": TEST_IMAGE_PREFIX}
+#: Gateways end with their launch (GATEWAY_KEEP_SECONDS=0) unless a test keeps them itself:
+#: a suite's launches must not leave gateways waiting behind them.
+TEST_ENV = {"LLM_DOCKER_IMAGE_PREFIX": TEST_IMAGE_PREFIX, "GATEWAY_KEEP_SECONDS": "0"}
 #: A label on every container the tests create by hand (not through the product).
 TEST_LABEL = "io.llm-docker-test.owner"
 #: Marks a decoy: an image or container the guard planted (value: what planted it).

@@ -13,7 +13,9 @@ touches another Podman user's containers or images:
   system's): file locks in `tmp/locks` instead of the machine-wide `/dev/shm/libpod_lock`
   (a first start "refreshes" its lock manager, which would free the locks of every other
   Podman sharing that segment), the events log as a file (no journald needed), cgroupfs (no
-  systemd needed), its network definitions in `networks/`, image copies in `image-tmp/`;
+  systemd needed), runc (Docker's own runtime, here already; crun refuses a host whose
+  cgroups are v1 with a v2 hierarchy beside them, "hybrid mode"), its network definitions in
+  `networks/`, image copies in `image-tmp/`;
 * the socket is the Docker socket's group, 0660, in a 0711 folder: the unprivileged test user
   (`testbed.unprivileged`, a member of that group) may use it as it may use Docker.
 
@@ -86,6 +88,7 @@ default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
 
 [engine]
 cgroup_manager = "cgroupfs"
+runtime = "runc"
 events_logger = "file"
 lock_type = "file"
 image_copy_tmp_dir = "{folder / 'image-tmp'}"

@@ -27,7 +27,8 @@ ENTRY = {"cld": "from cli.launchers import cld_main as m; m()",
          "llm-docker": "from cli.admin import main as m; m()",
          # the installed `cld`/`ocd`: a client of the launch server (cli.launch_client)
          "cld-client": "from cli.launch_client import cld_main as m; m()",
-         "ocd-client": "from cli.launch_client import ocd_main as m; m()"}
+         "ocd-client": "from cli.launch_client import ocd_main as m; m()",
+         "llm-docker-client": "from cli.launch_client import admin_main as m; m()"}
 
 
 def launcher_env(home: Path, **extra: str) -> dict[str, str]:

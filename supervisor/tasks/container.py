@@ -109,24 +109,31 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
     finally:
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_SECONDS):
-                # side by side: the agent's namespace outlives its gateway container, and
-                # its rules with it, so ending both at once opens nothing
-                async with anyio.create_task_group() as removal:
-                    if container is not None:
-                        removal.start_soon(_remove, supervisor, slot, container)
-                    if gateway_run is not None:
-                        removal.start_soon(_end_gateway, supervisor, gateway_run)
+                if gateway_run is not None and gateway_run.keepable:
+                    # kept for the slot's next launch: only once this agent is gone from its
+                    # namespace (else it ends, as below)
+                    gone = container is None or await _remove(supervisor, slot, container)
+                    await _end_gateway(supervisor, gateway_run, keep=gone)
+                else:
+                    # side by side: the agent's namespace outlives its gateway container, and
+                    # its rules with it, so ending both at once opens nothing
+                    async with anyio.create_task_group() as removal:
+                        if container is not None:
+                            removal.start_soon(_remove, supervisor, slot, container)
+                        if gateway_run is not None:
+                            removal.start_soon(_end_gateway, supervisor, gateway_run)
         finally:
             slot.container_gone.set()
             slot.ready.set()  # never started: nobody may wait for it forever
 
 
-async def _end_gateway(supervisor: Supervisor, gateway: GatewayRun) -> None:
+async def _end_gateway(supervisor: Supervisor, gateway: GatewayRun, *, keep: bool = False) -> None:
     """One signal: the engine removes the gateway (AutoRemove) without the launch waiting
-    for its network's teardown; its lease (stdin) ends it even if the signal is lost."""
-    gateway.release()
+    for its network's teardown; its lease (stdin) ends it even if the signal is lost.
+    `keep`: no signal — the lease ends, and the gateway waits for the slot's next launch."""
+    gateway.release(keep=keep)
     await gateway.ended.wait()
-    supervisor.log.info("gateway-ended", gateway=gateway.spec.name)
+    supervisor.log.info("gateway-kept" if gateway.kept else "gateway-ended", gateway=gateway.spec.name)
 
 
 async def _detached(supervisor: Supervisor, slot: SlotRun, container: Container, verdict: BeforeStart) -> None:
@@ -259,15 +266,19 @@ async def _wait(container: Container) -> int:
     return int(result.get("StatusCode", 1))
 
 
-async def _remove(supervisor: Supervisor, slot: SlotRun, container: Container) -> None:
+async def _remove(supervisor: Supervisor, slot: SlotRun, container: Container) -> bool:
+    """Remove the slot's agent container; True once it is known to be gone."""
+    gone = False
     try:
         info = await container.show()
         slot.out_of_memory = slot.out_of_memory or bool(info.get("State", {}).get("OOMKilled"))
         if info.get("State", {}).get("Running"):
             await container.stop(grace_seconds=int(STOP_GRACE_SECONDS))
         await container.delete(force=True)
+        gone = True
         supervisor.log.info("container-removed", container=slot.spec.name)
     except EngineError as error:
+        gone = error.status == 404
         if error.status != 404:
             supervisor.log.warning("container-remove-failed", container=slot.spec.name, error=str(error))
     if slot.exit_code == EXIT_KILLED and not slot.stop_requested.is_set():
@@ -278,3 +289,4 @@ async def _remove(supervisor: Supervisor, slot: SlotRun, container: Container) -
             supervisor.notice(f"{slot.label}: the container was killed from outside{others}")
     elif slot.out_of_memory:
         report_process_killed(supervisor, slot)  # if the watchdog has not said so yet
+    return gone

@@ -111,6 +111,30 @@ def _launcher_pid(project: Path) -> int:
     return pids.pop()
 
 
+def test_supervise_is_served_like_cld_n(served: Served, project: Path, home: Path) -> None:
+    """`llm-docker supervise` is the launch `cld N` is: a warm server forks it too; its
+    other commands run in process, and a server asked for one refuses it in one line."""
+    server = served.start()
+    argv = [sys.executable, "-P", "-c", ENTRY["llm-docker-client"], "supervise", "-n", "2", "--layout", "none",
+            str(project)]
+    launch = subprocess.Popen(argv, cwd=project, env=served.env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: len(project_containers(project)) == 2, timeout=60)
+        supervisor = psutil.Process(_launcher_pid(project))
+        assert supervisor.ppid() == server.pid, "supervise did not run in a fork of the server"
+        launch.send_signal(signal.SIGTERM)  # relayed to the supervisor: every slot ends
+        _, error = launch.communicate(timeout=60)
+    finally:
+        launch.kill()
+    assert launch.returncode == 143, error
+    wait_until(lambda: not project_containers(project), timeout=30)
+    version = subprocess.run([*argv[:4], "--version"], cwd=project, env=served.env, capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.strip(), version.stderr
+    assert [process.pid for process in served.servers()] == [server.pid]
+
+
 def test_first_launch_runs_in_process_and_starts_the_server(served: Served, project: Path) -> None:
     served.env["ANTHROPIC_API_KEY"] = "sk-ant-test-never-kept"
     first = served.client("--slot", "1", "--", "-p", "hi", cwd=project)

@@ -70,8 +70,10 @@ async def test_the_entry_for_this_engine_reaches_the_host(docker: aiodocker.Dock
         kind = (await identify(engine)).kind
     assert kind is EngineKind.DOCKER_ENGINE
     if listen_on == "gateway":  # what `host-gateway` names: the default bridge's gateway on the host
-        bridge = await docker.networks.get("bridge")
-        listen_on = (await bridge.show())["IPAM"]["Config"][0]["Gateway"]
+        async with await connect() as engine:
+            found = await engine.networks.gateway_address("bridge")
+        assert found is not None
+        listen_on = found
     listener = Listener(listen_on)
     entries = host_alias_entries(kind, network_mode)
     code, output = await run_busybox(

@@ -143,3 +143,59 @@ def test_a_model_endpoint_the_policy_closes_is_named_before_the_launch() -> None
     assert model_endpoint_problem(policy(egress_allow="*.anthropic.com"), vendor) is None
     assert "INTERNET_ACCESS=false" in (model_endpoint_problem(policy(internet_access=False), vendor) or "")
     assert model_endpoint_problem(policy(network_mode="host"), host) is None
+
+
+# -- a gateway kept for the slot's next launch ---------------------------------------------
+
+
+def _kept_gateway(tmp_path, agent: str, *, keep_seconds: int = 600, **changes: object):
+    from launch.network import gateway_slot_key, plan_gateway
+
+    return plan_gateway(policy(**changes), agent_name=agent, agent_user="1000:1000",
+                        labels={"io.llm-docker.launch-id": agent}, label_prefix="io.llm-docker.",
+                        hostname="cage", image="gw:latest", published={2222: 8801}, loopback="127.0.0.1",
+                        state_home=tmp_path, keep_seconds=keep_seconds,
+                        slot_key=gateway_slot_key(1000, Tool.CLAUDE, "app-1234", 2))
+
+
+def test_link_local_host_addresses_stay_out_of_the_ruleset_their_rule_closes_them() -> None:
+    """Every container's veth brings the host a new fe80:: address: in the ruleset, each
+    launch's gateway would differ from the last, and none could be kept for the next."""
+    planned = policy(host_addresses=["172.17.0.1", "fe80::42:6cff:fefd:8013", "fd00::2"])
+    assert planned.host_addresses == ("172.17.0.1", "fd00::2")
+    assert any("fe80::/10" in rule and rule.endswith("goto closed")  # still closed, by its own rule
+               for rule in output_chain(nft_ruleset(planned)))
+
+
+def test_two_launches_of_a_slot_plan_the_same_kept_gateway_but_its_labels_and_folder(tmp_path) -> None:
+    from launch.network import GATEWAY_LEASE_TARGET
+
+    first, second = _kept_gateway(tmp_path, "agent-aaaa"), _kept_gateway(tmp_path, "agent-bbbb")
+    assert first.keep is not None and second.keep is not None
+    assert first.keep.lease_folder != second.keep.lease_folder  # named after each launch
+    assert first.keep.lease_folder.is_relative_to(tmp_path / "gateways")
+    digest = "io.llm-docker.gateway-reuse"
+    assert first.create["Labels"][digest] == second.create["Labels"][digest]
+    assert first.create["Labels"]["io.llm-docker.gateway-slot"] == "1000.claude.app-1234.2"
+    mounts = {m["Target"]: m for m in first.create["HostConfig"]["Mounts"]}
+    assert mounts[GATEWAY_LEASE_TARGET]["Source"] == str(first.keep.lease_folder)
+    assert "LLM_DOCKER_KEEP_SECONDS=600" in first.create["Env"]
+
+
+@pytest.mark.parametrize("change", [dict(internet_access=False), dict(egress_allow="198.51.100.2"),
+                                    dict(lan_access=False), dict(host_addresses=["172.17.0.1", "172.18.0.1"]),
+                                    dict(keep_seconds=60)])
+def test_whatever_the_gateway_enforces_changes_its_reuse_digest(tmp_path, change: dict[str, object]) -> None:
+    """A launch takes a kept gateway only with this digest equal: a policy that changed (a
+    new host address to close, too) never runs on a gateway made for the old one."""
+    digest = "io.llm-docker.gateway-reuse"
+    before = _kept_gateway(tmp_path, "agent-aaaa").create["Labels"][digest]
+    assert _kept_gateway(tmp_path, "agent-bbbb", **change).create["Labels"][digest] != before
+
+
+def test_no_keeping_with_host_ports_or_when_switched_off(tmp_path) -> None:
+    """HOST_PORTS sockets belong to the launch that relays them: such a gateway ends with it."""
+    assert _kept_gateway(tmp_path, "agent-aaaa", host_ports="8080").keep is None
+    off = _kept_gateway(tmp_path, "agent-aaaa", keep_seconds=0)
+    assert off.keep is None and "LLM_DOCKER_KEEP_SECONDS=0" in off.create["Env"]
+    assert "io.llm-docker.gateway-slot" not in off.create["Labels"]

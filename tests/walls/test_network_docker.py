@@ -231,12 +231,15 @@ def _run_in_namespace(gateway: str, command: str) -> str:
                                      "SecurityOpt": ["no-new-privileges:true"]}})
 
 
-def test_sigkill_of_the_launcher_removes_agent_and_gateway(user: User, hosts: NetworkHosts) -> None:
+@pytest.mark.parametrize("keep", ["0", "600"])
+def test_sigkill_of_the_launcher_removes_agent_and_gateway(user: User, hosts: NetworkHosts, keep: str) -> None:
+    """With GATEWAY_KEEP_SECONDS too: only a normal end keeps a gateway (its last word)."""
     project = user.project()
     user.write(user.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n",
                mode=0o600)
     launch = user.popen("cld", "--", "-p", "x", "--fake-sh", "sleep 120", cwd=project,
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        env={"GATEWAY_KEEP_SECONDS": keep}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
     _wait_for_gateway(launch.pid)
     assert len(_containers(launch.pid)) == 2
     os.kill(launch.pid, signal.SIGKILL)

@@ -1,0 +1,138 @@
+"""A slot's gateway kept for its next launch (`GATEWAY_KEEP_SECONDS`), attacked from real cages.
+
+A kept gateway is a network namespace that outlives one agent and serves the next: what must
+hold, on the real engine, with the launcher as the unprivileged `user`:
+
+* the relaunch takes it (the same container, renamed for the new launch) and its policy holds;
+  nothing the first agent left running in the namespace is there for the second, and no
+  cage sees the gateway's lease folder;
+* a launch whose policy differs never takes it: the new policy is the one in force, and the
+  stale gateway is removed;
+* a kept gateway that does not answer on its lease socket is replaced, and the launch runs;
+* nobody comes: it ends by itself, and the engine removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.images import BUSYBOX_IMAGE
+from testbed.netns import BRIDGE_GATEWAY, INTERNET_A, NetworkHosts
+from testbed.unprivileged import User
+from tests.walls.test_network_docker import control, fetch, hosts, launched, results
+
+pytestmark = pytest.mark.docker
+__all__ = ["hosts"]  # the module fixture: the gateway image and the test network
+
+KEPT_LABEL = "io.llm-docker.gateway-slot"
+LISTEN_PORT = 7777
+
+
+def _kept(user: User) -> list[dict[str, Any]]:
+    """The user's gateways that carry a slot label (kept, or in use), as `docker inspect` has them."""
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={KEPT_LABEL}"], capture_output=True,
+                         text=True).stdout.split()
+    if not ids:
+        return []
+    shown = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True).stdout or "[]")
+    return [info for info in shown
+            if any(Path(m["Source"]).is_relative_to(user.state_home) for m in info.get("Mounts") or ())]
+
+
+@pytest.fixture()
+def keeping(user: User) -> Iterator[User]:
+    try:
+        yield user
+    finally:
+        for info in _kept(user):
+            subprocess.run(["docker", "rm", "-f", str(info["Id"])], capture_output=True)
+
+
+def _cage(user: User, project: Path, script: str, *settings: str, keep: int = 60) -> dict[str, str]:
+    lines = [f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}", "LLM_DOCKER_SSH_ENABLED=false", *settings]
+    user.write(user.state_home / "llm-docker.conf", "\n".join(lines) + "\n", mode=0o600)
+    return launched(user.run("cld", "--", "-p", "x", "--fake-sh", script, cwd=project,
+                             GATEWAY_KEEP_SECONDS=str(keep)))
+
+
+def _only_kept(user: User) -> dict[str, Any]:
+    kept = _kept(user)
+    assert len(kept) == 1, [info["Name"] for info in kept]
+    assert kept[0]["State"]["Running"], kept[0]["State"]
+    return kept[0]
+
+
+PROBE = (fetch(f"http://{INTERNET_A}/", "R_A") + fetch(f"http://{BRIDGE_GATEWAY}:{{port}}/", "R_BRIDGE")
+         + 'echo "R_LEASE:$(ls -d /run/llm-docker-gateway 2>/dev/null || echo none)";'
+         + f'echo "R_LEFT:$(echo hi | timeout 2 nc 127.0.0.1 {LISTEN_PORT} >/dev/null 2>&1 '
+         + '&& echo open || echo closed)";')
+
+
+def test_a_relaunch_takes_the_kept_gateway_and_nothing_of_the_last_agent(keeping: User,
+                                                                         hosts: NetworkHosts) -> None:
+    user = keeping
+    plain = control(fetch(f"http://{INTERNET_A}/", "R_A") + fetch(f"http://{BRIDGE_GATEWAY}:{hosts.bridge_port}/",
+                                                                  "R_BRIDGE"))
+    assert results(plain) == {"R_A": "internet-2", "R_BRIDGE": "host-bridge"}, plain
+    project = user.project()
+    probe = PROBE.replace("{port}", str(hosts.bridge_port))
+    # the first agent leaves a listener behind in the namespace the next agent will join
+    first = _cage(user, project, probe + f"(nc -ll -p {LISTEN_PORT} -e /bin/cat &) ; sleep 0.3; "
+                  f'echo "R_LISTENING:$(netstat -ltn | grep -c :{LISTEN_PORT})"')
+    assert first == {"R_A": "internet-2", "R_BRIDGE": "FAILED", "R_LEASE": "none", "R_LEFT": "closed",
+                     "R_LISTENING": "1"}
+    kept = _only_kept(user)
+    assert "gateway-kept" in (user.state_home / "logs" / "llm-docker.log").read_text()
+
+    second = _cage(user, project, probe)
+    assert second == {"R_A": "internet-2", "R_BRIDGE": "FAILED", "R_LEASE": "none", "R_LEFT": "closed"}
+    again = _only_kept(user)
+    assert again["Id"] == kept["Id"]  # the same namespace, taken...
+    assert again["Name"] != kept["Name"]  # ...and renamed for the launch that took it
+
+
+def test_a_launch_with_another_policy_never_takes_it(keeping: User, hosts: NetworkHosts) -> None:
+    user = keeping
+    project = user.project()
+    probe = PROBE.replace("{port}", str(hosts.bridge_port))
+    assert _cage(user, project, probe)["R_A"] == "internet-2"
+    open_gateway = _only_kept(user)
+
+    closed = _cage(user, project, probe, "INTERNET_ACCESS=false")
+    assert closed["R_A"] == "FAILED"  # the new policy is the one in force
+    now = _only_kept(user)  # the stale one was removed, the new one is kept
+    assert now["Id"] != open_gateway["Id"]
+    labels = now["Config"]["Labels"]
+    assert labels["io.llm-docker.network-policy"].startswith("no internet"), labels
+
+
+def test_a_kept_gateway_that_does_not_answer_is_replaced(keeping: User, hosts: NetworkHosts) -> None:
+    user = keeping
+    project = user.project()
+    probe = PROBE.replace("{port}", str(hosts.bridge_port))
+    _cage(user, project, probe)
+    silent = _only_kept(user)
+    lease = next(Path(m["Source"]) for m in silent["Mounts"]
+                 if m["Destination"] == "/run/llm-docker-gateway/lease")
+    (lease / "gateway.sock").unlink()  # its socket is gone: nobody can take it any more
+
+    assert _cage(user, project, probe)["R_BRIDGE"] == "FAILED"
+    now = _only_kept(user)
+    assert now["Id"] != silent["Id"]
+
+
+def test_a_kept_gateway_nobody_takes_ends_by_itself(keeping: User, hosts: NetworkHosts) -> None:
+    user = keeping
+    _cage(user, user.project(), 'echo "R_RAN:1"', keep=2)
+    assert _only_kept(user)
+    deadline = time.monotonic() + 30
+    while _kept(user):
+        assert time.monotonic() < deadline, "the kept gateway did not end within 30 s of a 2 s keep"
+        time.sleep(0.5)
