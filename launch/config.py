@@ -122,7 +122,7 @@ class Config:
                                                 "(local names); empty = none", cage="network")
     gateway_image: str = _setting("", doc="Gateway image to run; empty = llm-docker's own, built on demand",
                                   cage="network")
-    gateway_keep_seconds: int = _setting(600, minimum=0, maximum=86400,
+    gateway_keep_seconds: int = _setting(3600, minimum=0, maximum=86400,
                                          doc="Keep a slot's network gateway this long after its launch, for the "
                                              "slot's next launch (which then starts ~0.2 s sooner); 0 = end it "
                                              "with its launch")
