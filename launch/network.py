@@ -502,10 +502,11 @@ class GatewayKeep:
     lease_folder: Path
 
 
-def gateway_slot_key(uid: int, tool: Tool, project_token: str, slot: int | None) -> str:
-    """What a kept gateway is labelled with, and found by: one slot of one project, one
-    tool and one user (a kept gateway is never another user's or another project's)."""
-    return f"{uid}.{tool.value}.{project_token}.{slot if slot is not None else 0}"
+def gateway_slot_key(uid: int, tool: Tool, project_key: str, slot: int | None) -> str:
+    """What a kept gateway is labelled with, and found by: one slot of one project (its
+    state key: name and a digest of its path), one tool and one user (a kept gateway is
+    never another user's or another project's)."""
+    return f"{uid}.{tool.value}.{project_key}.{slot if slot is not None else 0}"
 
 
 def reuse_digest(body: Mapping[str, Any]) -> str:
@@ -575,12 +576,14 @@ def plan_gateway(policy: NetworkPolicy, *, agent_name: str, agent_user: str, lab
                  state_home: Path, keep_seconds: int = 0, slot_key: str = "") -> GatewaySpec:
     """A slot's gateway. Its HOST_PORTS sockets live in `$LLM_DOCKER_HOME/gateways/<name>/`,
     a folder no agent container mounts. It is kept for the slot's next launch when
-    `keep_seconds` and `slot_key` say so, and it has no HOST_PORTS (their sockets are the
-    launch's own; such a gateway ends with its launch)."""
+    `keep_seconds` and `slot_key` say so, and it has neither HOST_PORTS (their sockets are
+    the launch's own) nor a resolver hosts file; such a gateway ends with its launch."""
     name = gateway_name(agent_name)
     ports_folder = gateway_ports_folder(state_home, name) if policy.host_ports else None
     keep = None
-    if keep_seconds > 0 and slot_key and ports_folder is None:
+    # not with HOST_PORTS (the launch's own relays) or a resolver hosts file (its contents
+    # may change between launches, and the planned digest would not see it)
+    if keep_seconds > 0 and slot_key and ports_folder is None and policy.resolver_hosts is None:
         keep = GatewayKeep(seconds=keep_seconds, slot_key=slot_key,
                            lease_folder=gateway_ports_folder(state_home, name).parent / "lease")
     create = gateway_create(policy, image=image, hostname=hostname, labels=labels, label_prefix=label_prefix,

@@ -36,6 +36,7 @@ from launch.enginekind import host_alias_entries
 from launch.environment import container_environment
 from launch.errors import ConfigError
 from launch.hostfacts import HostFacts
+from launch.identity import project_state_key
 from launch.liveness import identity_labels
 from launch.mounts import (
     CONTAINER_HOME,
@@ -327,7 +328,7 @@ def slot_gateway_key(plan: LaunchPlan, slot: int | None) -> str | None:
     """The label a kept gateway of `slot` carries (None: this launch keeps none)."""
     if plan.policy.host_network or _keep_seconds(plan) <= 0:
         return None
-    return gateway_slot_key(plan.facts.uid, plan.request.tool, plan.project.token, slot)
+    return gateway_slot_key(plan.facts.uid, plan.request.tool, project_state_key(plan.project.root), slot)
 
 
 def slot_container_name(plan: LaunchPlan, slot: int | None) -> str:

@@ -25,12 +25,12 @@ exactly what the launch planned. A refused launch removes the early gateways on 
 A gateway may be kept for the slot's next launch (`GATEWAY_KEEP_SECONDS`, plain Docker
 Engine on Linux): at the end, once the agent's container is gone, its lease just closes
 and it waits on its lease socket, in a folder of the state home that only it mounts. The
-slot's next launch — only once it holds the slot's lease, so no other launch can hold that
-gateway — finds it by its slot label (`take`), takes it only when it enforces exactly what
-this launch planned (the digest label) with the planned image, connects, gets the policy
-proved again and the verdict, and renames it to this launch's gateway name: the agent then
-joins a namespace that exists already. Whatever else carries the slot's label is removed.
-Nobody came within the time: the gateway ends by itself, and the engine removes it.
+slot's next launch finds it by its slot label and takes it only by connecting to its lease
+socket (a gateway in a session removes that socket: a busy one is never taken nor removed),
+only when it enforces exactly what this launch planned (the digest label) with the planned
+image; it gets the policy proved again and the verdict, and renames it to this launch's
+gateway name: the agent then joins a namespace that exists already. Idle ones that enforce
+something else are ended. Nobody came within the time: the gateway ends by itself, and the engine removes it.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
+import stat
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,7 +85,10 @@ REMOVAL_SECONDS = 5.0
 #: The supervisor's last word on a gateway's lease when it may be kept: without it (a crash,
 #: a SIGKILL, a signal), the lease's end ends the gateway.
 KEEP_WORD = b"keep\n"
-#: How long a kept gateway may take to listen again (between two sessions, socat restarts).
+#: How long a kept gateway's checks may take (its rules and resolver run already; each
+#: check is bounded in the image): past it, a new gateway is started instead.
+KEPT_VERIFY_SECONDS = 5.0
+#: How long connecting to a kept gateway's lease socket may take.
 LEASE_CONNECT_SECONDS = 1.0
 #: The most a kept gateway's session may say before its verdict (its checks: a line each).
 LEASE_SAYS_BYTES = 64 * 1024
@@ -107,27 +113,40 @@ def prepare_lease_folder(folder: Path) -> None:
     writable by all — inside the user's private state home, where no other user reaches it
     (and the supervisor checks who answers: `_lease_peer_ok`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.parent.chmod(0o700)  # the gateway reaches its folder through its bind mount
     folder.parent.chmod(0o755)
     folder.chmod(0o777)
+
+
+_PEER_CREDENTIALS = struct.Struct("3i")
+#: A gateway's host folder: `gateway_ports_folder`'s short digest.
+_GATEWAY_FOLDER = re.compile(r"[0-9a-f]{12}")
 
 
 def _lease_peer_ok(stream: anyio.abc.SocketStream) -> bool:
     """Only the engine's root (a rootful engine) or the user (a rootless one) may be the
     gateway at the other end of a lease socket."""
     raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-    credentials = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-    uid = int.from_bytes(credentials[4:8], "little")
+    _, uid, _ = _PEER_CREDENTIALS.unpack(raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                        _PEER_CREDENTIALS.size))
     return uid in (0, os.getuid())
 
 
+def _lease_socket_ok(path: Path) -> bool:
+    """The lease socket is there (the gateway waits: idle), a socket itself (never a link)
+    made by the engine's root or the user."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISSOCK(info.st_mode) and info.st_uid in (0, os.getuid())
+
+
 async def _connect_lease(path: Path) -> anyio.abc.SocketStream:
-    """Connect to a kept gateway's lease socket; it may be between two sessions for a moment."""
+    """Connect to a kept gateway's lease socket (bounded: a socket that does not accept is
+    not waiting for us)."""
     with anyio.fail_after(LEASE_CONNECT_SECONDS):
-        while True:
-            try:
-                return await anyio.connect_unix(path)
-            except (FileNotFoundError, ConnectionRefusedError):
-                await anyio.sleep(0.01)
+        return await anyio.connect_unix(path)
 
 
 class GatewayRun:
@@ -397,10 +416,9 @@ class GatewayHolders:
         self.keeping = False
         #: Per agent container name: the SSH port of the kept gateway found for its slot.
         self.kept_ssh_ports: dict[str, tuple[int, str | None]] = {}
-        #: The kept gateways' names found for this launch's slots (their ports are its own).
-        self.kept_names: set[str] = set()
-        #: Per gateway name: set once its early claim is over (`take` waits for it).
-        self._claiming: dict[str, anyio.Event] = {}
+        #: Set once the early start is over (`take` waits for it; set at once without one).
+        self.early_done = anyio.Event()
+        self.early_done.set()
 
     def allow_keeping(self, allowed: bool) -> None:
         """The engine is known: on a plain Docker Engine (a unix socket in a bind mount is
@@ -442,10 +460,10 @@ class GatewayHolders:
         return early if run.running else None
 
     async def take(self, spec: GatewaySpec) -> GatewayRun:
-        """The running gateway for `spec`: the early one when its create body and image are
-        exactly the ones planned now, else a new one (the early one removed first)."""
-        if spec.name in self._claiming:
-            await self._claiming[spec.name].wait()
+        """The running gateway for `spec`: the early one (started, or a kept one claimed)
+        when its create body and image are exactly the ones planned now, else a kept one
+        claimed now, else a new one (the early one removed first)."""
+        await self.early_done.wait()
         run = self.runs.get(spec.name)
         if run is not None and not run.adopted:
             await run.created.wait()
@@ -456,7 +474,7 @@ class GatewayHolders:
             run.release(discard=True, keep_folder=True)
             await run.ended.wait()
         if spec.keep is not None and self.keeping:
-            kept = await self._take_kept(spec)
+            kept = await self._claim_kept(spec, await self._image_id(spec))
             if kept is not None:
                 kept.adopted = True
                 return self._hold(kept)
@@ -464,52 +482,78 @@ class GatewayHolders:
         run.adopted = True
         return run
 
-    async def _take_kept(self, spec: GatewaySpec) -> GatewayRun | None:
-        """The slot's kept gateway, verified and renamed to `spec.name`, when one enforces
-        exactly `spec` with the planned image; every other gateway with the slot's label is
-        removed (the caller holds the slot's lease: none of them is another launch's)."""
+    async def _claim_kept(self, spec: GatewaySpec, image: str | None,
+                          found: list[Container] | None = None) -> GatewayRun | None:
+        """A kept gateway of `spec`'s slot, verified and renamed to `spec.name`, when one
+        enforces exactly `spec` with `image` and is idle (its lease socket answers: one
+        connection at a time, so no other launch holds it). Idle ones that enforce something
+        else are ended, stopped ones removed (they hold the slot's SSH port); a running one
+        that does not answer is left alone — another launch of the slot may be using it (a
+        launch without a slot number takes no lease)."""
         assert self._docker is not None and spec.keep is not None
-        try:
-            found = await self._docker.containers.list(
-                all=True, filters={"label": [f"{LABEL_PREFIX}{LABEL_GATEWAY_SLOT}={spec.keep.slot_key}"]})
-        except EngineError:
-            return None
-        if not found:
-            return None
-        image = await self._image_id(spec)
-        digest = _digest(spec)
+        if found is None:
+            try:
+                found = await self._docker.containers.list(
+                    all=True, filters={"label": [f"{LABEL_PREFIX}{LABEL_GATEWAY_SLOT}={spec.keep.slot_key}"]})
+            except EngineError:
+                return None
         taken: GatewayRun | None = None
-        stale: list[Container] = []
         for candidate in sorted(found, key=lambda c: c.created, reverse=True):
-            if taken is None and digest is not None and image is not None \
-                    and candidate.labels.get(LABEL_PREFIX + LABEL_GATEWAY_REUSE) == digest:
-                taken = await self._claim(spec, candidate, image)
-                if taken is not None:
-                    continue
-            stale.append(candidate)
-        async with anyio.create_task_group() as group:  # they hold the slot's port
-            for container in stale:
-                group.start_soon(remove_gateway_container, container)
+            try:
+                if candidate.summary.get("State") != "running":
+                    await remove_gateway_container(candidate)
+                elif candidate.labels.get(LABEL_PREFIX + LABEL_GATEWAY_REUSE) != _digest(spec) \
+                        or candidate.summary.get("ImageID") != image or taken is not None:
+                    await self._retire(spec, candidate)
+                else:
+                    taken = await self._claim(spec, candidate)
+            except Exception:  # noqa: BLE001 - the engine's answer missing: this one is left as it is
+                continue
         return taken
 
-    async def _claim(self, spec: GatewaySpec, candidate: Container, image: str) -> GatewayRun | None:
-        """Connect to a kept gateway's lease socket, get its checks' verdict, rename it."""
-        assert self._docker is not None and spec.keep is not None
-        summary = candidate.summary
-        if summary.get("State") != "running" or not image or summary.get("ImageID") != image:
-            return None
-        folder = next((Path(m.get("Source", "")) for m in summary.get("Mounts") or ()
+    async def _retire(self, spec: GatewaySpec, candidate: Container) -> None:
+        """End an idle kept gateway this launch will not take: its session closed without
+        "keep" ends it; waited for, as its port is the slot's."""
+        lease = await self._connect_idle(spec, candidate)
+        if lease is None:
+            return
+        with contextlib.suppress(Exception):
+            await lease.aclose()
+        await remove_gateway_container(candidate)
+
+    async def _connect_idle(self, spec: GatewaySpec, candidate: Container) -> anyio.abc.SocketStream | None:
+        """A connection to a kept gateway's lease socket if it waits there (idle), else None."""
+        assert spec.keep is not None
+        folder = next((Path(str(m.get("Source", ""))) for m in candidate.summary.get("Mounts") or ()
                        if m.get("Destination") == GATEWAY_LEASE_TARGET), None)
-        # its lease folder is one of this user's gateway folders, as `plan_gateway` names them
-        if folder is None or folder.name != "lease" or folder.parent.parent != spec.keep.lease_folder.parent.parent:
+        # one of this user's gateway folders, as `plan_gateway` names them
+        if folder is None or folder.name != "lease" or not _GATEWAY_FOLDER.fullmatch(folder.parent.name) \
+                or folder.parent.parent != spec.keep.lease_folder.parent.parent:
+            return None
+        path = folder / GATEWAY_LEASE_SOCKET
+        if not _lease_socket_ok(path):
             return None
         lease: anyio.abc.SocketStream | None = None
         try:
-            lease = await _connect_lease(folder / GATEWAY_LEASE_SOCKET)
-            if not _lease_peer_ok(lease):
-                raise OSError("the lease socket's peer is not the engine's")
+            lease = await _connect_lease(path)
+            if _lease_peer_ok(lease):
+                return lease
+        except (OSError, TimeoutError):
+            pass
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await lease.aclose()
+        return None
+
+    async def _claim(self, spec: GatewaySpec, candidate: Container) -> GatewayRun | None:
+        """Connect to an idle kept gateway, get its checks' verdict, rename it."""
+        assert self._docker is not None
+        lease = await self._connect_idle(spec, candidate)
+        if lease is None:
+            return None
+        try:
             said = bytearray()
-            with anyio.fail_after(VERIFY_SECONDS):
+            with anyio.fail_after(KEPT_VERIFY_SECONDS):
                 while VERIFIED_LINE not in said and len(said) < LEASE_SAYS_BYTES:
                     said += await lease.receive()
             if VERIFIED_LINE not in said:
@@ -517,13 +561,13 @@ class GatewayHolders:
             container = self._docker.containers.get(candidate.id)
             await container.rename(spec.name)
         except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, EngineError):
-            if lease is not None:
-                with contextlib.suppress(Exception):
-                    await lease.aclose()
+            with contextlib.suppress(Exception):
+                await lease.aclose()  # without "keep": it ends
             return None
         run = GatewayRun(spec, lease=lease, container=container)
-        run.kept_folder = folder.parent
-        run.image_id = image
+        run.kept_folder = Path(str(next(m.get("Source") for m in candidate.summary.get("Mounts") or ()
+                                        if m.get("Destination") == GATEWAY_LEASE_TARGET))).parent
+        run.image_id = str(candidate.summary.get("ImageID"))
         return run
 
     async def _image_id(self, spec: GatewaySpec) -> str | None:
@@ -543,42 +587,38 @@ class GatewayHolders:
             return self._image_ids[reference]
 
     async def start_early(self, plan: LaunchPlan) -> None:
-        """Start every slot's gateway as planned, before the leases (`take` checks them).
-        Only the gateway is planned here (`slot_gateway`): the agent's spec waits for the
-        slot's session, and is built once, by the lease step."""
-        from launch import ssh as ssh_plan
-        from launch.spec import slot_container_name, slot_gateway, slot_gateway_key
+        """Start every slot's gateway as planned, before the leases (`take` checks them):
+        a kept one claimed where one is idle and exactly as planned (beside the imports),
+        else a new one. Only the gateway is planned here (`slot_gateway`): the agent's spec
+        waits for the slot's session, and is built once, by the lease step."""
+        try:
+            await self._start_early(plan)
+        finally:
+            self.early_done.set()
+
+    async def _start_early(self, plan: LaunchPlan) -> None:
+        from launch.spec import slot_container_name, slot_gateway
 
         assert self._docker is not None
-        taken: set[int] | None = None
         kept = await self._kept_for(plan)
+        if kept:
+            async with anyio.create_task_group() as group:
+                for planned in plan.slots:
+                    if planned.slot in kept:
+                        group.start_soon(self._claim_early, plan, planned.slot, kept[planned.slot])
+        taken: set[int] | None = None
         for planned in plan.slots:
             slot = planned.slot
             agent = slot_container_name(plan, slot)
-            key = slot_gateway_key(plan, slot)
-            found = kept.get(key) if key is not None else None
-            if found is not None:
-                # the slot's kept gateway: its port is the slot's; claimed now, beside the
-                # imports, when it is exactly what this launch plans (`take` checks it again)
-                self.kept_names.update(found.names)
-                port_label = found.labels.get(LABEL_PREFIX + ssh_plan.LABEL_PORT, "")
-                kept_port = int(port_label) if port_label.isdigit() else None
-                if kept_port is not None:
-                    self.kept_ssh_ports[agent] = (kept_port, None)
-                early = slot_gateway(plan, slot, ssh_host_port=kept_port)
-                if early is not None and early.keep is not None and _digest(early) == \
-                        found.labels.get(LABEL_PREFIX + LABEL_GATEWAY_REUSE):
-                    self._claiming[early.name] = anyio.Event()
-                    assert self._group is not None
-                    self._group.start_soon(self._claim_early, early, found)
-                continue
+            if gateway_name(agent) in self.runs:
+                continue  # its kept gateway, claimed
             port: int | None = None
             if plan.config.llm_docker_ssh_enabled:
                 from supervisor.ssh_ports import choose_host_port, claimed_ports
 
                 try:
                     if taken is None:
-                        taken = await claimed_ports(self._docker, exclude=self.kept_names)
+                        taken = await claimed_ports(self._docker, exclude=self.runs)
                     port, moved = choose_host_port(plan.config.llm_docker_ssh_host_port, slot, taken)
                 except Exception:  # noqa: BLE001 - the lease step chooses again, and says why
                     return
@@ -590,36 +630,46 @@ class GatewayHolders:
                 self.ssh_ports[agent] = (port, moved)
             self.start(spec)
 
-    async def _claim_early(self, spec: GatewaySpec, found: Container) -> None:
-        """Claim the slot's kept gateway before the slot's lease: should another launch get
-        the slot, this one's early gateway is let go, kept again (`gateway_holders`)."""
-        try:
-            run = await self._claim(spec, found, str(found.summary.get("ImageID", "")))
-            if run is not None:
-                self._hold(run)
-        finally:
-            self._claiming[spec.name].set()
+    async def _claim_early(self, plan: LaunchPlan, slot: int | None, found: list[Container]) -> None:
+        """Claim the slot's kept gateway before the slot's lease, planned with the port it
+        publishes (the slot's own). Should another launch get the slot, this one lets it go,
+        kept again (`gateway_holders`)."""
+        from launch import ssh as ssh_plan
+        from launch.spec import slot_container_name, slot_gateway
 
-    async def _kept_for(self, plan: LaunchPlan) -> dict[str, Container]:
-        """The newest kept gateway of each of this launch's slots (by slot label), when this
-        launch may take kept gateways at all; what exactly it enforces is `take`'s check."""
+        newest = max(found, key=lambda c: c.created)
+        label = newest.labels.get(LABEL_PREFIX + ssh_plan.LABEL_PORT, "")
+        port = int(label) if label.isdigit() else None
+        spec = slot_gateway(plan, slot, ssh_host_port=port)
+        if spec is None or spec.keep is None:
+            return
+        run = await self._claim_kept(spec, str(newest.summary.get("ImageID", "")), found)
+        if run is not None:
+            self._hold(run)
+            if port is not None:
+                self.kept_ssh_ports[slot_container_name(plan, slot)] = (port, None)
+
+    async def _kept_for(self, plan: LaunchPlan) -> dict[int | None, list[Container]]:
+        """The gateways with the label of each of this launch's slots, when this launch may
+        keep gateways at all (which of them is idle and exactly as planned: `_claim_kept`)."""
         from launch.spec import slot_gateway_key
 
         assert self._docker is not None
-        keys = {key for planned in plan.slots if (key := slot_gateway_key(plan, planned.slot)) is not None}
-        if not keys or plan.config.gateway_keep_seconds <= 0:
+        keys = {key: planned.slot for planned in plan.slots
+                if (key := slot_gateway_key(plan, planned.slot)) is not None}
+        if not keys:
             return {}
         try:
             listed = await self._docker.containers.list(
                 all=True, filters={"label": [LABEL_PREFIX + LABEL_GATEWAY_SLOT]})
         except EngineError:
             return {}
-        newest: dict[str, Container] = {}
-        for container in sorted(listed, key=lambda c: c.created):
+        found: dict[int | None, list[Container]] = {}
+        for container in listed:
             key = container.labels.get(LABEL_PREFIX + LABEL_GATEWAY_SLOT)
             if key is not None and key in keys:
-                newest[key] = container
-        return newest
+                found.setdefault(keys[key], []).append(container)
+        return found
 
 
 @contextlib.asynccontextmanager
@@ -635,13 +685,15 @@ async def gateway_holders(plan: LaunchPlan, *, early: bool) -> AsyncIterator[Gat
         async with anyio.create_task_group() as group:
             holders = GatewayHolders(docker, group)
             if early:
+                holders.early_done = anyio.Event()
                 group.start_soon(holders.start_early, plan)
             try:
                 yield holders
             finally:
                 for run in list(holders.runs.values()):
-                    # a kept gateway claimed early that no slot took waits for the next launch
-                    run.release(discard=not run.adopted and not run.claimed, keep=run.claimed)
+                    # a kept gateway claimed early that no slot took (no agent joined it)
+                    # waits for the next launch; one a slot took is kept by that slot or ends
+                    run.release(discard=not run.adopted and not run.claimed, keep=run.claimed and not run.adopted)
     finally:
         with anyio.CancelScope(shield=True):
             await docker.close()

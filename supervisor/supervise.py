@@ -150,8 +150,7 @@ async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: Engine,
         held: list[str] = []
         resolved_since = time.time()
         # this launch's early gateways are its own: what they hold is not taken
-        taken = (await claimed_ports(docker, exclude={*gateways.runs, *gateways.kept_names})
-                 if plan.config.llm_docker_ssh_enabled else set())
+        taken = (await claimed_ports(docker, exclude=gateways.runs)) if plan.config.llm_docker_ssh_enabled else set()
         slots = [await _prepare_slot(plan, store, planned, held.append, taken,
                                      await gateways.held_ssh_port(slot_container_name(plan, planned.slot)))
                  for planned in plan.slots]

@@ -112,8 +112,11 @@ async def run_slot(supervisor: Supervisor, slot: SlotRun) -> None:
                 if gateway_run is not None and gateway_run.keepable:
                     # kept for the slot's next launch: only once this agent is gone from its
                     # namespace (else it ends, as below)
-                    gone = container is None or await _remove(supervisor, slot, container)
-                    await _end_gateway(supervisor, gateway_run, keep=gone)
+                    gone = False
+                    try:
+                        gone = container is None or await _remove(supervisor, slot, container)
+                    finally:
+                        await _end_gateway(supervisor, gateway_run, keep=gone)
                 else:
                     # side by side: the agent's namespace outlives its gateway container, and
                     # its rules with it, so ending both at once opens nothing

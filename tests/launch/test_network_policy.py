@@ -155,7 +155,7 @@ def _kept_gateway(tmp_path, agent: str, *, keep_seconds: int = 600, **changes: o
                         labels={"io.llm-docker.launch-id": agent}, label_prefix="io.llm-docker.",
                         hostname="cage", image="gw:latest", published={2222: 8801}, loopback="127.0.0.1",
                         state_home=tmp_path, keep_seconds=keep_seconds,
-                        slot_key=gateway_slot_key(1000, Tool.CLAUDE, "app-1234", 2))
+                        slot_key=gateway_slot_key(1000, Tool.CLAUDE, "app-1234-0123456789ab", 2))
 
 
 def test_link_local_host_addresses_stay_out_of_the_ruleset_their_rule_closes_them() -> None:
@@ -176,7 +176,7 @@ def test_two_launches_of_a_slot_plan_the_same_kept_gateway_but_its_labels_and_fo
     assert first.keep.lease_folder.is_relative_to(tmp_path / "gateways")
     digest = "io.llm-docker.gateway-reuse"
     assert first.create["Labels"][digest] == second.create["Labels"][digest]
-    assert first.create["Labels"]["io.llm-docker.gateway-slot"] == "1000.claude.app-1234.2"
+    assert first.create["Labels"]["io.llm-docker.gateway-slot"] == "1000.claude.app-1234-0123456789ab.2"
     mounts = {m["Target"]: m for m in first.create["HostConfig"]["Mounts"]}
     assert mounts[GATEWAY_LEASE_TARGET]["Source"] == str(first.keep.lease_folder)
     assert "LLM_DOCKER_KEEP_SECONDS=600" in first.create["Env"]
@@ -196,6 +196,9 @@ def test_whatever_the_gateway_enforces_changes_its_reuse_digest(tmp_path, change
 def test_no_keeping_with_host_ports_or_when_switched_off(tmp_path) -> None:
     """HOST_PORTS sockets belong to the launch that relays them: such a gateway ends with it."""
     assert _kept_gateway(tmp_path, "agent-aaaa", host_ports="8080").keep is None
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.9 build.lan\n")  # its contents may change: no digest sees them
+    assert _kept_gateway(tmp_path, "agent-aaaa", resolver_hosts=hosts).keep is None
     off = _kept_gateway(tmp_path, "agent-aaaa", keep_seconds=0)
     assert off.keep is None and "LLM_DOCKER_KEEP_SECONDS=0" in off.create["Env"]
     assert "io.llm-docker.gateway-slot" not in off.create["Labels"]

@@ -8,7 +8,8 @@ hold, on the real engine, with the launcher as the unprivileged `user`:
   cage sees the gateway's lease folder;
 * a launch whose policy differs never takes it: the new policy is the one in force, and the
   stale gateway is removed;
-* a kept gateway that does not answer on its lease socket is replaced, and the launch runs;
+* a gateway that does not answer on its lease socket is neither taken nor removed (another
+  launch may be using it), and the launch runs with a new one; nor is one in use;
 * nobody comes: it ends by itself, and the engine removes it.
 """
 
@@ -113,7 +114,7 @@ def test_a_launch_with_another_policy_never_takes_it(keeping: User, hosts: Netwo
     assert labels["io.llm-docker.network-policy"].startswith("no internet"), labels
 
 
-def test_a_kept_gateway_that_does_not_answer_is_replaced(keeping: User, hosts: NetworkHosts) -> None:
+def test_a_kept_gateway_that_does_not_answer_is_left_alone(keeping: User, hosts: NetworkHosts) -> None:
     user = keeping
     project = user.project()
     probe = PROBE.replace("{port}", str(hosts.bridge_port))
@@ -123,9 +124,9 @@ def test_a_kept_gateway_that_does_not_answer_is_replaced(keeping: User, hosts: N
                  if m["Destination"] == "/run/llm-docker-gateway/lease")
     (lease / "gateway.sock").unlink()  # its socket is gone: nobody can take it any more
 
-    assert _cage(user, project, probe)["R_BRIDGE"] == "FAILED"
-    now = _only_kept(user)
-    assert now["Id"] != silent["Id"]
+    assert _cage(user, project, probe)["R_BRIDGE"] == "FAILED"  # a new gateway, the policy in force
+    left = {info["Id"]: info["Name"] for info in _kept(user)}
+    assert len(left) == 2 and left[silent["Id"]] == silent["Name"]  # not taken, not removed: it may be busy
 
 
 def test_a_kept_gateway_nobody_takes_ends_by_itself(keeping: User, hosts: NetworkHosts) -> None:
@@ -136,3 +137,31 @@ def test_a_kept_gateway_nobody_takes_ends_by_itself(keeping: User, hosts: Networ
     while _kept(user):
         assert time.monotonic() < deadline, "the kept gateway did not end within 30 s of a 2 s keep"
         time.sleep(0.5)
+
+
+def test_a_gateway_in_use_is_never_taken_or_removed_by_another_launch(keeping: User, hosts: NetworkHosts) -> None:
+    """Launches without a slot number take no slot lease: a second `cld` in the project while
+    the first runs finds the first's gateway by its label — busy, so it is left alone."""
+    user = keeping
+    project = user.project()
+    user.write(user.state_home / "llm-docker.conf", f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\nLLM_DOCKER_SSH_ENABLED=false\n",
+               mode=0o600)
+    first = user.popen("cld", "--", "-p", "x", "--fake-sh", 'sleep 8; echo "R_FIRST:done"', cwd=project,
+                       env={"GATEWAY_KEEP_SECONDS": "60"}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not _kept(user):
+            assert time.monotonic() < deadline and first.poll() is None, "the first launch's gateway never ran"
+            time.sleep(0.2)
+        (in_use,) = _kept(user)
+        probe = PROBE.replace("{port}", str(hosts.bridge_port))
+        second = _cage(user, project, probe)
+        assert second["R_BRIDGE"] == "FAILED" and second["R_A"] == "internet-2"
+        ids = {info["Id"]: info["State"]["Running"] for info in _kept(user)}
+        assert ids.get(in_use["Id"]) is True  # still there, still running, for the first launch
+        out, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert results(out.decode()) == {"R_FIRST": "done"}
