@@ -43,7 +43,7 @@ import shutil
 import socket
 import stat
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,9 +162,7 @@ class GatewayRun:
         self.keepable = False
         #: It was kept at its release (it waits for the slot's next launch).
         self.kept = False
-        #: It is a kept gateway this launch claimed (not one it created), and its host folder
-        #: (named after the launch that made it), removed when it ends.
-        self.claimed = container is not None
+        #: A kept gateway's host folder (named after the launch that made it), removed when it ends.
         self.kept_folder: Path | None = None
         self._keep = False
         #: Set once the gateway exists and its image is known (or it could not be created);
@@ -188,6 +186,11 @@ class GatewayRun:
         #: is left off the exit path.
         self.confirm_removal = False
 
+    @property
+    def claimed(self) -> bool:
+        """A kept gateway this launch claimed (not one it created)."""
+        return self._kept_container is not None
+
     async def verified(self) -> None:
         """Return once the policy verified; raise `GatewayError` (one line) otherwise."""
         await self.settled.wait()
@@ -203,8 +206,14 @@ class GatewayRun:
         self._keep = self._keep or (keep and self.keepable and self.spec.keep is not None)
         self._release.set()
 
-    def _keeping(self) -> bool:
-        return self._keep and not self._discard and self.error is None
+    async def _say_keep(self, send: Callable[[bytes], Awaitable[None]]) -> None:
+        """When released to be kept: say "keep" on the lease (`send`), then it is `kept`;
+        not said (the connection failed), the lease's end ends it."""
+        if not (self._keep and not self._discard and self.error is None):
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS), contextlib.suppress(Exception):
+            await send(KEEP_WORD)
+            self.kept = True
 
     async def hold(self, docker: Engine) -> None:
         if self._kept_container is not None:
@@ -253,12 +262,8 @@ class GatewayRun:
                         group.start_soon(_drain, stream)
                         await self._release.wait()
                         group.cancel_scope.cancel()
-                    if self._keeping():
-                        # its last word on the lease; then the stream closes (stdin EOF): kept
-                        with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS), \
-                                contextlib.suppress(Exception):  # not said: it ends, as below
-                            await stream.write_in(KEEP_WORD)
-                            self.kept = True
+                    # its last word on the lease; then the stream closes (stdin EOF): kept
+                    await self._say_keep(stream.write_in)
                     if not self.kept:
                         # still attached: the signal first, then the stream closes (stdin EOF)
                         with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
@@ -293,11 +298,7 @@ class GatewayRun:
                 group.start_soon(_drain_lease, lease)
                 await self._release.wait()
                 group.cancel_scope.cancel()
-            if self._keeping():
-                with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS), \
-                        contextlib.suppress(Exception):  # not said: it ends, below
-                    await lease.send(KEEP_WORD)
-                    self.kept = True
+            await self._say_keep(lease.send)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(END_SECONDS):
                 if not self.kept:
@@ -343,6 +344,18 @@ def _digest(spec: GatewaySpec) -> str | None:
     """The reuse digest `spec` carries (None: it is not a gateway that may be kept)."""
     value = (spec.create.get("Labels") or {}).get(LABEL_PREFIX + LABEL_GATEWAY_REUSE)
     return value if isinstance(value, str) else None
+
+
+def _lease_folder(spec: GatewaySpec, candidate: Container) -> Path | None:
+    """A kept gateway's lease folder, from its mounts — only one of this user's gateway
+    folders, as `plan_gateway` names them (None: not one)."""
+    assert spec.keep is not None
+    folder = next((Path(str(m.get("Source", ""))) for m in candidate.summary.get("Mounts") or ()
+                   if m.get("Destination") == GATEWAY_LEASE_TARGET), None)
+    if folder is None or folder.name != "lease" or not _GATEWAY_FOLDER.fullmatch(folder.parent.name) \
+            or folder.parent.parent != spec.keep.lease_folder.parent.parent:
+        return None
+    return folder
 
 
 def _folders(spec: GatewaySpec) -> list[Path]:
@@ -523,12 +536,8 @@ class GatewayHolders:
 
     async def _connect_idle(self, spec: GatewaySpec, candidate: Container) -> anyio.abc.SocketStream | None:
         """A connection to a kept gateway's lease socket if it waits there (idle), else None."""
-        assert spec.keep is not None
-        folder = next((Path(str(m.get("Source", ""))) for m in candidate.summary.get("Mounts") or ()
-                       if m.get("Destination") == GATEWAY_LEASE_TARGET), None)
-        # one of this user's gateway folders, as `plan_gateway` names them
-        if folder is None or folder.name != "lease" or not _GATEWAY_FOLDER.fullmatch(folder.parent.name) \
-                or folder.parent.parent != spec.keep.lease_folder.parent.parent:
+        folder = _lease_folder(spec, candidate)
+        if folder is None:
             return None
         path = folder / GATEWAY_LEASE_SOCKET
         if not _lease_socket_ok(path):
@@ -565,8 +574,8 @@ class GatewayHolders:
                 await lease.aclose()  # without "keep": it ends
             return None
         run = GatewayRun(spec, lease=lease, container=container)
-        run.kept_folder = Path(str(next(m.get("Source") for m in candidate.summary.get("Mounts") or ()
-                                        if m.get("Destination") == GATEWAY_LEASE_TARGET))).parent
+        folder = _lease_folder(spec, candidate)
+        run.kept_folder = folder.parent if folder is not None else None
         run.image_id = str(candidate.summary.get("ImageID"))
         return run
 

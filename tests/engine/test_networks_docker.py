@@ -10,8 +10,7 @@ import aiodocker
 import pytest
 
 from engine.client import EngineError, connect
-from testbed.images import BUSYBOX_IMAGE
-from testbed.isolation import TEST_LABEL
+from tests.launch.test_host_alias_docker import run_busybox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 
@@ -23,15 +22,7 @@ def anyio_backend() -> str:
 
 async def _default_route(docker: aiodocker.Docker, network: str) -> str:
     """The default gateway a container on `network` is given: what the engine really routes through."""
-    container = await docker.containers.create({"Image": BUSYBOX_IMAGE, "Cmd": ["ip", "route"],
-                                                "Labels": {TEST_LABEL: "networks"},
-                                                "HostConfig": {"NetworkMode": network}})
-    try:
-        await container.start()
-        await container.wait(timeout=60)
-        output = "".join(await container.log(stdout=True, stderr=True))
-    finally:
-        await container.delete(force=True)
+    _, output = await run_busybox(docker, {"NetworkMode": network}, "ip route")
     return output.split("default via ", 1)[1].split()[0]
 
 
