@@ -15,8 +15,12 @@ hold, on the real engine, with the launcher as the unprivileged `user`:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +118,11 @@ def test_a_launch_with_another_policy_never_takes_it(keeping: User, hosts: Netwo
     assert labels["io.llm-docker.network-policy"].startswith("no internet"), labels
 
 
-def test_a_kept_gateway_that_does_not_answer_is_left_alone(keeping: User, hosts: NetworkHosts) -> None:
+@pytest.mark.parametrize("planted", ["gone", "fifo", "symlink"])
+def test_a_kept_gateway_that_does_not_answer_is_left_alone(keeping: User, hosts: NetworkHosts,
+                                                           planted: str) -> None:
+    """Its socket gone, or in its place a FIFO (a read would block) or a link to a listener
+    that answers "verified" for a gateway it is not: never followed, never waited on."""
     user = keeping
     project = user.project()
     probe = PROBE.replace("{port}", str(hosts.bridge_port))
@@ -123,10 +131,28 @@ def test_a_kept_gateway_that_does_not_answer_is_left_alone(keeping: User, hosts:
     lease = next(Path(m["Source"]) for m in silent["Mounts"]
                  if m["Destination"] == "/run/llm-docker-gateway/lease")
     (lease / "gateway.sock").unlink()  # its socket is gone: nobody can take it any more
-
-    assert _cage(user, project, probe)["R_BRIDGE"] == "FAILED"  # a new gateway, the policy in force
+    fake = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if planted == "fifo":
+        os.mkfifo(lease / "gateway.sock")
+    elif planted == "symlink":
+        fake.bind(str(lease / "fake.sock"))  # where the launcher can reach it
+        os.chmod(lease / "fake.sock", 0o666)
+        fake.listen(4)
+        threading.Thread(target=_say_verified, args=(fake,), daemon=True).start()
+        (lease / "gateway.sock").symlink_to(lease / "fake.sock")
+    try:
+        assert _cage(user, project, probe)["R_BRIDGE"] == "FAILED"  # a new gateway, the policy in force
+    finally:
+        fake.close()
     left = {info["Id"]: info["Name"] for info in _kept(user)}
     assert len(left) == 2 and left[silent["Id"]] == silent["Name"]  # not taken, not removed: it may be busy
+
+
+def _say_verified(listener: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while True:
+            connection, _ = listener.accept()
+            connection.sendall(b"llm-docker-gateway: verified\n")
 
 
 def test_a_kept_gateway_nobody_takes_ends_by_itself(keeping: User, hosts: NetworkHosts) -> None:
