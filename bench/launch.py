@@ -87,8 +87,12 @@ def _timed(argv: list[str], *, env: dict[str, str] | None, cwd: Path | None) -> 
             if first is None:
                 first = time.perf_counter()
             output += chunk
-    error = process.stderr.read()
-    code = process.wait()
+    try:
+        _, error = process.communicate(timeout=TIMEOUT)  # bounded: never a hung run
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise RuntimeError(f"{argv[:3]} closed its output but did not exit within {TIMEOUT:.0f}s") from None
+    code = process.returncode
     ended = time.perf_counter()
     if code != 0 or first is None:
         raise RuntimeError(f"{argv[:3]} exited {code}: {error.decode(errors='replace')[-400:]}")

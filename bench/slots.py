@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import selectors
 import signal
 import statistics
@@ -117,21 +118,27 @@ def _measure_ours(count: int, env: dict[str, str], project: Path, events: engine
     ready_at = None
     needle = f"{count}/{count} slots ready".encode()
     deadline = started + TIMEOUT
-    while ready_at is None:
-        if time.perf_counter() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError(f"supervise -n {count} did not get ready: {seen.decode(errors='replace')}")
-        chunk = os.read(process.stderr.fileno(), 65536)
-        seen += chunk
-        if needle in seen:
-            ready_at = time.perf_counter()
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while ready_at is None:
+            # bounded: a supervisor that neither prints nor exits must not hang the run
+            remaining = deadline - time.perf_counter()
+            chunk = os.read(process.stderr.fileno(), 65536) if remaining > 0 and selector.select(remaining) else b""
+            if not chunk:  # the time is up, or the supervisor ended
+                process.kill()
+                process.wait()
+                _remove_containers(_project_containers(project))
+                raise RuntimeError(f"supervise -n {count} did not get ready: {seen.decode(errors='replace')[-2000:]}")
+            seen += chunk
+            if needle in seen:
+                ready_at = time.perf_counter()
     try:
         starts = _starts(events, _is_agent(project.name), count, deadline)
     except RuntimeError:
         process.kill()
         raise
     process.send_signal(signal.SIGTERM)
-    _, status, usage = os.wait4(process.pid, 0)
+    status, usage = _wait4(process, time.perf_counter() + TIMEOUT)
     process.returncode = os.waitstatus_to_exitcode(status)
     process.stderr.close()
     leftovers = _project_containers(project)
@@ -141,6 +148,20 @@ def _measure_ours(count: int, env: dict[str, str], project: Path, events: engine
     return {"seconds": ready_at - started, "started_s": starts[-1], "first_started_s": starts[0],
             "rss_mb": usage.ru_maxrss / 1024,
             "cpu_ms_per_slot": (usage.ru_utime + usage.ru_stime) * 1000 / count}
+
+
+def _wait4(process: subprocess.Popen[bytes], deadline: float) -> tuple[int, resource.struct_rusage]:
+    """`wait4` with a deadline: the supervisor's exit status and rusage, or it is killed
+    (and the run fails) when it does not end in time."""
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            return status, usage
+        if time.perf_counter() > deadline:
+            process.kill()
+            os.wait4(process.pid, 0)
+            raise RuntimeError("supervise did not end within the time limit after SIGTERM")
+        time.sleep(0.02)
 
 
 def _docker_run(name: str, network: list[str]) -> subprocess.Popen[bytes]:

@@ -132,21 +132,29 @@ def _lease_peer_ok(stream: anyio.abc.SocketStream) -> bool:
     return uid in (0, os.getuid())
 
 
-def _lease_socket_ok(path: Path) -> bool:
+def _lease_socket_ok(folder: int) -> bool:
     """The lease socket is there (the gateway waits: idle), a socket itself (never a link)
-    made by the engine's root or the user."""
+    made by the engine's root or the user; `folder` is the lease folder, opened."""
     try:
-        info = os.lstat(path)
+        info = os.stat(GATEWAY_LEASE_SOCKET, dir_fd=folder, follow_symlinks=False)
     except OSError:
         return False
     return stat.S_ISSOCK(info.st_mode) and info.st_uid in (0, os.getuid())
 
 
-async def _connect_lease(path: Path) -> anyio.abc.SocketStream:
+async def _connect_lease(folder: Path) -> anyio.abc.SocketStream:
     """Connect to a kept gateway's lease socket (bounded: a socket that does not accept is
-    not waiting for us)."""
-    with anyio.fail_after(LEASE_CONNECT_SECONDS):
-        return await anyio.connect_unix(path)
+    not waiting for us). Through the opened folder (`/proc/self/fd/N/…`): a socket path
+    may hold 107 bytes, and a user's state folder can be longer than that; the folder
+    itself is never a link followed."""
+    descriptor = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not _lease_socket_ok(descriptor):
+            raise OSError(f"no lease socket waits in {folder}")
+        with anyio.fail_after(LEASE_CONNECT_SECONDS):
+            return await anyio.connect_unix(f"/proc/self/fd/{descriptor}/{GATEWAY_LEASE_SOCKET}")
+    finally:
+        os.close(descriptor)
 
 
 class GatewayRun:
@@ -395,13 +403,13 @@ def _failure(said: bytes | bytearray, *, timed_out: bool) -> str:
 
 
 async def remove_gateway_container(container: Container) -> None:
-    """Remove now and wait for it; gone already (404) or being removed by the engine (409)
-    is fine."""
+    """Remove now and wait for it (bounded: an engine that never confirms does not hold up
+    the launch); gone already (404) or being removed by the engine (409) is fine."""
     try:
         await container.delete(force=True)
     except EngineError as error:
         if error.status == 409:
-            with contextlib.suppress(EngineError):
+            with contextlib.suppress(EngineError), anyio.move_on_after(REMOVAL_SECONDS):
                 await container.wait(condition="removed")
         elif error.status != 404:
             raise
@@ -462,7 +470,9 @@ class GatewayHolders:
     async def held_ssh_port(self, agent_name: str) -> tuple[int, str | None] | None:
         """The SSH port the slot's early gateway publishes, once the engine started it (so
         the port is bound: its own); None when it has none or could not start (the lease
-        step then chooses a port, not counting this launch's own gateways)."""
+        step then chooses a port, not counting this launch's own gateways). Waits for the
+        early start: a kept gateway being claimed publishes the slot's port, its own."""
+        await self.early_done.wait()
         if agent_name in self.kept_ssh_ports:
             return self.kept_ssh_ports[agent_name]
         early = self.ssh_ports.get(agent_name)
@@ -539,12 +549,9 @@ class GatewayHolders:
         folder = _lease_folder(spec, candidate)
         if folder is None:
             return None
-        path = folder / GATEWAY_LEASE_SOCKET
-        if not _lease_socket_ok(path):
-            return None
         lease: anyio.abc.SocketStream | None = None
         try:
-            lease = await _connect_lease(path)
+            lease = await _connect_lease(folder)
             if _lease_peer_ok(lease):
                 return lease
         except (OSError, TimeoutError):

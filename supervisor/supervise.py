@@ -149,7 +149,9 @@ async def _lease_slots(plan: LaunchPlan, store: StateStore, docker: Engine,
     for _ in range(LEASE_ATTEMPTS):
         held: list[str] = []
         resolved_since = time.time()
-        # this launch's early gateways are its own: what they hold is not taken
+        # this launch's early gateways (started or kept ones claimed) are its own: what they
+        # hold is not taken — counted once the early start is over, claims included
+        await gateways.early_done.wait()
         taken = (await claimed_ports(docker, exclude=gateways.runs)) if plan.config.llm_docker_ssh_enabled else set()
         slots = [await _prepare_slot(plan, store, planned, held.append, taken,
                                      await gateways.held_ssh_port(slot_container_name(plan, planned.slot)))

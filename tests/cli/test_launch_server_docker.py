@@ -9,6 +9,7 @@ never imported by the host's Python processes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import psutil
 import pytest
 
 from launch.python_command import own_module
+from testbed.images import BUSYBOX_IMAGE
 from testbed.processes import (
     ENTRY,
     REPO,
@@ -297,3 +299,45 @@ def test_an_unprivileged_user_gets_a_private_server_that_never_imports_the_proje
     finally:
         servers.stop()
     assert not marker.exists(), marker.read_text()
+
+
+def _gateways_of(home: Path) -> dict[str, str]:
+    """Gateway container id → its SSH port label, for the gateways whose lease folder is in `home`."""
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=io.llm-docker.gateway-slot"],
+                         capture_output=True, text=True).stdout.split()
+    if not ids:
+        return {}
+    shown = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True).stdout or "[]")
+    return {info["Id"]: info["Config"]["Labels"].get("io.llm-docker.ssh-port", "")
+            for info in shown if any(Path(m["Source"]).is_relative_to(home) for m in info.get("Mounts") or ())}
+
+
+def test_a_served_relaunch_takes_every_kept_gateway_with_its_ssh_port(served: Served, project: Path,
+                                                                      home: Path) -> None:
+    """Served, the slots' leases are prepared while the kept gateways are still being
+    claimed: the SSH ports those publish are the slots' own, so every gateway is taken
+    again (none replaced, which would cost every slot a new namespace)."""
+    (home / ".llm-docker" / "llm-docker.conf").write_text(f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}\n")  # SSH on
+    served.env["GATEWAY_KEEP_SECONDS"] = "60"
+    served.start()
+    argv = [sys.executable, "-P", "-c", ENTRY["llm-docker-client"], "supervise", "-n", "3", "--layout", "none",
+            str(project)]
+    try:
+        seen = []
+        for _ in range(2):
+            launch = subprocess.Popen(argv, cwd=project, env=served.env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                wait_until(lambda: len([n for n in project_containers(project) if not n.endswith("-gateway")]) == 3,
+                           timeout=60)
+                launch.send_signal(signal.SIGTERM)
+                _, error = launch.communicate(timeout=60)
+            finally:
+                launch.kill()
+            assert launch.returncode == 143, error
+            wait_until(lambda: len(_gateways_of(home)) == 3, timeout=30)
+            seen.append(_gateways_of(home))
+        assert seen[1] == seen[0], "the relaunch replaced kept gateways (or moved their SSH ports)"
+    finally:
+        for gateway in _gateways_of(home):
+            subprocess.run(["docker", "rm", "-f", gateway], capture_output=True)

@@ -61,7 +61,9 @@ def keeping(user: User) -> Iterator[User]:
 
 
 def _cage(user: User, project: Path, script: str, *settings: str, keep: int = 60) -> dict[str, str]:
-    lines = [f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}", "LLM_DOCKER_SSH_ENABLED=false", *settings]
+    ssh_set = any(line.startswith("LLM_DOCKER_SSH_ENABLED=") for line in settings)
+    ssh = [] if ssh_set else ["LLM_DOCKER_SSH_ENABLED=false"]  # the busybox image has no sshd
+    lines = [f"LLM_DOCKER_IMAGE={BUSYBOX_IMAGE}", *ssh, *settings]
     user.write(user.state_home / "llm-docker.conf", "\n".join(lines) + "\n", mode=0o600)
     return launched(user.run("cld", "--", "-p", "x", "--fake-sh", script, cwd=project,
                              GATEWAY_KEEP_SECONDS=str(keep)))
@@ -101,6 +103,20 @@ def test_a_relaunch_takes_the_kept_gateway_and_nothing_of_the_last_agent(keeping
     again = _only_kept(user)
     assert again["Id"] == kept["Id"]  # the same namespace, taken...
     assert again["Name"] != kept["Name"]  # ...and renamed for the launch that took it
+
+
+def test_a_relaunch_with_ssh_takes_the_kept_gateway_and_its_port(keeping: User, hosts: NetworkHosts) -> None:
+    """With SSH the gateway publishes the slot's port: the relaunch counts that port as its
+    own (the kept gateway being claimed holds it), so the gateway is taken, not replaced."""
+    user = keeping
+    project = user.project()
+    _cage(user, project, 'echo "R_RAN:1"', "LLM_DOCKER_SSH_ENABLED=true")
+    kept = _only_kept(user)
+    _cage(user, project, 'echo "R_RAN:2"', "LLM_DOCKER_SSH_ENABLED=true")
+    again = _only_kept(user)
+    assert again["Id"] == kept["Id"], "the relaunch started a new gateway instead of taking the kept one"
+    port = "io.llm-docker.ssh-port"
+    assert again["Config"]["Labels"][port] == kept["Config"]["Labels"][port]
 
 
 def test_a_launch_with_another_policy_never_takes_it(keeping: User, hosts: NetworkHosts) -> None:
