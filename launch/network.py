@@ -569,6 +569,8 @@ def local_ipv6_addresses(if_inet6: str) -> tuple[str, ...]:
 
 
 GATEWAYS_FOLDER = "gateways"
+#: The name of a gateway's host folder in `GATEWAYS_FOLDER` (`gateway_ports_folder`'s digest).
+GATEWAY_FOLDER_NAME = re.compile(r"[0-9a-f]{12}")
 
 
 def plan_gateway(policy: NetworkPolicy, *, agent_name: str, agent_user: str, labels: Mapping[str, str],

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import stat
@@ -56,6 +55,7 @@ from engine.errors import EngineError
 from engine.streams import AttachStream
 from launch.errors import LlmDockerError
 from launch.network import (
+    GATEWAY_FOLDER_NAME,
     GATEWAY_LEASE_SOCKET,
     GATEWAY_LEASE_TARGET,
     LABEL_GATEWAY_REUSE,
@@ -66,6 +66,7 @@ from launch.network import (
     gateway_name,
 )
 from launch.spec import LABEL_PREFIX
+from supervisor.gateway_folders import sweep_gateway_folders
 
 if TYPE_CHECKING:
     from launch.plan import LaunchPlan
@@ -82,6 +83,8 @@ REMOVE_GRACE_SECONDS = 1
 END_SECONDS = 15.0
 #: How long a gateway that must confirm its removal (`GatewayRun.confirm_removal`) gets before it is forced.
 REMOVAL_SECONDS = 5.0
+#: Upper bound for a launch's sweep of gone gateways' host folders on its way out.
+SWEEP_SECONDS = 2.0
 #: The supervisor's last word on a gateway's lease when it may be kept: without it (a crash,
 #: a SIGKILL, a signal), the lease's end ends the gateway.
 KEEP_WORD = b"keep\n"
@@ -119,8 +122,6 @@ def prepare_lease_folder(folder: Path) -> None:
 
 
 _PEER_CREDENTIALS = struct.Struct("3i")
-#: A gateway's host folder: `gateway_ports_folder`'s short digest.
-_GATEWAY_FOLDER = re.compile(r"[0-9a-f]{12}")
 
 
 def _lease_peer_ok(stream: anyio.abc.SocketStream) -> bool:
@@ -360,7 +361,7 @@ def _lease_folder(spec: GatewaySpec, candidate: Container) -> Path | None:
     assert spec.keep is not None
     folder = next((Path(str(m.get("Source", ""))) for m in candidate.summary.get("Mounts") or ()
                    if m.get("Destination") == GATEWAY_LEASE_TARGET), None)
-    if folder is None or folder.name != "lease" or not _GATEWAY_FOLDER.fullmatch(folder.parent.name) \
+    if folder is None or folder.name != "lease" or not GATEWAY_FOLDER_NAME.fullmatch(folder.parent.name) \
             or folder.parent.parent != spec.keep.lease_folder.parent.parent:
         return None
     return folder
@@ -712,6 +713,10 @@ async def gateway_holders(plan: LaunchPlan, *, early: bool) -> AsyncIterator[Gat
                     run.release(discard=not run.adopted and not run.claimed, keep=run.claimed and not run.adopted)
     finally:
         with anyio.CancelScope(shield=True):
+            # every gateway of this launch has ended or is kept: the folders of the ones that
+            # ended elsewhere (kept ones nobody took, removed ones) go now, bounded
+            with anyio.move_on_after(SWEEP_SECONDS), contextlib.suppress(Exception):
+                await sweep_gateway_folders(docker, plan.facts.state_home)
             await docker.close()
 
 

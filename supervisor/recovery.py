@@ -22,6 +22,7 @@ from launch.network import LABEL_GATEWAY_FOR, LABEL_GATEWAY_SLOT, gateway_name, 
 from launch.spec import LABEL_PREFIX
 from supervisor import tripwire
 from supervisor.gateway import remove_gateway
+from supervisor.gateway_folders import sweep_gateway_folders
 from supervisor.slots import Notice, save_launch
 from supervisor.store import StateStore
 
@@ -101,6 +102,7 @@ async def collect_garbage(store: StateStore, docker: Engine, state_home: Path,
         notice(f"kept {undecided} container(s) whose launcher cannot be checked from here (another host or "
                "PID namespace, or made by an older llm-docker); `docker rm` them if you know they are stale")
     await recover_dead_launches(store, docker, state_home, notice)
+    await sweep_gateway_folders(docker, state_home)  # the folders of the gateways gone
     return removed
 
 

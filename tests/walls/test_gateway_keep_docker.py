@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from testbed.images import BUSYBOX_IMAGE
-from testbed.netns import BRIDGE_GATEWAY, INTERNET_A, NetworkHosts
+from testbed.netns import BRIDGE_GATEWAY, INTERNET_A, INTERNET_B, NetworkHosts
 from testbed.unprivileged import User
 from tests.walls.test_network_docker import control, fetch, hosts, launched, results
 
@@ -119,6 +119,29 @@ def test_a_relaunch_with_ssh_takes_the_kept_gateway_and_its_port(keeping: User, 
     assert again["Config"]["Labels"][port] == kept["Config"]["Labels"][port]
 
 
+def test_what_the_last_agents_lookups_let_through_is_closed_for_the_next(keeping: User,
+                                                                         hosts: NetworkHosts) -> None:
+    """With an allow-list, the resolver puts the addresses it answers for allowed names into
+    the gateway's name sets. A kept gateway's next session starts with those sets as they
+    were loaded: an address the last agent's lookups opened is closed again."""
+    user = keeping
+    project = user.project()
+    allow = "EGRESS_ALLOW=allowed.example.test"
+    probe = fetch(f"http://{INTERNET_B}/", "R_B")
+    assert _cage(user, project, probe, allow) == {"R_B": "FAILED"}
+    kept = _only_kept(user)
+    # as if the last agent had looked up a name the resolver answered with INTERNET_B
+    added = subprocess.run(["docker", "exec", kept["Id"], "nft", "add", "element", "inet", "llm_docker", "names4",
+                            f"{{ {INTERNET_B} }}"], capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    assert _cage(user, project, probe, allow) == {"R_B": "FAILED"}
+    again = _only_kept(user)
+    assert again["Id"] == kept["Id"]
+    listed = subprocess.run(["docker", "exec", kept["Id"], "nft", "list", "set", "inet", "llm_docker", "names4"],
+                            capture_output=True, text=True)
+    assert listed.returncode == 0 and INTERNET_B not in listed.stdout, listed.stdout + listed.stderr
+
+
 def test_a_launch_with_another_policy_never_takes_it(keeping: User, hosts: NetworkHosts) -> None:
     user = keeping
     project = user.project()
@@ -171,14 +194,35 @@ def _say_verified(listener: socket.socket) -> None:
             connection.sendall(b"llm-docker-gateway: verified\n")
 
 
-def test_a_kept_gateway_nobody_takes_ends_by_itself(keeping: User, hosts: NetworkHosts) -> None:
+def _gateway_folder(info: dict[str, Any]) -> Path:
+    return next(Path(m["Source"]) for m in info["Mounts"] if m["Destination"] == "/run/llm-docker-gateway/lease").parent
+
+
+def _age(folder: Path) -> None:
+    """Older than the sweep's guard (which spares a folder a launch has just prepared)."""
+    old = time.time() - 3600
+    os.utime(folder, (old, old))
+
+
+def test_a_kept_gateway_nobody_takes_ends_by_itself_and_its_folder_is_swept(keeping: User,
+                                                                            hosts: NetworkHosts) -> None:
     user = keeping
-    _cage(user, user.project(), 'echo "R_RAN:1"', keep=2)
-    assert _only_kept(user)
+    project = user.project()
+    _cage(user, project, 'echo "R_RAN:1"', keep=2)
+    ended = _gateway_folder(_only_kept(user))
     deadline = time.monotonic() + 30
     while _kept(user):
         assert time.monotonic() < deadline, "the kept gateway did not end within 30 s of a 2 s keep"
         time.sleep(0.5)
+    assert ended.is_dir()  # nobody was there to remove it when the gateway ended by itself
+    _cage(user, project, 'echo "R_RAN:2"', "INTERNET_ACCESS=false")
+    running = _gateway_folder(_only_kept(user))
+    _age(ended)
+    _age(running)
+    result = user.run("llm-docker", "gc", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert not ended.exists()  # swept: no gateway mounts it
+    assert running.is_dir() and _only_kept(user)  # a kept gateway's folder stays while it waits
 
 
 def test_a_gateway_in_use_is_never_taken_or_removed_by_another_launch(keeping: User, hosts: NetworkHosts) -> None:
