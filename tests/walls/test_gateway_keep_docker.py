@@ -142,6 +142,28 @@ def test_what_the_last_agents_lookups_let_through_is_closed_for_the_next(keeping
     assert listed.returncode == 0 and INTERNET_B not in listed.stdout, listed.stdout + listed.stderr
 
 
+def _tracked(gateway: str, address: str) -> str:
+    """The gateway namespace's connection tracking entries to `address`."""
+    listed = subprocess.run(["docker", "exec", gateway, "conntrack", "-L", "-d", address], capture_output=True,
+                            text=True)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout
+
+
+def test_the_last_agents_connections_are_forgotten_by_the_next_session(keeping: User,
+                                                                       hosts: NetworkHosts) -> None:
+    """`ct state established` lets the packets of known connections through: a kept
+    gateway's next session starts with none of the last agent's."""
+    user = keeping
+    project = user.project()
+    assert _cage(user, project, fetch(f"http://{INTERNET_A}/", "R_A")) == {"R_A": "internet-2"}
+    kept = _only_kept(user)
+    assert INTERNET_A in _tracked(kept["Id"], INTERNET_A)  # the first agent's connection, still tracked
+    assert _cage(user, project, 'echo "R_RAN:2"') == {"R_RAN": "2"}
+    assert _only_kept(user)["Id"] == kept["Id"]
+    assert INTERNET_A not in _tracked(kept["Id"], INTERNET_A)
+
+
 def test_a_launch_with_another_policy_never_takes_it(keeping: User, hosts: NetworkHosts) -> None:
     user = keeping
     project = user.project()
