@@ -524,8 +524,11 @@ class GatewayHolders:
         taken: GatewayRun | None = None
         for candidate in sorted(found, key=lambda c: c.created, reverse=True):
             try:
-                if candidate.summary.get("State") != "running":
+                state = candidate.summary.get("State")
+                if state in ("exited", "dead"):
                     await remove_gateway_container(candidate)
+                elif state != "running":
+                    continue  # being created or started by a launch of the slot: not ours
                 elif candidate.labels.get(LABEL_PREFIX + LABEL_GATEWAY_REUSE) != _digest(spec) \
                         or candidate.summary.get("ImageID") != image or taken is not None:
                     await self._retire(spec, candidate)

@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -162,6 +163,72 @@ def test_the_last_agents_connections_are_forgotten_by_the_next_session(keeping: 
     assert _cage(user, project, 'echo "R_RAN:2"') == {"R_RAN": "2"}
     assert _only_kept(user)["Id"] == kept["Id"]
     assert INTERNET_A not in _tracked(kept["Id"], INTERNET_A)
+
+
+_HOLD = """
+import socket, sys, time
+kind = sys.argv[1]
+if kind == "tcp-listener":
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind(("0.0.0.0", %d))
+    held.listen()
+elif kind == "udp":
+    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held.bind(("127.0.0.1", %d))
+else:
+    held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    held.bind(b"\\0llm-docker-test-held")
+    held.listen()
+print("held", flush=True)
+time.sleep(120)
+""" % (LISTEN_PORT, LISTEN_PORT)
+
+
+@pytest.mark.parametrize("socket_kind", ["tcp-listener", "udp", "abstract-unix"])
+def test_a_namespace_whose_socket_is_held_outside_it_is_never_served_again(keeping: User, hosts: NetworkHosts,
+                                                                           socket_kind: str) -> None:
+    """An agent can hand a socket of its namespace to another cage it shares a folder with
+    (SCM_RIGHTS), where it outlives the agent: bound or listening, it would serve in the next
+    agent's namespace. Here the test holds one as the agent's uid, made in the kept gateway's
+    namespace from outside it, as that other cage would: the next launch does not take that
+    gateway, and its own agent binds the port."""
+    user = keeping
+    project = user.project()
+    _cage(user, project, 'echo "R_RAN:1"')
+    kept = _only_kept(user)
+    holder = subprocess.Popen(["nsenter", "-t", str(kept["State"]["Pid"]), "-n", "setpriv", f"--reuid={user.uid}",
+                               f"--regid={user.uid}", "--clear-groups", sys.executable, "-c", _HOLD, socket_kind],
+                              stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second = _cage(user, project, f"(nc -l -p {LISTEN_PORT} -e /bin/cat 2>&1 &) ; sleep 0.3; "
+                       f'echo "R_OWN:$(echo hi | timeout 2 nc 127.0.0.1 {LISTEN_PORT} 2>&1)"')
+        assert second == {"R_OWN": "hi"}  # its own listener, in a namespace of its own
+        now = _only_kept(user)
+        assert now["Id"] != kept["Id"], "a namespace with a socket held outside it was served again"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_files_the_gateway_shares_with_the_agent_are_restored_for_the_next(keeping: User,
+                                                                         hosts: NetworkHosts) -> None:
+    """Docker shares the gateway's /etc/hosts, resolv.conf and hostname with every container
+    that joins its namespace; an agent running as root can write them. What the next agent
+    of a kept gateway reads is what the gateway started with (written here as root in the
+    gateway, as such an agent would)."""
+    user = keeping
+    project = user.project()
+    read = 'echo "R_PLANTED:$(cat /etc/hosts /etc/resolv.conf /etc/hostname | grep -c 6.6.6.6)"'
+    assert _cage(user, project, read) == {"R_PLANTED": "0"}
+    kept = _only_kept(user)
+    for file in ("hosts", "resolv.conf", "hostname"):
+        planted = subprocess.run(["docker", "exec", kept["Id"], "sh", "-c", f"echo 6.6.6.6 >> /etc/{file}"],
+                                 capture_output=True, text=True)
+        assert planted.returncode == 0, planted.stderr
+    assert _cage(user, project, read) == {"R_PLANTED": "0"}
+    assert _only_kept(user)["Id"] == kept["Id"]
 
 
 def test_a_launch_with_another_policy_never_takes_it(keeping: User, hosts: NetworkHosts) -> None:
