@@ -99,12 +99,20 @@ class PtyProcess:
 
     def _drained(self, timeout: float = 5) -> None:
         """Return once every byte the terminal holds is in `output`: a process's last line
-        may still sit in the terminal when it has exited (the reader is a thread)."""
+        may still sit in the terminal when it has exited (the reader is a thread), or still be
+        on its way from the terminal's writing side to its reading side (the kernel moves it
+        in a work queue: under load, the reading side can look empty for a moment) — so the
+        terminal must stay empty for QUIET_SECONDS."""
         deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
         while self.master >= 0 and time.monotonic() < deadline:
             pending = struct.unpack("i", fcntl.ioctl(self.master, termios.FIONREAD, b"\0\0\0\0"))[0]
             if pending == 0 and not self._reading:
-                return
+                quiet_since = quiet_since if quiet_since is not None else time.monotonic()
+                if time.monotonic() - quiet_since >= QUIET_SECONDS:
+                    return
+            else:
+                quiet_since = None
             time.sleep(0.02)
 
     @property
@@ -156,6 +164,10 @@ class PtyProcess:
             self.process.kill()
             self.process.wait()
         self._close_fds()
+
+
+#: How long a terminal must stay empty after its process's exit before its output is complete.
+QUIET_SECONDS = 0.25
 
 
 def free_port() -> int:
