@@ -4,7 +4,8 @@ The supervisor starts it as a child in its own session (so a terminal hang-up or
 process-group kill does not reach it) and keeps the write end of its stdin. On a normal
 exit the supervisor writes `done`. If the stdin pipe closes without `done`, the
 supervisor died: the guardian stops and removes the launch's containers within seconds
-and finishes their slot saves from the journal. It blocks in `read()` meanwhile — no
+(even when the state folder is gone or unusable) and finishes their slot saves from the
+journal. It blocks in `read()` meanwhile — no
 polling, no CPU.
 
 While the supervisor lives, the guardian is a POSIX shell blocked in `read` (`WAIT_SCRIPT`):
@@ -63,14 +64,21 @@ async def guardian(state_home: Path, run_ids: list[str]) -> AsyncIterator[None]:
 
 
 async def _recover(state_home: Path, run_ids: set[str]) -> None:
+    """The launch's containers first, by name (a run id is its agent container's name), then
+    the journal's saves: the containers go even when the state cannot be used — its folder
+    deleted or its database unreadable — and an unsupervised agent never runs on. A state
+    folder that is gone is not made again (its saves went with it)."""
     from engine.client import connect
-    from supervisor.recovery import recover_dead_launches
+    from supervisor.recovery import recover_dead_launches, remove_launch_containers
     from supervisor.store import StateStore
 
     docker = await connect()
     try:
-        async with StateStore.open(state_home) as store:
-            await recover_dead_launches(store, docker, state_home, only=run_ids)
+        for name in sorted(run_ids):
+            await remove_launch_containers(docker, state_home, name)
+        if state_home.is_dir():
+            async with StateStore.open(state_home) as store:
+                await recover_dead_launches(store, docker, state_home, only=run_ids)
     finally:
         await docker.close()
 

@@ -45,6 +45,13 @@ async def remove_container(docker: Engine, name: str) -> bool:
     return True
 
 
+async def remove_launch_containers(docker: Engine, state_home: Path, container: str) -> None:
+    """A dead launch's agent container and its gateway (never kept: only a launch that ended
+    normally keeps its gateway), each gone already or removed."""
+    await remove_container(docker, container)
+    await remove_gateway(docker, gateway_name(container), gateway_ports_folder(state_home, gateway_name(container)))
+
+
 async def settle_tripwire(state_home: Path, run_id: str, notice: Notice | None) -> None:
     """The tripwire of a launch whose launcher died (its container is gone now)."""
     report = await anyio.to_thread.run_sync(tripwire.settle, state_home, run_id, abandon_on_cancel=True)
@@ -63,9 +70,7 @@ async def recover_dead_launches(store: StateStore, docker: Engine, state_home: P
             continue
         if only is None and journal_liveness(launch.launcher_pid, launch.launcher_start, here) is not Liveness.DEAD:
             continue
-        await remove_container(docker, launch.container)
-        await remove_gateway(docker, gateway_name(launch.container),
-                             gateway_ports_folder(state_home, gateway_name(launch.container)))
+        await remove_launch_containers(docker, state_home, launch.container)
         await settle_tripwire(state_home, launch.run_id, notice)
         await save_launch(store, launch, state_home, notice)
         recovered += 1

@@ -177,6 +177,19 @@ def test_killed_client_is_a_hang_up_the_slot_is_saved(served: Served, project: P
     assert slot_session(home, "claude", project, 3)
 
 
+def test_killed_client_with_the_state_folder_gone_still_removes_the_containers(
+        served: Served, project: Path, home: Path, pty_processes: list[PtyProcess]) -> None:
+    """The slot's save has nowhere to go; the cleanup still happens."""
+    served.start()
+    process = _interactive(served, 3, project=project, home=home, pty_processes=pty_processes)
+    supervisor = psutil.Process(_launcher_pid(project))
+    shutil.rmtree(home / ".llm-docker")
+    process.process.send_signal(signal.SIGKILL)
+    process.wait()
+    wait_until(lambda: not supervisor.is_running() or supervisor.status() == psutil.STATUS_ZOMBIE, timeout=60)
+    wait_until(lambda: not project_containers(project), timeout=30)
+
+
 def test_killed_supervisor_is_reported_and_cleaned_by_its_guardian(served: Served, project: Path, home: Path,
                                                                     pty_processes: list[PtyProcess]) -> None:
     served.start()

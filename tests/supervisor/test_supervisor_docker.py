@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from launch.liveness import identity_labels, read_here
+from supervisor.store import DATABASE
 from testbed.images import BUSYBOX_IMAGE
 from testbed.processes import (
     PtyProcess,
@@ -192,6 +194,25 @@ def test_sigkill_of_the_supervisor(project: Path, home: Path, pty_processes: lis
     process.wait()
     wait_until(lambda: project_containers(project) == [], timeout=10)
     assert slot_session(home, "claude", project, 6) == session
+
+
+@pytest.mark.parametrize("state", ["removed", "unreadable"])
+def test_sigkill_of_the_supervisor_with_its_state_gone_still_removes_its_containers(
+        project: Path, home: Path, pty_processes: list[PtyProcess], state: str) -> None:
+    """The guardian needs the journal for the slot's save, never for removing the containers:
+    an agent left running unsupervised (its gateway's lease gone) is the worse outcome."""
+    process = start_interactive(pty_processes, "cld", "--slot", "6", project=project, home=home)
+    state_home = home / ".llm-docker"
+    assert project_containers(project)
+    if state == "removed":
+        shutil.rmtree(state_home)
+    else:
+        for database in state_home.glob(DATABASE + "*"):
+            database.write_bytes(b"not a database\n" * 512)
+    process.process.kill()
+    process.wait()
+    wait_until(lambda: project_containers(project) == [], timeout=10)
+    assert state_home.exists() == (state == "unreadable")  # a deleted state folder is not made again
 
 
 def test_sigkill_of_supervisor_and_guardian_is_finished_by_the_next_invocation(
