@@ -238,6 +238,7 @@ def command_gc(arguments: argparse.Namespace) -> int:
 
 
 def command_quarantine(arguments: argparse.Namespace) -> int:
+    from supervisor.printable import printable
     from supervisor.tripwire import accept, quarantined
 
     state_home = _state_home()
@@ -246,7 +247,7 @@ def command_quarantine(arguments: argparse.Namespace) -> int:
             print("llm-docker: quarantine list takes no ID", file=sys.stderr)
             return EXIT_USAGE
         for item in quarantined(state_home):
-            print(f"{item.quarantine_id}  {item.project}  {', '.join(item.paths)}")
+            print(printable(f"{item.quarantine_id}  {item.project}  {', '.join(item.paths)}"))
         return 0
     if not arguments.quarantine_id:
         print("llm-docker: quarantine accept needs an ID — `llm-docker quarantine` lists them", file=sys.stderr)
@@ -256,7 +257,7 @@ def command_quarantine(arguments: argparse.Namespace) -> int:
     except LlmDockerError as error:  # QuarantineError: the ID or the project's state refuses it (2)
         print(f"llm-docker: {error}", file=sys.stderr)
         return error.exit_code
-    print(f"accepted: {', '.join(item.paths)} back in {item.project}")
+    print(printable(f"accepted: {', '.join(item.paths)} back in {item.project}"))
     return 0
 
 

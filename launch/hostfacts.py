@@ -90,8 +90,8 @@ def gather_host_facts(launch_dir: Path, *, root: Path, user_home: Path, state_ho
         dotfiles=tuple(name for name in OPTIONAL_DOTFILES if (user_home / name).is_file()),
         shared_config=tuple(relative for entries in SHARED_CONFIG.values() for relative in entries
                             if entry_kind(state_home / SHARED_FOLDER / relative) in (Kind.FILE, Kind.DIRECTORY)),
-        boot_prompt=_read_boot_prompt(launch_dir / BOOT_FILE),
-        has_claude_md=(launch_dir / CLAUDE_FILE).is_file(),
+        boot_prompt=read_boot_prompt(launch_dir / BOOT_FILE),
+        has_claude_md=entry_kind(launch_dir / CLAUDE_FILE) is Kind.FILE,
         launcher_pid=os.getpid(),
         launcher_start=process_start_time(os.getpid()) or "",
         launch_id=launch_id,
@@ -159,15 +159,11 @@ def find_git_toplevel(start: Path) -> Path | None:
     return None
 
 
-def _read_boot_prompt(path: Path) -> str | None:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_BOOT_PROMPT_BYTES + 1)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        return None
-    if len(data) > MAX_BOOT_PROMPT_BYTES:
-        data = data[:MAX_BOOT_PROMPT_BYTES]
-    text = data.decode("utf-8", errors="replace").strip()
+def read_boot_prompt(path: Path) -> str | None:
+    """BOOT.md, the fresh session's first prompt: a regular file only. An agent may have made
+    it a link to one of the user's secrets (the prompt goes into the container's command line
+    and to the model provider) or a FIFO (every later launch in the folder would hang)."""
+    text = (read_small_file(path, MAX_BOOT_PROMPT_BYTES) or "").strip()
     return text or None
 
 
@@ -177,6 +173,7 @@ MAX_SUBMODULES = 64
 MAX_SMALL_FILE_BYTES = 64 * 1024
 _GITFILE = re.compile(r"^gitdir:\s*(.+?)\s*$", re.MULTILINE)
 _SUBMODULE_PATH = re.compile(r"^\s*path\s*=\s*(.+?)\s*$", re.MULTILINE)
+_CORE_WORKTREE = re.compile(r"^\s*worktree\s*=\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
 _HOOKS_PATH = re.compile(r"^\s*hookspath\s*=\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
 
 
@@ -248,13 +245,18 @@ def gather_surface(root: Path) -> SurfaceFacts:
 
 
 def external_git_dirs(root: Path) -> tuple[Path, ...]:
-    """For `.git` as a file (a worktree): the git folder it names and that folder's common
-    folder — only real git folders (HEAD + objects), never an arbitrary host folder."""
+    """For `.git` as a file (a worktree, a submodule): the git folder it names and that
+    folder's common folder — only real git folders (HEAD + objects) that name this folder
+    back as their worktree, never an arbitrary host folder. The agent can write the gitfile
+    (in a folder it later launches from, say); it cannot write the back-link in a git
+    folder outside the project, so it cannot pick another of the user's repositories."""
     text = read_small_file(root / GIT) or ""
     match = _GITFILE.search(text)
     if match is None:
         return ()
     git_dir = (root / match.group(1)).resolve()
+    if not _names_back(git_dir, root):
+        return ()
     common_text = read_small_file(git_dir / "commondir")
     common = (git_dir / common_text.strip()).resolve() if common_text and common_text.strip() else git_dir
     chosen: list[Path] = []
@@ -264,3 +266,14 @@ def external_git_dirs(root: Path) -> tuple[Path, ...]:
         if (folder / "HEAD").is_file() and (common / "objects").is_dir() and not root.is_relative_to(folder):
             chosen.append(folder)
     return tuple(chosen)
+
+
+def _names_back(git_dir: Path, root: Path) -> bool:
+    """Whether the git folder `git_dir` is `root`'s by git's own records: a linked
+    worktree's `gitdir` file names `root/.git`; a submodule's `core.worktree` names `root`."""
+    linked = (read_small_file(git_dir / "gitdir") or "").strip()
+    if linked and (git_dir / linked).resolve() == (root / GIT).resolve():
+        return True
+    config = read_small_file(git_dir / "config") or ""
+    return any((git_dir / match.group(1).strip('"')).resolve() == root.resolve()
+               for match in _CORE_WORKTREE.finditer(config))

@@ -12,6 +12,7 @@ import anyio
 
 from engine.client import Engine, EngineError, connect, run_with_engine
 from launch.errors import EXIT_FAILURE, LlmDockerError
+from supervisor.printable import printable
 from supervisor.recovery import collect_garbage, recover_dead_launches
 from supervisor.store import StateStore
 
@@ -48,7 +49,8 @@ async def _list_slots(state_home: Path, as_json: bool) -> int:
         print("no saved slots")
         return 0
     for row in rows:
-        print(f"{row['tool']:<9} {row['project']}  slot {row['slot']:<3} {row['session_id']}  {row['updated']}")
+        print(printable(f"{row['tool']:<9} {row['project']}  slot {row['slot']:<3} {row['session_id']}  "
+                        f"{row['updated']}"))
     return 0
 
 
@@ -57,7 +59,7 @@ def garbage_collect(state_home: Path) -> int:
         try:
             async with StateStore.open(state_home) as store:
                 removed = await collect_garbage(store, docker, state_home,
-                                                lambda message: print(f"llm-docker: {message}"))
+                                                lambda message: print(f"llm-docker: {printable(message)}"))
         except LlmDockerError as error:  # an unusable state database: 2
             print(f"llm-docker: {error}", file=sys.stderr)
             return error.exit_code

@@ -22,6 +22,7 @@ from engine.client import Engine
 from launch.plan import LaunchPlan
 from launch.spec import ContainerSpec
 from supervisor.gateway import GatewayHolders
+from supervisor.printable import printable
 from supervisor.ssh_keys import InstallKeys
 from supervisor.store import Launch, StateStore
 
@@ -115,6 +116,7 @@ class Supervisor:
     def notice(self, message: str) -> None:
         """Tell the user something, in a way that survives a raw-mode terminal."""
         ending = "\r\n" if self.raw_terminal else "\n"
+        message = printable(message)
         self.log.info("notice", message=message)
         if self.held_notices is not None:
             self.held_notices.append(message)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Collection, Iterable
@@ -53,6 +54,10 @@ EVENTS_SECONDS = 5.0
 TOOL_FILES_SECONDS = 10.0
 #: At most this many candidate sessions are kept from the tool's own files.
 MAX_CANDIDATES = 256
+#: What a session id may be (Claude Code: a UUID; OpenCode: `ses_…`): it is printed to the
+#: user's terminal, stored, used in file names and handed back as `--resume ID` — an agent's
+#: id with escape sequences, a path or a leading `-` is no session.
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +99,13 @@ def last_event_session(events: Path) -> str | None:
             session = json.loads(line).get("session_id")
         except (ValueError, AttributeError, RecursionError):
             continue
-        if isinstance(session, str) and session:
+        if isinstance(session, str) and is_session_id(session):
             return session
     return None
+
+
+def is_session_id(text: str) -> bool:
+    return SESSION_ID.fullmatch(text) is not None
 
 
 def events_evidence(events: Path) -> tuple[str | None, str | None]:
@@ -127,7 +136,7 @@ def claude_written(folder: Path, since: float, *, trusted: Path | None = None) -
         return []
     try:
         found = [(info.st_mtime, name[: -len(".jsonl")]) for name, info in regular_entries(fd, ".jsonl")
-                 if info.st_mtime >= since - CLOCK_SLACK_SECONDS]
+                 if info.st_mtime >= since - CLOCK_SLACK_SECONDS and is_session_id(name[: -len(".jsonl")])]
     except OSError:
         return []
     finally:
@@ -181,7 +190,7 @@ def opencode_written(database: Path, directory: str, since: float) -> list[str]:
         rows = connection.execute(
             f"SELECT id FROM session WHERE directory=? AND {stamp} >= ? ORDER BY {stamp} DESC LIMIT ?",
             (directory, int((since - CLOCK_SLACK_SECONDS) * 1000), MAX_CANDIDATES)).fetchall()
-        return [row[0] for row in rows if isinstance(row[0], str) and row[0]]
+        return [row[0] for row in rows if isinstance(row[0], str) and is_session_id(row[0])]
     except sqlite3.Error:
         return []
     finally:

@@ -21,15 +21,17 @@ second launch of a busy slot is refused with `busy_message`.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import anyio
 
 from launch.argv import LaunchRequest
 from launch.identity import project_state_home
 from launch.mounts import EVENTS_FILE, run_folder
 from launch.session import SessionChoice, SessionKind, session_from_request
+from supervisor.remove_tree import remove_tree
 from supervisor.sessions import EVENTS_SECONDS, discover_bounded, session_exists
 from supervisor.store import Launch, SlotBusy, StateStore
 from supervisor.untrusted import run_bounded
@@ -95,7 +97,9 @@ async def save_launch(store: StateStore, launch: Launch, state_home: Path, notic
     finished, session = await store.finish_launch(launch, found.choose)
     if not finished:
         return None  # somebody (the guardian, another invocation) saved it already
-    shutil.rmtree(folder, ignore_errors=True)
+    # the agent could write into it (any depth, any number of files): off the event loop,
+    # never recursing, never holding up the launch's end when cancelled
+    await anyio.to_thread.run_sync(remove_tree, folder, abandon_on_cancel=True)
     if notice is not None and found.problem is not None:
         notice(f"{_label(launch)}: {found.problem} — the session was attributed from the tool's own files")
     if notice is not None and launch.slot is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -44,7 +43,9 @@ from supervisor.context import SlotRun, Supervisor, write_stderr
 from supervisor.gateway import GatewayHolders, gateway_holders
 from supervisor.guardian import guardian
 from supervisor.logconfig import LOG_BUFFER_LINES, configure_logging
+from supervisor.printable import printable
 from supervisor.recovery import collect_garbage, recover_dead_launches
+from supervisor.remove_tree import remove_tree
 from supervisor.slots import Notice, busy_message, new_launch, resolve_session
 from supervisor.ssh_keys import ensure_install_keys
 from supervisor.ssh_ports import choose_host_port, claimed_ports
@@ -67,6 +68,7 @@ async def supervise(plan: LaunchPlan, gateways: GatewayHolders | None = None) ->
     launcher = plan.request.tool.launcher
 
     def notice(message: str) -> None:
+        message = printable(message)
         log.info("notice", message=message)
         write_stderr(f"{launcher}: {message}\n")
 
@@ -191,7 +193,7 @@ def _launcher_alive(holder: Launch) -> bool:
 
 def _discard(slots: list[SlotRun]) -> None:
     for slot in slots:
-        shutil.rmtree(slot.run_folder, ignore_errors=True)
+        remove_tree(slot.run_folder)
 
 
 async def _prepare_slot(plan: LaunchPlan, store: StateStore, planned: SlotPlan, notice: Notice,

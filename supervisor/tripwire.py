@@ -42,6 +42,9 @@ NESTED_GIT_SURFACE = ("config", "config.worktree", "commondir", "hooks", "info")
 SKIPPED_FOLDERS = frozenset({".git", "node_modules"})
 #: Upper bound for the folder walk at a slot's end.
 MAX_WALKED_ENTRIES = 400_000
+#: Deepest folder the walk checks (the walk recurses: an agent's chain of thousands of folders
+#: would otherwise end it with a RecursionError or out of descriptors).
+MAX_NESTED_DEPTH = 64
 #: Deepest folder copied into a quarantine on another file system (deeper: not moved, reported).
 MAX_COPIED_DEPTH = 200
 
@@ -122,6 +125,8 @@ def _entry(folder: int, name: str) -> Entry:
         mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
     except FileNotFoundError:
         return Entry(Kind.ABSENT)
+    except OSError:
+        return Entry(Kind.OTHER)  # there, but its parent hides it (no search permission)
     if stat.S_ISLNK(mode):
         return Entry(Kind.SYMLINK, os.readlink(name, dir_fd=folder))
     if stat.S_ISDIR(mode):
@@ -199,29 +204,82 @@ def settle(state_home: Path, run_id: str) -> Report | None:
 def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]]:
     """Surface entries below the root (`NESTED_ENTRIES`) that were created or changed since
     `since`, judged by their ctime — which the agent cannot set back, unlike mtime. A nested
-    `.git` counts as changed when what git executes in it changed (`NESTED_GIT_SURFACE`)."""
+    `.git` counts as changed when what git executes in it changed (`NESTED_GIT_SURFACE`), or
+    when it cannot be read. A folder the walk cannot enter (an agent's `chmod 311`: git still
+    runs in it) is a change when made so in the session, else named among the problems, as
+    are folders deeper than `MAX_NESTED_DEPTH`: never silently taken for checked."""
     found: list[Change] = []
+    problems: list[str] = []
     walked = 0
-    with contextlib.suppress(OSError):
-        for folder, folders, files, descriptor in os.fwalk(root, follow_symlinks=False):
-            relative_folder = os.path.relpath(folder, root)
-            walked += len(folders) + len(files)
-            if walked > MAX_WALKED_ENTRIES:
-                return found, [f"the project has over {MAX_WALKED_ENTRIES} files: nested settings were not all checked"]
-            if _looks_like_git_folder(folders, files):
-                found += _planted_git_folder(descriptor, relative_folder, files + folders, since)
-            for name in sorted(NESTED_ENTRIES.intersection(folders + files)):
-                if relative_folder == ".":
-                    continue  # the root's own entries are pinned or watched by name
-                if _changed_since(descriptor, name, since):
-                    entry = _entry(descriptor, name)
-                    found.append(Change(f"{relative_folder}/{name}", Entry(Kind.ABSENT), entry))
-            # never walk into a repository's own folder, installed packages (no host tool is
-            # started from inside them), or back into a reported entry
-            folders[:] = [name for name in folders if name not in SKIPPED_FOLDERS and not (
-                name in NESTED_ENTRIES
-                and any(c.relative == os.path.normpath(f"{relative_folder}/{name}") for c in found))]
-    return found, []
+
+    def unreadable(error: OSError) -> None:  # the root, or a folder changed while the walk ran
+        where = os.path.relpath(error.filename, root) if isinstance(error.filename, str) else "a folder"
+        problems.append(f"could not read {where} ({error.strerror}): nested settings in it were not checked")
+
+    too_deep = False
+    for folder, folders, files, descriptor in os.fwalk(root, follow_symlinks=False, onerror=unreadable):
+        relative_folder = os.path.relpath(folder, root)
+        walked += len(folders) + len(files)
+        if walked > MAX_WALKED_ENTRIES:
+            return found, [*problems, f"the project has over {MAX_WALKED_ENTRIES} files: nested settings were not "
+                                      "all checked"]
+        if _looks_like_git_folder(folders, files):
+            found += _planted_git_folder(descriptor, relative_folder, files + folders, since)
+        for name in sorted(NESTED_ENTRIES.intersection(folders + files)):
+            if relative_folder == ".":
+                continue  # the root's own entries are pinned or watched by name
+            if _changed_since(descriptor, name, since):
+                entry = _entry(descriptor, name)
+                found.append(Change(f"{relative_folder}/{name}", Entry(Kind.ABSENT), entry))
+        # never walk into a repository's own folder, installed packages (no host tool is
+        # started from inside them), or back into a reported entry
+        entered = []
+        for name in folders:
+            relative = os.path.normpath(f"{relative_folder}/{name}")
+            if name in SKIPPED_FOLDERS or (name in NESTED_ENTRIES and any(c.relative == relative for c in found)):
+                continue
+            if relative.count("/") >= MAX_NESTED_DEPTH:
+                too_deep = True
+                continue
+            if not _enterable(descriptor, name):
+                # git runs in a folder it may not list: one made unreadable in the session (the
+                # chmod is a ctime change) goes to the quarantine whole, an older one is named
+                if _ctime_since(descriptor, name, since):
+                    found.append(Change(relative, Entry(Kind.DIRECTORY), _entry(descriptor, name)))
+                else:
+                    problems.append(f"could not read {relative} — review it (and its permissions) before running "
+                                    "git in it")
+                continue
+            entered.append(name)
+        folders[:] = entered
+    if too_deep:
+        problems.append(f"folders deeper than {MAX_NESTED_DEPTH} levels were not checked")
+    return found, problems
+
+
+def _ctime_since(folder: int, name: str, since: float) -> bool:
+    """Whether the entry itself (not what it holds) changed since `since`; True if unknown."""
+    try:
+        return os.stat(name, dir_fd=folder, follow_symlinks=False).st_ctime >= since
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def _enterable(folder: int, name: str) -> bool:
+    """Whether the walk can list the folder `name` (a link is no folder: never followed)."""
+    try:
+        child = os.open(name, _DIRECTORY_FLAGS, dir_fd=folder)
+    except OSError:
+        return False
+    try:
+        os.scandir(child).close()
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(child)
 
 
 def _looks_like_git_folder(folders: list[str], files: list[str]) -> bool:
@@ -245,8 +303,10 @@ def _planted_git_folder(folder: int, relative_folder: str, names: list[str], sin
 def _changed_since(folder: int, name: str, since: float) -> bool:
     try:
         info = os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except OSError:
+    except FileNotFoundError:
         return False
+    except OSError:
+        return True  # there, but not to be looked at: not proven unchanged
     is_git_folder = name == ".git" and stat.S_ISDIR(info.st_mode)
     if info.st_ctime >= since and not is_git_folder:  # a git folder's own entry changes with every commit
         return True
@@ -256,9 +316,11 @@ def _changed_since(folder: int, name: str, since: float) -> bool:
     try:
         child = os.open(name, _DIRECTORY_FLAGS, dir_fd=folder)
     except OSError:
-        return False
+        return True  # a folder of the surface that cannot be read is not proven unchanged
     try:
         return _tree_changed_since(child, since, only=inside, depth=3)
+    except OSError:
+        return True
     finally:
         os.close(child)
 

@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from supervisor.remove_tree import remove_tree
 from testbed.isolation import TEST_ENV
 from testbed.processes import ENTRY, REPO
 
@@ -176,7 +177,7 @@ class User:
         return result
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.home, ignore_errors=True)
+        remove_tree(self.home)  # an agent's folders may nest deeper than shutil.rmtree recurses
 
 
 def sweep_dead_homes() -> None:
@@ -185,7 +186,7 @@ def sweep_dead_homes() -> None:
         for entry in folder.iterdir() if folder.is_dir() else ():
             pid = entry.name.split("-", 1)[0]
             if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                shutil.rmtree(entry, ignore_errors=True)
+                remove_tree(entry)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ async def settle_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
         try:
             report = await anyio.to_thread.run_sync(tripwire.settle, supervisor.state_home, slot.launch.run_id,
                                                     abandon_on_cancel=True)
-        except OSError as error:
-            supervisor.notice(f"tripwire: could not check the project ({error}) — review its .git and tool "
-                              "settings before running git there")
+        except Exception as error:  # whatever the agent's files make of the check, the user hears of it
+            supervisor.log.exception("tripwire-failed")
+            supervisor.notice(f"tripwire: could not check the project ({type(error).__name__}: {error}) — review "
+                              "its .git and tool settings before running git there")
             return
         if report is not None and report.changes:
             supervisor.log.warning("tripwire", project=str(report.root), quarantine=str(report.quarantine),

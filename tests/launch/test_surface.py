@@ -85,14 +85,22 @@ def test_commit_mode_refuses_a_symlinked_hooks_folder(tmp_path: Path) -> None:
     assert "symlink" in protection.notes[0]
 
 
+def add_worktree_folder(repository: Path, name: str, worktree: Path) -> Path:
+    """What `git worktree add` makes in `repository`'s git folder for `worktree`: its HEAD,
+    its way to the common folder, and the back-link to the worktree's gitfile."""
+    folder = repository / ".git/worktrees" / name
+    folder.mkdir(parents=True)
+    (folder / "HEAD").write_text(f"ref: refs/heads/{name}\n")
+    (folder / "commondir").write_text("../..\n")
+    (folder / "gitdir").write_text(f"{worktree}/.git\n")
+    return folder
+
+
 def test_worktree_pins_its_gitfile_and_mounts_its_git_folders_read_only(tmp_path: Path) -> None:
     main = tmp_path / "main"
     make_repository(main)
-    worktree_git = main / ".git/worktrees/wt"
-    worktree_git.mkdir(parents=True)
-    (worktree_git / "HEAD").write_text("ref: refs/heads/wt\n")
-    (worktree_git / "commondir").write_text("../..\n")
     wt = tmp_path / "wt"
+    worktree_git = add_worktree_folder(main, "wt", wt)
     wt.mkdir()
     (wt / ".git").write_text(f"gitdir: {worktree_git}\n")
     facts = gather_surface(wt)
@@ -101,6 +109,31 @@ def test_worktree_pins_its_gitfile_and_mounts_its_git_folders_read_only(tmp_path
     assert protection.git_mode is GitMode.GITFILE and ".git" in protection.pins
     assert protection.external == (main / ".git",)
     assert "worktree" in protection.notes[0]
+
+
+def test_a_gitfile_cannot_pick_another_repository_of_the_user(tmp_path: Path) -> None:
+    """The agent writes a gitfile naming another project's repository (or one of its
+    worktrees): real git folders, but none names this folder back — nothing is mounted."""
+    secret = tmp_path / "secret"
+    make_repository(secret)
+    other_worktree = add_worktree_folder(secret, "theirs", tmp_path / "theirs")
+    root = tmp_path / "p"
+    root.mkdir()
+    for target in (secret / ".git", other_worktree):
+        (root / ".git").write_text(f"gitdir: {target}\n")
+        assert gather_surface(root).external_git_dirs == ()
+
+
+def test_a_submodule_gitfile_mounts_its_module_folder(tmp_path: Path) -> None:
+    parent = tmp_path / "parent"
+    make_repository(parent)
+    module = parent / ".git/modules/lib"
+    (module / "objects").mkdir(parents=True)
+    (module / "HEAD").write_text("ref: refs/heads/main\n")
+    (module / "config").write_text("[core]\n\tworktree = ../../../lib\n")
+    (parent / "lib").mkdir()
+    (parent / "lib/.git").write_text("gitdir: ../.git/modules/lib\n")
+    assert gather_surface(parent / "lib").external_git_dirs == (module,)
 
 
 def test_gitfile_pointing_at_an_arbitrary_folder_exposes_nothing(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import pytest
 from launch.hostfacts import gather_surface
 from launch.surface import plan_protection
 from supervisor import tripwire
+from supervisor.remove_tree import remove_tree
+from tests.supervisor.test_remove_tree import chain
 
 
 @pytest.fixture
@@ -163,3 +165,20 @@ def test_a_folder_made_into_a_bare_repository_loses_its_git_entries(tmp_path: Pa
     assert {c.relative for c in report.changes} == {"src/HEAD", "src/config", "src/hooks"}
     assert not (project / "src/HEAD").exists() and not (project / "src/config").exists()
     assert (project / "src/main.c").is_file() and (project / "src/objects").is_dir()  # the user's files stay
+
+
+def test_a_chain_of_folders_deeper_than_the_walk_is_named_not_a_crash(tmp_path: Path, project: Path) -> None:
+    """The walk recurses: an agent's chain of thousands of folders would end the check with a
+    RecursionError (Python 3.11) — no quarantine, no notice. Beyond the bound: one problem."""
+    state = tmp_path / "state"
+    arm(state, project)
+    chain(project, 1500)
+    (project / "src/.git").mkdir(parents=True)
+    (project / "src/.git/config").write_text('[core]\n\tfsmonitor = "touch /tmp/pwned"\n')
+    try:
+        report = tripwire.settle(state, "run-1")
+    finally:
+        remove_tree(project / "d")  # pytest's own clean-up of old runs would recurse into it
+    assert report is not None
+    assert [c.relative for c in report.changes] == ["src/.git"]  # the rest of the walk still ran
+    assert f"deeper than {tripwire.MAX_NESTED_DEPTH} levels" in (report.notice() or "")

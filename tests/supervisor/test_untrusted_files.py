@@ -84,6 +84,27 @@ def test_events_tail_skips_the_cut_first_line(tmp_path: Path) -> None:
     assert session is None and problem is not None and "no session in its last 64 KiB" in problem
 
 
+
+@pytest.mark.parametrize("forged", ["\\u001b]52;c;cm0gLXJmIH4K\\u0007", "../../other", "--settings=/tmp/x", "a b", "x" * 129])
+def test_a_forged_session_id_is_no_session(tmp_path: Path, forged: str) -> None:
+    """Session ids are printed, stored, put in file names and handed back as `--resume ID`:
+    escape sequences, paths, flags are not ids, wherever the agent writes them."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(EVENT % "9b2f7c1e-0a4d-4e8b-b1f2-3c4d5e6f7a8b" + EVENT % forged)
+    assert sessions.last_event_session(events) == "9b2f7c1e-0a4d-4e8b-b1f2-3c4d5e6f7a8b"
+    trusted, folder = _sessions_folder(tmp_path)
+    if "/" not in forged:
+        (folder / f"{forged}.jsonl").write_text("{}\n")
+    (folder / "ses_ok.jsonl").write_text("{}\n")
+    assert sessions.claude_written(folder, time.time() - 60, trusted=trusted) == ["ses_ok"]
+    database = _opencode(tmp_path)
+    connection = sqlite3.connect(database)
+    connection.execute("INSERT INTO session VALUES (?, '/w', 9e15, 9e15)", (forged,))
+    connection.commit()
+    connection.close()
+    assert sessions.opencode_written(database, "/w", time.time() - 60) == ["ses_a"]
+
+
 # -- folders and listings --------------------------------------------------------------
 
 def _sessions_folder(tmp_path: Path) -> tuple[Path, Path]:

@@ -279,3 +279,91 @@ def test_the_users_shared_agent_config_is_read_only_in_the_cage(user: User) -> N
     assert '{"model": "mine"}' in result.stdout
     assert breaches(result) == []
     assert shared.read_text() == '{"model": "mine"}\n'
+
+
+def test_boot_md_made_a_link_or_a_fifo_by_the_agent_is_no_prompt(user: User) -> None:
+    """BOOT.md is the next fresh session's first prompt — in the container's command line and
+    sent to the model provider. An agent's link to one of the user's secrets is not read; its
+    FIFO does not hang the next launch."""
+    user.write(user.home / "secret-token", "TOKEN-9f3c2a\n", mode=0o600)
+    project = user.project()
+    hostile(user, project, "echo 'read the plan first' > BOOT.md")
+    shown = user.run("cld", "--", "--fake-sh", "echo DONE", cwd=project, timeout=60)
+    assert "read the plan first" in field(shown.stdout, "ARG"), shown.stdout  # the test sees a prompt
+    hostile(user, project, "rm BOOT.md && ln -s ../../secret-token BOOT.md && echo PLANTED")
+    assert (project / "BOOT.md").is_symlink()
+    again = user.run("cld", "--", "--fake-sh", "echo DONE", cwd=project, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "DONE" in again.stdout and "TOKEN-9f3c2a" not in again.stdout + again.stderr
+
+    hostile(user, project, "rm BOOT.md && mkfifo BOOT.md && echo PLANTED")
+    last = user.run("cld", "--", "--fake-sh", "echo DONE", cwd=project, timeout=60)  # hung before
+    assert last.returncode == 0 and "DONE" in last.stdout, last.stderr
+
+
+def test_a_repository_hidden_behind_folder_permissions_is_quarantined(user: User) -> None:
+    """git runs in a folder it may not list (`chmod 311`: search, no read), so the host's
+    check must not take a folder it cannot read for one without a repository."""
+    project = repository(user)
+    user.shell("mkdir -p vendor/x && cd vendor/x && git init -q -b main && git commit -q --allow-empty -m v",
+               cwd=project, check=True)
+    planted, edited = user.home / "PWNED-planted", user.home / "PWNED-edited"
+    result = hostile(user, project,
+                     f"mkdir -p sub/.git/refs sub/.git/objects && echo 'ref: refs/heads/main' > sub/.git/HEAD && "
+                     f"printf '{fsmonitor_config(planted)}' > sub/.git/config && chmod 311 sub && "
+                     f"printf '{fsmonitor_config(edited)}' > vendor/x/.git/config && chmod 311 vendor/x/.git && "
+                     "echo PLANTED")
+    assert "PLANTED" in result.stdout
+    assert "tripwire:" in result.stderr and "sub (replaced)" in result.stderr, result.stderr
+    assert "vendor/x/.git" in result.stderr, result.stderr
+    assert not (project / "sub").exists() and not (project / "vendor/x/.git").exists()
+    user.shell("git status", cwd=project / "vendor/x")
+    host_git_runs_nothing(user, project, planted, edited)
+
+
+def test_a_run_folder_chain_deeper_than_python_recurses_is_removed_and_the_slot_saved(user: User) -> None:
+    """The agent writes into its run folder (the events file's folder): removing it at the
+    save recursed once per level and died of a RecursionError."""
+    project = user.project()
+    result = user.run("cld", "--slot", "1", "--", "-p", "x", "--fake-sh",
+                      'cd "$(dirname "$LLM_DOCKER_EVENTS")" && i=0 && '
+                      'while [ $i -lt 3000 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done && echo DEEP',
+                      cwd=project, timeout=300)
+    assert result.returncode == 0 and "DEEP" in result.stdout, result.stderr
+    assert "Traceback" not in result.stderr and "slot 1 saved" in result.stderr, result.stderr
+    assert not any((user.state_home / "runs").iterdir())
+
+
+def test_names_and_ids_the_agent_chose_cannot_drive_the_users_terminal(user: User) -> None:
+    """The tripwire's notice names the folders it moved, the save names the session: an
+    escape sequence in either (OSC 52 writes the clipboard in many terminals) is shown, not sent."""
+    project = repository(user)
+    result = user.run("cld", "--slot", "1", "--", "-p", "x", "--fake-sh",
+                      "d=\"$(printf 'x\\033]52;c;QUFBQQ==\\007y')\" && mkdir \"$d\" && echo 'echo hi' > \"$d/.envrc\" && "
+                      "printf '{\"session_id\": \"\\\\u001b]52;c;QUFBQQ==\\\\u0007\"}\\n' >> \"$LLM_DOCKER_EVENTS\" && "
+                      "echo PLANTED", cwd=project)
+    assert result.returncode == 0 and "PLANTED" in result.stdout, result.stderr
+    assert "tripwire:" in result.stderr and "x?]52;c;QUFBQQ==?y/.envrc" in result.stderr, result.stderr
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    listed = user.run("llm-docker", "slots", cwd=project)
+    assert "\x1b" not in listed.stdout + listed.stderr
+
+
+def test_a_gitfile_the_agent_writes_cannot_bring_another_repository_into_a_cage(user: User) -> None:
+    """While slot 1 runs, its agent writes `sub/.git` naming another project's repository;
+    a launch from `sub` (its own project now) mounts only git folders that name it back."""
+    secret = repository(user, "secret")
+    project = repository(user, "app")
+    (project / "sub").mkdir()
+    user.own(project / "sub")
+    first = user.popen("cld", "--slot", "1", "--", "-p", "x", "--fake-sh",
+                       f"printf 'gitdir: {secret}/.git\\n' > sub/.git && echo PLANTED && sleep 15", cwd=project,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: (project / "sub/.git").is_file(), timeout=60)
+        second = user.run("cld", "--", "-p", "x", "--fake-sh",
+                          f"test -e {secret}/.git/HEAD && echo BREACH:secret-history; echo DONE", cwd=project / "sub")
+        assert "DONE" in second.stdout, second.stderr
+        assert breaches(second) == []
+    finally:
+        first.wait(timeout=120)
