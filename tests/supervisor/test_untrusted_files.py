@@ -85,7 +85,8 @@ def test_events_tail_skips_the_cut_first_line(tmp_path: Path) -> None:
 
 
 
-@pytest.mark.parametrize("forged", ["\\u001b]52;c;cm0gLXJmIH4K\\u0007", "../../other", "--settings=/tmp/x", "a b", "x" * 129])
+@pytest.mark.parametrize("forged", ["\\u001b]52;c;cm0gLXJmIH4K\\u0007", "../../other", "--settings=/tmp/x", "a b",
+                                    "x" * 129])
 def test_a_forged_session_id_is_no_session(tmp_path: Path, forged: str) -> None:
     """Session ids are printed, stored, put in file names and handed back as `--resume ID`:
     escape sequences, paths, flags are not ids, wherever the agent writes them."""

@@ -339,7 +339,8 @@ def test_names_and_ids_the_agent_chose_cannot_drive_the_users_terminal(user: Use
     escape sequence in either (OSC 52 writes the clipboard in many terminals) is shown, not sent."""
     project = repository(user)
     result = user.run("cld", "--slot", "1", "--", "-p", "x", "--fake-sh",
-                      "d=\"$(printf 'x\\033]52;c;QUFBQQ==\\007y')\" && mkdir \"$d\" && echo 'echo hi' > \"$d/.envrc\" && "
+                      "d=\"$(printf 'x\\033]52;c;QUFBQQ==\\007y')\" && mkdir \"$d\" && "
+                      "echo 'echo hi' > \"$d/.envrc\" && "
                       "printf '{\"session_id\": \"\\\\u001b]52;c;QUFBQQ==\\\\u0007\"}\\n' >> \"$LLM_DOCKER_EVENTS\" && "
                       "echo PLANTED", cwd=project)
     assert result.returncode == 0 and "PLANTED" in result.stdout, result.stderr
