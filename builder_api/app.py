@@ -276,7 +276,9 @@ class BuilderAPI:
         since = request.number("since", "nan") if "since" in request.query else None
         pid = request.number("pid", "0", int) if "pid" in request.query else None
         n = request.number("n", "200", int)
-        return self.events.query(event_type=request.query.get("type"), since=since, n=n, pid=pid)
+        event_type = request.query.get("type")
+        return await anyio.to_thread.run_sync(  # a file read (the agent may write it): off the loop
+            lambda: self.events.query(event_type=event_type, since=since, n=n, pid=pid), abandon_on_cancel=True)
 
     async def ingest_log(self, request: Request) -> Reply:
         body = await request.json_body()

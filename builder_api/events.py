@@ -26,6 +26,11 @@ from builder_api.safefs import READ, FileRefused, open_file, open_folder
 
 ROTATION_NEWLINE_SEARCH = 256 * 1024
 MAILBOX_FRAMES = 512
+#: `query` reads at most this much of the events file's end, skips longer lines, and answers
+#: with at most this many bytes of records (the newest).
+QUERY_SCAN_BYTES = 64 << 20
+MAX_EVENT_LINE_BYTES = 64 << 10
+QUERY_ANSWER_BYTES = 1 << 20
 APPEND_READ = os.O_RDWR | os.O_APPEND | os.O_CREAT  # read too: a rotation reads what it keeps
 
 
@@ -142,10 +147,21 @@ class EventStore:
             descriptor = open_file(path, self._root(), READ)
         except (OSError, FileRefused):
             return empty
-        kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=n)
-        total = 0
+        kept: collections.deque[tuple[dict[str, Any], int]] = collections.deque(maxlen=n)
+        kept_bytes = total = 0
         with os.fdopen(descriptor, "rb") as handle:
-            for raw in handle:
+            # the file may be the agent's (a sparse terabyte, one endless line): only its last
+            # QUERY_SCAN_BYTES are read, lines longer than MAX_EVENT_LINE_BYTES are skipped,
+            # and the answer keeps the newest records within QUERY_ANSWER_BYTES
+            size = os.fstat(handle.fileno()).st_size
+            if size > QUERY_SCAN_BYTES:
+                handle.seek(size - QUERY_SCAN_BYTES)
+                handle.readline(MAX_EVENT_LINE_BYTES)  # the cut first line
+            budget = QUERY_SCAN_BYTES
+            while budget > 0 and (raw := handle.readline(min(MAX_EVENT_LINE_BYTES + 1, budget))):
+                budget -= len(raw)
+                if not raw.endswith(b"\n") and len(raw) > MAX_EVENT_LINE_BYTES:
+                    continue  # the rest of an over-long line follows as more reads: none parse
                 total += 1
                 try:
                     record = json.loads(raw)
@@ -159,5 +175,10 @@ class EventStore:
                     continue
                 if pid is not None and record.get("pid") != pid:
                     continue
-                kept.append(record)
-        return {"events": list(kept), "count": len(kept), "total": total}
+                if len(kept) == kept.maxlen:
+                    kept_bytes -= kept[0][1]
+                kept.append((record, len(raw)))
+                kept_bytes += len(raw)
+                while kept_bytes > QUERY_ANSWER_BYTES:
+                    kept_bytes -= kept.popleft()[1]
+        return {"events": [record for record, _ in kept], "count": len(kept), "total": total}

@@ -17,6 +17,8 @@ BLOCK = 64 * 1024
 MAX_LINE_BYTES = 16 * 1024
 #: At most this much is read per wake-up and file, so one busy log cannot starve the others.
 MAX_READ_BYTES = 1 << 20
+#: The most `tail` reads back from a file's end.
+MAX_TAIL_BYTES = 4 << 20
 
 __all__ = ["FileRefused", "LogCursor", "tail"]
 
@@ -31,14 +33,21 @@ def tail(path: Path, n: int, root: Path | None = None) -> str:
         return ""
     try:
         position = os.fstat(descriptor).st_size
-        data = b""
-        while position > 0 and data.count(b"\n") <= n:
+        blocks: list[bytes] = []
+        newlines = read = 0
+        # backwards, block by block, until n lines or MAX_TAIL_BYTES: the agent writes these
+        # files (a sparse terabyte without a newline would otherwise be read whole)
+        while position > 0 and newlines <= n and read < MAX_TAIL_BYTES:
             step = min(BLOCK, position)
             position -= step
-            data = os.pread(descriptor, step, position) + data
+            block = os.pread(descriptor, step, position)
+            blocks.append(block)
+            newlines += block.count(b"\n")
+            read += len(block)
     finally:
         os.close(descriptor)
-    return "\n".join(data.decode(errors="replace").splitlines()[-n:])
+    data = b"".join(reversed(blocks))
+    return "\n".join(_cut(line) for line in data.splitlines()[-n:])
 
 
 def _cut(line: bytes) -> str:

@@ -75,7 +75,10 @@ class Session:
                 command = json.loads(text)
             except ValueError:
                 continue
-            self.mailbox.put(self._answer(command))
+            if isinstance(command, dict) and command.get("cmd") == "events":  # a file read: off the loop
+                self.mailbox.put(await anyio.to_thread.run_sync(self._answer, command, abandon_on_cancel=True))
+            else:
+                self.mailbox.put(self._answer(command))
 
     def _answer(self, command: Any) -> dict[str, Any]:
         if not isinstance(command, dict):

@@ -25,6 +25,7 @@ from launch.network import LABEL_POLICY, gateway_name
 from launch.spec import LABEL_PREFIX as LABEL
 from launch.ssh import LABEL_PORT as SSH_LABEL_PORT
 from supervisor.gateway import check_running
+from supervisor.printable import printable
 from supervisor.ssh_keys import read_status as read_ssh_status
 
 
@@ -172,12 +173,17 @@ def status_lines(rows: list[RunningSlot], *, all_users: bool = False) -> list[st
 
     indent = " " * (sum(widths[:slot_column + 1]) + 2 * (slot_column + 1))  # under PROJECT
     lines = [line(header)]
-    for cells, row in zip(table, rows, strict=True):
-        lines.append(line(cells))
-        lines.append(f"{indent}network: {row.network}")
-        if row.ssh is not None:
-            lines.append(f"{indent}ssh: {_describe_ssh(row.ssh)}")
-        lines.extend(f"{indent}  {check}" for check in row.network_checks or [])
+    for cells, row in zip(table, rows, strict=True):  # every line printable: below, the cage's words
+        lines.extend(printable(text) for text in _slot_lines(line(cells), row, indent))
+    return lines
+
+
+def _slot_lines(first: str, row: RunningSlot, indent: str) -> list[str]:
+    """A slot's row, then its indented network, SSH and check lines."""
+    lines = [first, f"{indent}network: {row.network}"]
+    if row.ssh is not None:
+        lines.append(f"{indent}ssh: {_describe_ssh(row.ssh)}")
+    lines.extend(f"{indent}  {check}" for check in row.network_checks or [])
     return lines
 
 

@@ -47,6 +47,12 @@ MAX_WALKED_ENTRIES = 400_000
 MAX_NESTED_DEPTH = 64
 #: Deepest folder copied into a quarantine on another file system (deeper: not moved, reported).
 MAX_COPIED_DEPTH = 200
+#: The most bytes one quarantined entry keeps when it is copied to another file system; the
+#: rest of larger files is dropped with the original.
+MAX_QUARANTINED_BYTES = 256 * 1024 * 1024
+#: What every quarantined file keeps whatever the bound (a planted config is small: never lost
+#: to a big file copied before it).
+KEPT_OF_EVERY_FILE = 1024 * 1024
 
 RECORDS_FOLDER = "tripwire"
 PRIVATE_MODE = 0o600
@@ -238,6 +244,8 @@ def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]
             relative = os.path.normpath(f"{relative_folder}/{name}")
             if name in SKIPPED_FOLDERS or (name in NESTED_ENTRIES and any(c.relative == relative for c in found)):
                 continue
+            if not _real_folder(descriptor, name):
+                continue  # a link to a folder: listed among folders, never walked (nor followed)
             if relative.count("/") >= MAX_NESTED_DEPTH:
                 too_deep = True
                 continue
@@ -265,6 +273,13 @@ def _ctime_since(folder: int, name: str, since: float) -> bool:
         return False
     except OSError:
         return True
+
+
+def _real_folder(folder: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return True  # there, but hidden: `_enterable` says so
 
 
 def _enterable(folder: int, name: str) -> bool:
@@ -397,14 +412,15 @@ def _copy_then_remove(parent: int, name: str, destination: int) -> None:
     """Across file systems: copy (links as links), then remove. Both sides are reached
     through folder descriptors opened `O_NOFOLLOW`, one level at a time, so no symlink the
     agent planted is followed — nor even opened — on Linux and macOS alike."""
-    if _copy_entry(parent, name, destination) is Kind.DIRECTORY:
-        _copy_folder(parent, destination, name, depth=0)
+    budget = [MAX_QUARANTINED_BYTES]
+    if _copy_entry(parent, name, destination, budget) is Kind.DIRECTORY:
+        _copy_folder(parent, destination, name, budget, depth=0)
         shutil.rmtree(name, dir_fd=parent)
     else:
         os.unlink(name, dir_fd=parent)
 
 
-def _copy_folder(parent: int, destination: int, name: str, *, depth: int) -> None:
+def _copy_folder(parent: int, destination: int, name: str, budget: list[int], *, depth: int) -> None:
     """The contents of the folder `name` of `parent` into the (new, empty) folder `name` of
     `destination`."""
     if depth > MAX_COPIED_DEPTH:
@@ -414,19 +430,21 @@ def _copy_folder(parent: int, destination: int, name: str, *, depth: int) -> Non
         target = os.open(name, _DIRECTORY_FLAGS, dir_fd=destination)
         try:
             for child in sorted(os.listdir(source)):
-                if _copy_entry(source, child, target) is Kind.DIRECTORY:
-                    _copy_folder(source, target, child, depth=depth + 1)
+                if _copy_entry(source, child, target, budget) is Kind.DIRECTORY:
+                    _copy_folder(source, target, child, budget, depth=depth + 1)
         finally:
             os.close(target)
     finally:
         os.close(source)
 
 
-def _copy_entry(folder: int, name: str, destination: int) -> Kind:
+def _copy_entry(folder: int, name: str, destination: int, budget: list[int]) -> Kind:
     """Copy one entry of `folder` into `destination` without following it (and refusing
     to write through anything already there): a symlink as a symlink, a folder as an empty
     folder (its contents follow), a file's bytes and permission bits; nothing for a FIFO,
-    socket or device (nothing to keep, and a FIFO could block)."""
+    socket or device (nothing to keep, and a FIFO could block). The bytes copied are bounded
+    by `budget` (what is left of `MAX_QUARANTINED_BYTES`): an agent's sparse terabyte file
+    keeps only its start — the check stays bounded in time, the user's disk in use."""
     entry = _entry(folder, name)
     if entry.kind is Kind.SYMLINK and entry.target is not None:
         os.symlink(entry.target, name, dir_fd=destination)
@@ -441,7 +459,11 @@ def _copy_entry(folder: int, name: str, destination: int) -> Kind:
             copy = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                            dir_fd=destination)
             with os.fdopen(copy, "wb") as copy_file:
-                shutil.copyfileobj(source_file, copy_file)
+                allowed = max(budget[0], 0) + KEPT_OF_EVERY_FILE
+                while allowed > 0 and (chunk := source_file.read(min(KEPT_OF_EVERY_FILE, allowed))):
+                    copy_file.write(chunk)
+                    allowed -= len(chunk)
+                    budget[0] -= len(chunk)
                 os.fchmod(copy, stat.S_IMODE(info.st_mode) & 0o777)
     return entry.kind
 

@@ -27,6 +27,7 @@ from launch import ssh as plan
 from launch.spec import LABEL_PREFIX
 from supervisor.atomic import replace_atomically
 from supervisor.context import SlotRun, Supervisor
+from supervisor.printable import printable
 from supervisor.ssh_keys import status_folder
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ NAME = "ssh_probe"
 
 #: One probe (connect, authenticate, run `true`) takes milliseconds; this bounds a stuck one.
 PROBE_TIMEOUT_SECONDS = 10.0
+#: The most of an SSH error's reason (the server's words) kept.
+MAX_REASON_CHARS = 200
 
 
 async def run(supervisor: Supervisor) -> None:
@@ -113,13 +116,16 @@ async def probe(port: int, user: str, client_key: asyncssh.SSHKey, pinned: async
                     config=[], agent_path=None, agent_forwarding=False, password=None, kbdint_auth=False,
                     password_auth=False, gss_auth=False, preferred_auth="publickey",
                     connect_timeout=timeout) as connection:
-                completed = await connection.run("true", check=False)
+                # nothing of what the cage's side prints is kept (its shell's rc files can print
+                # without end): only the exit status counts
+                completed = await connection.run("true", check=False, stdin=asyncssh.DEVNULL,
+                                                 stdout=asyncssh.DEVNULL, stderr=asyncssh.DEVNULL)
     except asyncssh.HostKeyNotVerifiable as error:
-        return plan.ProbeResult(reachable=False, error=f"host key mismatch: {error.reason}", host_key_mismatch=True)
+        return plan.ProbeResult(reachable=False, error=f"host key mismatch: {_reason(error)}", host_key_mismatch=True)
     except TimeoutError:
         return plan.ProbeResult(reachable=False, error=f"no answer within {timeout:g}s")
     except asyncssh.PermissionDenied as error:
-        return plan.ProbeResult(reachable=False, error=f"login refused: {error.reason}")
+        return plan.ProbeResult(reachable=False, error=f"login refused: {_reason(error)}")
     except (OSError, asyncssh.Error) as error:
         return plan.ProbeResult(reachable=False, error=_describe(error))
     latency = (time.perf_counter() - began) * 1000
@@ -142,7 +148,7 @@ def _describe(error: BaseException) -> str:
     import asyncssh
 
     if isinstance(error, asyncssh.Error):
-        return error.reason or type(error).__name__
+        return _reason(error)
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
     return str(error) or type(error).__name__
@@ -151,3 +157,9 @@ def _describe(error: BaseException) -> str:
 async def _write(path: Path, record: dict[str, object]) -> None:
     content = json.dumps(record, sort_keys=True).encode() + b"\n"
     await anyio.to_thread.run_sync(replace_atomically, path, content, 0o600)
+
+
+def _reason(error: asyncssh.Error) -> str:
+    """An SSH error's reason: often the server's own text — the cage's sshd chooses it (a
+    DISCONNECT message), so it is cut short and made printable before anyone shows it."""
+    return printable(error.reason[:MAX_REASON_CHARS]) if error.reason else type(error).__name__

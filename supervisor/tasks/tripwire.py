@@ -18,18 +18,27 @@ SETTLE_SECONDS = 30.0
 
 
 async def run(supervisor: Supervisor) -> None:
-    await supervisor.for_each_slot(settle_when_gone)
+    # threads of the check's own: the default pool is shared with whatever else the loop runs
+    # (the builder-api's file reads, which the agent drives), so it could be taken up
+    threads = anyio.CapacityLimiter(max(len(supervisor.slots), 1))
+    await supervisor.for_each_slot(lambda supervisor, slot: settle_when_gone(supervisor, slot, threads))
 
 
-async def settle_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
+async def settle_when_gone(supervisor: Supervisor, slot: SlotRun, threads: anyio.CapacityLimiter) -> None:
     async def settle() -> None:
-        try:
-            report = await anyio.to_thread.run_sync(tripwire.settle, supervisor.state_home, slot.launch.run_id,
-                                                    abandon_on_cancel=True)
-        except Exception as error:  # whatever the agent's files make of the check, the user hears of it
-            supervisor.log.exception("tripwire-failed")
-            supervisor.notice(f"tripwire: could not check the project ({type(error).__name__}: {error}) — review "
-                              "its .git and tool settings before running git there")
+        with anyio.move_on_after(SETTLE_SECONDS) as bound:
+            try:
+                report = await anyio.to_thread.run_sync(tripwire.settle, supervisor.state_home, slot.launch.run_id,
+                                                        abandon_on_cancel=True, limiter=threads)
+            except Exception as error:  # whatever the agent's files make of the check, the user hears of it
+                supervisor.log.exception("tripwire-failed")
+                supervisor.notice(f"tripwire: could not check the project ({type(error).__name__}: {error}) — "
+                                  "review its .git and tool settings before running git there")
+                return
+        if bound.cancelled_caught:
+            supervisor.log.warning("tripwire-timeout", seconds=SETTLE_SECONDS)
+            supervisor.notice(f"tripwire: the check of the project did not finish within {SETTLE_SECONDS:g} s — "
+                              "review its .git and tool settings before running git there")
             return
         if report is not None and report.changes:
             supervisor.log.warning("tripwire", project=str(report.root), quarantine=str(report.quarantine),
@@ -38,4 +47,4 @@ async def settle_when_gone(supervisor: Supervisor, slot: SlotRun) -> None:
         if message is not None:
             supervisor.notice(message)
 
-    await after_container_gone(slot, settle, seconds=SETTLE_SECONDS, done=slot.surface_checked)
+    await after_container_gone(slot, settle, seconds=SETTLE_SECONDS + 5, done=slot.surface_checked)

@@ -396,3 +396,39 @@ def test_the_caps_are_configurable(tmp_path: Path) -> None:
     assert (config.security.max_ws_clients, config.security.max_followers, config.build.max_pending) == (3, 5, 2)
     assert config.runtime.env_passthrough == ("DOCKER_HOST",)
     shutil.rmtree(tmp_path / "p")
+
+
+def test_tail_of_a_sparse_terabyte_without_a_newline_reads_a_bounded_end(tmp_path: Path) -> None:
+    """`/logs?file=…&n=1` on an agent's `truncate -s 1T app.log`: read backwards until a
+    newline that never comes, each step copying all before — now a bounded read."""
+    from builder_api.logs import MAX_LINE_BYTES, MAX_TAIL_BYTES
+
+    root = tmp_path / "p"
+    (root / "logs").mkdir(parents=True)
+    with (root / "logs" / "app.log").open("wb") as log:
+        log.truncate(1 << 40)
+    with _no_block():
+        shown = tail(root / "logs" / "app.log", 1, root)
+    assert shown.startswith("\0" * MAX_LINE_BYTES) and f"[{MAX_TAIL_BYTES - MAX_LINE_BYTES} bytes cut]" in shown
+    (root / "logs" / "app.log").write_text("one\ntwo\nthree\n")
+    assert tail(root / "logs" / "app.log", 2, root) == "two\nthree"
+
+
+def test_an_events_query_reads_and_answers_a_bounded_amount(tmp_path: Path) -> None:
+    """The events file may be the agent's: a sparse terabyte without a newline is one endless
+    line; ten thousand 60 KB records would be a 600 MB answer."""
+    from builder_api import events
+
+    root = tmp_path / "project"
+    root.mkdir()
+    events_file = root / "events.jsonl"
+    store = EventStore(EventSettings(events_file), lambda: root)
+    with events_file.open("wb") as sparse:
+        sparse.truncate(1 << 40)
+    with _no_block():
+        assert store.query(n=10)["events"] == []
+    big = json.dumps({"type": "big", "text": "x" * 60_000}) + "\n"
+    events_file.write_text(big * 100 + json.dumps({"type": "last"}) + "\n")
+    answer = store.query(n=10_000)
+    assert answer["total"] == 101 and answer["events"][-1] == {"type": "last"}
+    assert len(json.dumps(answer["events"])) <= events.QUERY_ANSWER_BYTES < 100 * len(big)

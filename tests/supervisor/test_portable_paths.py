@@ -129,3 +129,24 @@ def test_cross_file_system_quarantine_never_follows_a_planted_symlink(tmp_path: 
     assert (host / "id_ed25519").read_text() == SECRET and (host / "private" / "notes").read_text() == SECRET
     tripwire.accept(state, report.quarantine_id or "")
     assert os.readlink(project / ".vscode" / "key") == str(host / "id_ed25519")
+
+
+def test_a_sparse_terabyte_the_agent_plants_costs_the_quarantine_only_its_start(
+        tmp_path: Path, other_file_system: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems the quarantine is a copy: a sparse file of a terabyte (no disk
+    in the project) would fill the user's home for as long as the check ran."""
+    monkeypatch.setattr(tripwire, "MAX_QUARANTINED_BYTES", 2 * 1024 * 1024)  # the tmpfs holds 8 MB
+    project = tmp_path / "p"
+    (project / ".git").mkdir(parents=True)
+    state = other_file_system
+    tripwire.arm(state, "run-1", project, plan_protection(gather_surface(project), commit=False))
+    (project / ".vscode").mkdir()
+    (project / ".vscode/tasks.json").write_text('{"runOn": "folderOpen"}')
+    with (project / ".vscode/big").open("wb") as big:
+        big.truncate(1 << 40)
+    report = tripwire.settle(state, "run-1")
+    assert report is not None and report.quarantine is not None and report.problems == (), report
+    assert not (project / ".vscode").exists()
+    moved = report.quarantine / tripwire.FILES / ".vscode"
+    assert (moved / "tasks.json").read_text() == '{"runOn": "folderOpen"}'
+    assert (moved / "big").stat().st_size <= tripwire.MAX_QUARANTINED_BYTES + tripwire.KEPT_OF_EVERY_FILE

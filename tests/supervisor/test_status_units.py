@@ -3,6 +3,8 @@ engine side — whose slots are listed — is in test_supervise_docker.py."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from supervisor.status import RunningSlot, status_lines
 
 
@@ -31,3 +33,17 @@ def test_all_users_adds_a_user_column() -> None:
     rows = [line.split() for line in lines[1:] if not line.startswith(" ")]
     assert [row[:4] for row in rows] == [["root", "claude", "1", "/p/app"], ["64101", "claude", "-", "/q/app"]]
     assert "USER" not in status_lines([slot("root", "/p/app", 1)])[0]
+
+
+def test_the_cages_words_are_printed_printable() -> None:
+    """The SSH line quotes the probe's last error — the cage's sshd chose its text."""
+    import asyncssh
+
+    from supervisor.tasks.ssh_probe import MAX_REASON_CHARS, _describe
+
+    reason = _describe(asyncssh.DisconnectError(asyncssh.DISC_BY_APPLICATION, "\x1b]52;c;QUFBQQ==\x07" + "x" * 500))
+    assert reason.startswith("?]52;c;QUFBQQ==?") and len(reason) == MAX_REASON_CHARS
+    row = dataclasses.replace(slot("root", "/p/app", 1),
+                              ssh={"port": 2222, "reachable": False, "error": "\x1b[2K\rforged", "checked_at": "now"})
+    text = "\n".join(status_lines([row]))
+    assert "\x1b" not in text and "\r" not in text and "?[2K?forged" in text
