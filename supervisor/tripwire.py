@@ -244,15 +244,21 @@ def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]
             relative = os.path.normpath(f"{relative_folder}/{name}")
             if name in SKIPPED_FOLDERS or (name in NESTED_ENTRIES and any(c.relative == relative for c in found)):
                 continue
-            if not _real_folder(descriptor, name):
+            try:
+                info: os.stat_result | None = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                info = None  # there, but its parent hides it (no search permission)
+            if info is not None and not stat.S_ISDIR(info.st_mode):
                 continue  # a link to a folder: listed among folders, never walked (nor followed)
             if relative.count("/") >= MAX_NESTED_DEPTH:
                 too_deep = True
                 continue
-            if not _enterable(descriptor, name):
+            if info is None or not os.access(name, os.R_OK, dir_fd=descriptor, follow_symlinks=False):
                 # git runs in a folder it may not list: one made unreadable in the session (the
                 # chmod is a ctime change) goes to the quarantine whole, an older one is named
-                if _ctime_since(descriptor, name, since):
+                if info is None or info.st_ctime >= since:
                     found.append(Change(relative, Entry(Kind.DIRECTORY), _entry(descriptor, name)))
                 else:
                     problems.append(f"could not read {relative} — review it (and its permissions) before running "
@@ -263,38 +269,6 @@ def nested_changes(root: Path, *, since: float) -> tuple[list[Change], list[str]
     if too_deep:
         problems.append(f"folders deeper than {MAX_NESTED_DEPTH} levels were not checked")
     return found, problems
-
-
-def _ctime_since(folder: int, name: str, since: float) -> bool:
-    """Whether the entry itself (not what it holds) changed since `since`; True if unknown."""
-    try:
-        return os.stat(name, dir_fd=folder, follow_symlinks=False).st_ctime >= since
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-
-
-def _real_folder(folder: int, name: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
-    except OSError:
-        return True  # there, but hidden: `_enterable` says so
-
-
-def _enterable(folder: int, name: str) -> bool:
-    """Whether the walk can list the folder `name` (a link is no folder: never followed)."""
-    try:
-        child = os.open(name, _DIRECTORY_FLAGS, dir_fd=folder)
-    except OSError:
-        return False
-    try:
-        os.scandir(child).close()
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(child)
 
 
 def _looks_like_git_folder(folders: list[str], files: list[str]) -> bool:
